@@ -1,0 +1,32 @@
+# The two commands of the quick start: `make demo` and `make test`. Both create .venv on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test protos up docs clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "voxmesh needs Python >= 3.11; set PYTHON=/path/to/python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/voxmesh transcribe samples/welcome.flac --pace realtime
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+up: $(STAMP)
+	$(BIN)/voxmesh up
+
+protos: $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -Iprotos --python_out=. --pyi_out=. --grpc_python_out=. protos/voxmesh/v1/*.proto
+
+clean:
+	rm -rf $(VENV) build *.egg-info
+
+docs: $(STAMP)
+	$(BIN)/python -m voxmesh.settings > docs/settings.md

@@ -1,0 +1,162 @@
+"""The Transcription servicer: validates client input, converts audio once, runs a Chain per call."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator
+
+import grpc
+
+from gateway import metrics
+from gateway.chain import Chain, ChainConfig
+from gateway.downstream import Downstream
+from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH, audio, errors, rpc
+from voxmesh.settings import GatewaySettings
+from voxmesh.v1 import common_pb2, transcription_pb2, transcription_pb2_grpc
+
+log = logging.getLogger("voxmesh.gateway")
+
+_LANGUAGE = re.compile(r"[a-z]{2,3}")
+FILE_CHUNK_S = 0.5
+
+
+def chain_config(language: str, partials: bool, post: transcription_pb2.PostProcessing) -> ChainConfig:
+    if language and not _LANGUAGE.fullmatch(language):
+        raise errors.InvalidArgument(
+            f"language {language!r} is not an ISO 639-1 code such as 'en'; leave it empty to let the engine detect it"
+        )
+    return ChainConfig(language, partials, post.enabled, post.instruction if post.enabled else "")
+
+
+class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer):
+    def __init__(self, settings: GatewaySettings):
+        self.settings = settings
+        self.downstream: Downstream | None = None
+        self.active = 0
+
+    @contextlib.contextmanager
+    def _admit(self, method: str):
+        """Count the call against the stream limit, and record how it ended."""
+        if self.downstream is None:
+            raise errors.Unavailable("the gateway is still starting; retry once its health check says SERVING")
+        if self.active >= self.settings.max_streams:
+            metrics.STREAMS.labels(method, "RESOURCE_EXHAUSTED").inc()
+            raise errors.ResourceExhausted(
+                f"the gateway is serving its limit of {self.settings.max_streams} concurrent streams "
+                "(VOXMESH_GATEWAY_MAX_STREAMS); retry later or add gateway replicas"
+            )
+        self.active += 1
+        metrics.ACTIVE_STREAMS.inc()
+        code = "OK"
+        try:
+            yield
+        except (asyncio.CancelledError, GeneratorExit):
+            code = "CANCELLED"
+            raise
+        except Exception as exc:
+            code = errors.status_of(exc)[0].name
+            raise
+        finally:
+            self.active -= 1
+            metrics.ACTIVE_STREAMS.dec()
+            metrics.STREAMS.labels(method, code).inc()
+
+    @rpc.servicer_method("gateway")
+    async def StreamingTranscribe(self, request_iterator, context: grpc.aio.ServicerContext):
+        with self._admit("StreamingTranscribe"):
+            config, rest = await rpc.config_first(request_iterator)
+            if config is None:
+                return
+            fmt = audio.check_format(
+                transcription_pb2.AudioFormat.Encoding.Name(config.format.encoding),
+                config.format.sample_rate_hz,
+                config.format.channels,
+            )
+            chain = Chain(
+                chain_config(config.language, config.partial_results, config.post_processing),
+                self.downstream,
+                self.settings,
+            )
+            async for event in chain.run(self._converted(rest, fmt)):
+                yield event
+
+    async def _converted(self, rest, fmt: audio.PcmFormat) -> AsyncIterator[bytes]:
+        converter = audio.PcmConverter(fmt)
+        async for _, chunk in rest:
+            if len(chunk) > self.settings.max_chunk_bytes:
+                raise errors.InvalidArgument(
+                    f"an audio chunk of {len(chunk)} bytes is over the limit of {self.settings.max_chunk_bytes} "
+                    "bytes per message; send smaller chunks (100 ms each is typical)"
+                )
+            rpc.require_whole_samples(chunk, fmt.channels)
+            metrics.AUDIO_SECONDS.inc(fmt.seconds(len(chunk)))
+            yield converter.convert(chunk)
+        yield converter.flush()
+
+    @rpc.servicer_method("gateway")
+    async def Transcribe(self, request, context: grpc.aio.ServicerContext):
+        with self._admit("Transcribe"):
+            if not request.content:
+                raise errors.InvalidArgument("content is empty: send the bytes of an audio file (WAV, FLAC, OGG, ...)")
+            config = chain_config(request.language, False, request.post_processing)
+            samples, rate = await asyncio.to_thread(audio.read_file, request.content)
+            pcm = await asyncio.to_thread(audio.to_internal, samples, rate)
+            metrics.AUDIO_SECONDS.inc(len(samples) / rate)
+            step = int(FILE_CHUNK_S * SAMPLE_RATE) * SAMPLE_WIDTH
+
+            async def chunks() -> AsyncIterator[bytes]:
+                for offset in range(0, len(pcm), step):
+                    yield pcm[offset : offset + step]
+
+            utterances: dict[int, transcription_pb2.Utterance] = {}
+            async for event in Chain(config, self.downstream, self.settings).run(chunks()):
+                utterance = utterances.setdefault(event.utterance_id, transcription_pb2.Utterance(
+                    utterance_id=event.utterance_id
+                ))
+                utterance.start_s, utterance.end_s = event.start_s, event.end_s
+                kind = event.WhichOneof("event")
+                if kind in ("final", "error"):
+                    getattr(utterance, kind).CopyFrom(getattr(event, kind))
+                elif kind == "processed" and event.processed.done:
+                    utterance.processed.CopyFrom(event.processed)
+            ordered = [utterances[k] for k in sorted(utterances)]
+            return transcription_pb2.TranscribeResponse(
+                utterances=ordered, duration_s=len(samples) / rate, text=joined_text(ordered)
+            )
+
+
+def joined_text(utterances: list[transcription_pb2.Utterance]) -> str:
+    parts = []
+    for utterance in utterances:
+        processed = utterance.processed
+        if utterance.HasField("processed") and processed.outcome != common_pb2.PROCESSING_OUTCOME_FAILED:
+            parts.append(processed.text)
+        elif utterance.HasField("final"):
+            parts.append(utterance.final.text)
+    return " ".join(p for p in parts if p)
+
+
+class GatewayService:
+    name = "gateway"
+    grpc_services = (transcription_pb2.DESCRIPTOR.services_by_name["Transcription"].full_name,)
+
+    def __init__(self, settings: GatewaySettings):
+        self.settings = settings
+        self.servicer = TranscriptionServicer(settings)
+        self._downstream: Downstream | None = None
+
+    def register(self, server: grpc.aio.Server) -> None:
+        transcription_pb2_grpc.add_TranscriptionServicer_to_server(self.servicer, server)
+
+    async def start(self) -> None:
+        self._downstream = Downstream(self.settings)
+        await self._downstream.wait_ready()
+        self.servicer.downstream = self._downstream
+
+    async def close(self) -> None:
+        self.servicer.downstream = None
+        if self._downstream is not None:
+            await self._downstream.close()

@@ -1,0 +1,1 @@
+"""The inner services of the mesh, one deployable each: vad, asr, llm."""

@@ -1,0 +1,113 @@
+"""The Recognizer servicer: protocol only. Engine work goes through the scheduler; state per stream
+lives in a RecognizeSession."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import grpc
+
+from services.asr.engines import AsrEngine, load_engine
+from services.asr.scheduler import Scheduler
+from services.asr.session import RecognizeSession
+from voxmesh import errors, rpc
+from voxmesh.settings import AsrSettings
+from voxmesh.v1 import asr_pb2, asr_pb2_grpc
+
+log = logging.getLogger("voxmesh.asr")
+
+_DONE = object()
+
+
+class RecognizerServicer(asr_pb2_grpc.RecognizerServicer):
+    def __init__(self, settings: AsrSettings):
+        self.settings = settings
+        self.engine: AsrEngine | None = None
+        self.scheduler: Scheduler | None = None
+
+    def _check_language(self, language: str) -> str | None:
+        languages = self.engine.languages
+        if language and languages is not None and language not in languages:
+            raise errors.InvalidArgument(
+                f"language {language!r} is not available: the engine {self.engine.name} transcribes "
+                f"{', '.join(sorted(languages))} only"
+            )
+        return language or None
+
+    @rpc.servicer_method("asr")
+    async def Recognize(self, request_iterator, context: grpc.aio.ServicerContext):
+        if self.scheduler is None:
+            raise errors.Unavailable("the ASR engine is still loading; retry once health says SERVING")
+        config, rest = await rpc.config_first(request_iterator)
+        if config is None:
+            return
+        rpc.require_internal_rate(config.sample_rate_hz)
+        language = self._check_language(config.language)
+        out: asyncio.Queue = asyncio.Queue(maxsize=64)
+        session = RecognizeSession(
+            self.scheduler,
+            out.put,
+            engine_name=self.engine.name,
+            language=language,
+            partials=config.partial_results,
+            partial_interval_s=self.settings.partial_interval_s,
+            max_utterance_s=self.settings.max_utterance_s,
+        )
+        reader = asyncio.create_task(self._read(rest, session, out))
+        try:
+            while (item := await out.get()) is not _DONE:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            reader.cancel()
+            session.cancel()
+
+    @staticmethod
+    async def _read(rest, session: RecognizeSession, out: asyncio.Queue) -> None:
+        try:
+            async for kind, message in rest:
+                if kind == "audio":
+                    rpc.require_whole_samples(message.audio)
+                    session.audio(message.utterance_id, message.audio)
+                else:
+                    session.end(message.utterance_id)
+            await session.drain()
+            await out.put(_DONE)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - handed to the call, which maps it to a status
+            await out.put(exc)
+
+
+class AsrService:
+    name = "asr"
+    grpc_services = (asr_pb2.DESCRIPTOR.services_by_name["Recognizer"].full_name,)
+
+    def __init__(self, settings: AsrSettings):
+        self.settings = settings
+        self.servicer = RecognizerServicer(settings)
+
+    def register(self, server: grpc.aio.Server) -> None:
+        asr_pb2_grpc.add_RecognizerServicer_to_server(self.servicer, server)
+
+    async def start(self) -> None:
+        engine = await asyncio.to_thread(load_engine, self.settings)
+        await asyncio.to_thread(engine.warmup)
+        scheduler = Scheduler(
+            engine,
+            queue_size=self.settings.queue_size,
+            max_batch_size=self.settings.max_batch_size,
+            batch_wait_s=self.settings.batch_wait_ms / 1000,
+        )
+        scheduler.start()
+        self.servicer.engine = engine
+        self.servicer.scheduler = scheduler
+        log.info("engine ready", extra={"engine": engine.name, "max_batch_size": scheduler.max_batch_size})
+
+    async def close(self) -> None:
+        scheduler, self.servicer.scheduler = self.servicer.scheduler, None
+        if scheduler is not None:
+            await scheduler.close()
+            scheduler.engine.close()

@@ -1,0 +1,1 @@
+"""Post-processing of final transcripts: engines behind one streaming interface."""

@@ -1,0 +1,6 @@
+"""python -m services.llm: run the LLM service (settings from VOXMESH_LLM_* and flags)."""
+
+from voxmesh.cli import serve_main
+
+if __name__ == "__main__":
+    raise SystemExit(serve_main("llm"))

@@ -1,0 +1,156 @@
+"""The PostProcessor servicer: protocol only.
+
+Each stream's transcripts are processed in order by one task, each with the stream's previous transcripts
+as context; streams run concurrently. A stream may have `max_pending` transcripts waiting; one more is
+answered with RESOURCE_EXHAUSTED for that utterance, and the stream goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+
+import grpc
+
+from services.llm import metrics
+from services.llm.engines import Done, LlmEngine, LlmRequest, load_engine
+from voxmesh import errors, rpc
+from voxmesh.metrics import UTTERANCE_ERRORS
+from voxmesh.settings import LlmSettings
+from voxmesh.v1 import common_pb2, llm_pb2, llm_pb2_grpc
+
+log = logging.getLogger("voxmesh.llm")
+
+_DONE = object()
+OUTCOMES = {
+    "processed": common_pb2.PROCESSING_OUTCOME_PROCESSED,
+    "guarded": common_pb2.PROCESSING_OUTCOME_GUARDED,
+}
+
+
+def error_response(utterance_id: int, exc: errors.VoxmeshError) -> llm_pb2.ProcessResponse:
+    UTTERANCE_ERRORS.labels("llm", exc.code.name).inc()
+    return llm_pb2.ProcessResponse(
+        utterance_id=utterance_id,
+        error=common_pb2.UtteranceError(stage="llm", code=exc.code.name, message=str(exc)),
+    )
+
+
+class PostProcessorServicer(llm_pb2_grpc.PostProcessorServicer):
+    def __init__(self, settings: LlmSettings):
+        self.settings = settings
+        self.engine: LlmEngine | None = None
+
+    @rpc.servicer_method("llm")
+    async def Process(self, request_iterator, context: grpc.aio.ServicerContext):
+        if self.engine is None:
+            raise errors.Unavailable("the LLM engine is still loading; retry once health says SERVING")
+        config, rest = await rpc.config_first(request_iterator)
+        if config is None:
+            return
+        if len(config.instruction) > self.settings.max_instruction_chars:
+            raise errors.InvalidArgument(
+                f"the instruction has {len(config.instruction)} characters; at most "
+                f"{self.settings.max_instruction_chars} are accepted"
+            )
+        pending: asyncio.Queue = asyncio.Queue(maxsize=self.settings.max_pending)
+        out: asyncio.Queue = asyncio.Queue(maxsize=64)
+        tasks = [
+            asyncio.create_task(self._read(rest, pending, out)),
+            asyncio.create_task(self._work(config.instruction or None, pending, out)),
+        ]
+        try:
+            while (item := await out.get()) is not _DONE:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            for task in tasks:
+                task.cancel()
+            metrics.PENDING.dec(pending.qsize())
+
+    async def _read(self, rest, pending: asyncio.Queue, out: asyncio.Queue) -> None:
+        try:
+            async for _, segment in rest:
+                if len(segment.text) > self.settings.max_transcript_chars:
+                    await out.put(error_response(segment.utterance_id, errors.InvalidArgument(
+                        f"transcript of {len(segment.text)} characters; at most "
+                        f"{self.settings.max_transcript_chars} are accepted"
+                    )))
+                    continue
+                try:
+                    pending.put_nowait(segment)
+                    metrics.PENDING.inc()
+                except asyncio.QueueFull:
+                    await out.put(error_response(segment.utterance_id, errors.ResourceExhausted(
+                        f"this stream already has {self.settings.max_pending} transcripts waiting for the "
+                        "post-processor; the transcript stands unprocessed"
+                    )))
+            await pending.put(_DONE)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - handed to the call, which maps it to a status
+            await out.put(exc)
+
+    async def _work(self, instruction: str | None, pending: asyncio.Queue, out: asyncio.Queue) -> None:
+        context: deque[str] = deque(maxlen=self.settings.context_utterances)
+        while (segment := await pending.get()) is not _DONE:
+            metrics.PENDING.dec()
+            request = LlmRequest(segment.text, instruction, tuple(context))
+            await self._process(segment.utterance_id, request, out)
+            if context.maxlen:
+                context.append(segment.text)
+        await out.put(_DONE)
+
+    async def _process(self, utterance_id: int, request: LlmRequest, out: asyncio.Queue) -> None:
+        started = time.perf_counter()
+        first = True
+        try:
+            async for item in self.engine.stream(request):
+                if isinstance(item, Done):
+                    metrics.REQUESTS.labels(item.outcome).inc()
+                    metrics.DURATION.observe(time.perf_counter() - started)
+                    processed = common_pb2.ProcessedText(
+                        done=True, text=item.text, outcome=OUTCOMES[item.outcome], reason=item.reason,
+                        engine=self.engine.name,
+                    )
+                else:
+                    if first:
+                        metrics.FIRST_DELTA.observe(time.perf_counter() - started)
+                        first = False
+                    processed = common_pb2.ProcessedText(delta=item, engine=self.engine.name)
+                await out.put(llm_pb2.ProcessResponse(utterance_id=utterance_id, processed=processed))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - one failed transcript must not end the stream
+            log.error("engine failed on a transcript", exc_info=exc)
+            metrics.REQUESTS.labels("failed").inc()
+            failure = exc if isinstance(exc, errors.VoxmeshError) else errors.EngineError(
+                f"the post-processing engine failed on this transcript: {exc}"
+            )
+            await out.put(error_response(utterance_id, failure))
+
+
+class LlmService:
+    name = "llm"
+    grpc_services = (llm_pb2.DESCRIPTOR.services_by_name["PostProcessor"].full_name,)
+
+    def __init__(self, settings: LlmSettings):
+        self.settings = settings
+        self.servicer = PostProcessorServicer(settings)
+
+    def register(self, server: grpc.aio.Server) -> None:
+        llm_pb2_grpc.add_PostProcessorServicer_to_server(self.servicer, server)
+
+    async def start(self) -> None:
+        engine = await asyncio.to_thread(load_engine, self.settings)
+        await engine.warmup()
+        self.servicer.engine = engine
+        log.info("engine ready", extra={"engine": engine.name})
+
+    async def close(self) -> None:
+        engine, self.servicer.engine = self.servicer.engine, None
+        if engine is not None:
+            await engine.close()

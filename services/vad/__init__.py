@@ -1,0 +1,1 @@
+"""Voice activity detection: webrtcvad behind a segmenter that owns the utterance state machine."""

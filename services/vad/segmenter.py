@@ -1,0 +1,162 @@
+"""The segmenter: turns a stream of 16 kHz mono PCM into utterances.
+
+The segmenter owns the state machine; a classifier answers one question per frame (is it speech?).
+- Quiet: it keeps the last `pre_roll_ms + speech_start_ms` of frames. Speech starts when at least 80% of
+  the frames in the last `speech_start_ms` are voiced; the utterance then begins with the kept frames, so
+  the onset of the first word (and `pre_roll_ms` before the start window) is never clipped.
+- Speaking: every frame belongs to the utterance. Speech ends when at least 90% of the frames in the last
+  `speech_end_ms` are unvoiced; that trailing quiet stays in the utterance.
+- An utterance that reaches `max_utterance_s` is split: in its last 20% at the first unvoiced frame, or
+  at the limit when there is none. Audio after a split starts the next utterance's pre-roll, so no sample
+  is lost or sent twice.
+Audio of any chunk size is accepted; an incomplete frame waits for the next chunk. Offsets are in samples
+from the stream's start.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH
+
+START_RATIO = 0.8
+END_RATIO = 0.9
+SPLIT_SEARCH = 0.2
+
+
+@dataclass(frozen=True)
+class SegmenterConfig:
+    frame_ms: int = 30
+    speech_start_ms: int = 150
+    speech_end_ms: int = 500
+    pre_roll_ms: int = 300
+    max_utterance_s: float = 30.0
+
+    def frames(self, ms: float) -> int:
+        return max(1, round(ms / self.frame_ms))
+
+
+@dataclass(frozen=True)
+class SpeechStarted:
+    utterance: int
+    start: int
+
+
+@dataclass(frozen=True)
+class SpeechAudio:
+    utterance: int
+    start: int
+    pcm: bytes
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.pcm) // SAMPLE_WIDTH
+
+
+@dataclass(frozen=True)
+class SpeechEnded:
+    utterance: int
+    end: int
+    reason: str  # "silence", "max_length" or "stream_end"
+
+
+Event = SpeechStarted | SpeechAudio | SpeechEnded
+
+
+class Segmenter:
+    def __init__(self, is_speech: Callable[[bytes], bool], config: SegmenterConfig = SegmenterConfig()):
+        self.is_speech = is_speech
+        self.config = config
+        self.frame_samples = SAMPLE_RATE * config.frame_ms // 1000
+        self._frame_bytes = self.frame_samples * SAMPLE_WIDTH
+        self._start_frames = config.frames(config.speech_start_ms)
+        self._end_frames = config.frames(config.speech_end_ms)
+        self._max_samples = int(config.max_utterance_s * SAMPLE_RATE)
+        self._split_from = int(self._max_samples * (1 - SPLIT_SEARCH))
+        self._pending = bytearray()
+        self.position = 0  # samples consumed into frames
+        self.utterances = 0
+        self._speaking = False
+        self._utterance_start = 0
+        self._kept: deque[bytes] = deque(maxlen=config.frames(config.pre_roll_ms) + self._start_frames)
+        self._window: deque[bool] = deque(maxlen=self._start_frames)
+        self._out = bytearray()
+        self._out_start = 0
+
+    @property
+    def speaking(self) -> bool:
+        return self._speaking
+
+    def push(self, pcm: bytes) -> list[Event]:
+        """Feed audio of any length; returns the events it completes."""
+        self._pending += pcm
+        events: list[Event] = []
+        whole = len(self._pending) - len(self._pending) % self._frame_bytes
+        view = memoryview(self._pending)
+        for offset in range(0, whole, self._frame_bytes):
+            self._frame(bytes(view[offset : offset + self._frame_bytes]), events)
+        view.release()
+        del self._pending[:whole]
+        self._emit_audio(events)
+        return events
+
+    def flush(self) -> list[Event]:
+        """The stream ended: close an open utterance with whatever audio is left."""
+        events: list[Event] = []
+        if self._speaking:
+            self._append(bytes(self._pending), self.position)
+            self.position += len(self._pending) // SAMPLE_WIDTH
+            self._end("stream_end", events)
+        else:
+            self.position += len(self._pending) // SAMPLE_WIDTH
+        self._pending.clear()
+        return events
+
+    def _frame(self, frame: bytes, events: list[Event]) -> None:
+        voiced = self.is_speech(frame)
+        frame_start = self.position
+        self.position += self.frame_samples
+        if not self._speaking:
+            self._kept.append(frame)
+            self._window.append(voiced)
+            if len(self._window) == self._start_frames and sum(self._window) >= START_RATIO * self._start_frames:
+                self._start(events)
+            return
+        self._append(frame, frame_start)
+        self._window.append(voiced)
+        length = self.position - self._utterance_start
+        unvoiced = len(self._window) - sum(self._window)
+        if len(self._window) == self._end_frames and unvoiced >= END_RATIO * self._end_frames:
+            self._end("silence", events)
+        elif length + self.frame_samples > self._max_samples or (length >= self._split_from and not voiced):
+            self._end("max_length", events)
+
+    def _start(self, events: list[Event]) -> None:
+        self.utterances += 1
+        kept = b"".join(self._kept)
+        self._utterance_start = self.position - len(kept) // SAMPLE_WIDTH
+        self._speaking = True
+        events.append(SpeechStarted(self.utterances, self._utterance_start))
+        self._out_start = self._utterance_start
+        self._out += kept
+        self._kept.clear()
+        self._window = deque(maxlen=self._end_frames)
+
+    def _append(self, pcm: bytes, start: int) -> None:
+        if not self._out:
+            self._out_start = start
+        self._out += pcm
+
+    def _emit_audio(self, events: list[Event]) -> None:
+        if self._out:
+            events.append(SpeechAudio(self.utterances, self._out_start, bytes(self._out)))
+            self._out.clear()
+
+    def _end(self, reason: str, events: list[Event]) -> None:
+        self._emit_audio(events)
+        events.append(SpeechEnded(self.utterances, self.position, reason))
+        self._speaking = False
+        self._window = deque(maxlen=self._start_frames)
+        self._kept.clear()

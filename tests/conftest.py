@@ -1,0 +1,54 @@
+"""Fixtures every test layer shares: audio files, and helpers to read them as the mesh does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voxmesh import audio
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "samples" / "welcome.flac"
+SAMPLE_TEXT = " ".join((ROOT / "samples" / "welcome.txt").read_text().split())
+JFK = ROOT.parent / "shared" / "audio" / "jfk.flac"
+JFK_TEXT = (
+    "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
+)
+
+
+@pytest.fixture(scope="session")
+def jfk_path() -> Path:
+    if not JFK.exists():
+        pytest.skip(f"real speech {JFK} is absent (it lives in ../shared beside the project's checkout)")
+    return JFK
+
+
+def internal_pcm(path: Path) -> bytes:
+    """A file as the inner services hear it: 16 kHz mono LINEAR16."""
+    samples, rate = audio.read_file(path)
+    return audio.to_internal(samples, rate)
+
+
+@pytest.fixture(scope="session")
+def sample_pcm() -> bytes:
+    return internal_pcm(SAMPLE)
+
+
+@pytest.fixture(scope="session")
+def jfk_pcm(jfk_path) -> bytes:
+    return internal_pcm(jfk_path)
+
+
+def chunks(data: bytes, size: int) -> list[bytes]:
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+def silence(seconds: float) -> bytes:
+    return bytes(int(seconds * 16000) * 2)
+
+
+def tone(seconds: float, freq: float = 440.0, amplitude: float = 0.3) -> bytes:
+    t = np.arange(int(seconds * 16000)) / 16000
+    return (np.sin(2 * np.pi * freq * t) * amplitude * 32767).astype("<i2").tobytes()

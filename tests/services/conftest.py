@@ -1,0 +1,74 @@
+"""Servicers on in-process grpc.aio servers on port 0, through the same runtime the services use."""
+
+from __future__ import annotations
+
+import contextlib
+
+import grpc
+import pytest
+
+from gateway.service import GatewayService
+from services.asr.service import AsrService
+from services.llm.service import LlmService
+from services.vad.service import VadService
+from voxmesh.runtime import Server
+from voxmesh.settings import AsrSettings, GatewaySettings, LlmSettings, VadSettings
+
+LOCAL = {"host": "127.0.0.1", "port": 0, "metrics_port": 0}
+
+
+@contextlib.asynccontextmanager
+async def running(service, settings, servers: dict | None = None):
+    """Yield the address of the service, loaded and SERVING (its Server goes into `servers`)."""
+    server = Server(service, settings)
+    port = await server.start()
+    if servers is not None:
+        servers[service.name] = server
+    try:
+        await server.ready()
+        yield f"127.0.0.1:{port}"
+    finally:
+        await server.stop(None)
+
+
+@contextlib.asynccontextmanager
+async def channel_to(address: str):
+    channel = grpc.aio.insecure_channel(address)
+    try:
+        yield channel
+    finally:
+        await channel.close()
+
+
+def settings(cls, **overrides):
+    return cls(**{**LOCAL, **overrides})
+
+
+@contextlib.asynccontextmanager
+async def mesh(gateway: dict | None = None, asr: dict | None = None, llm_service=None, vad: dict | None = None):
+    """All four services in this process; yields (gateway address, {name: runtime Server})."""
+    vad_service = VadService(settings(VadSettings, **(vad or {})))
+    asr_service = AsrService(settings(AsrSettings, **(asr or {})))
+    llm = llm_service or LlmService(settings(LlmSettings))
+    servers = {}
+    async with running(vad_service, vad_service.servicer.settings, servers) as vad_address, \
+            running(asr_service, asr_service.settings, servers) as asr_address, \
+            running(llm, llm.settings, servers) as llm_address:
+        gateway_settings = settings(
+            GatewaySettings, vad_target=vad_address, asr_target=asr_address, llm_target=llm_address, **(gateway or {})
+        )
+        gateway_service = GatewayService(gateway_settings)
+        async with running(gateway_service, gateway_settings, servers) as address:
+            yield address, servers
+
+
+def status_of(exc_info) -> tuple[grpc.StatusCode, str]:
+    return exc_info.value.code(), exc_info.value.details()
+
+
+@pytest.fixture
+def no_crash_logs(caplog):
+    """Fails the test if anything logged at ERROR level (a crash) while it ran."""
+    yield caplog
+    crashes = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert not crashes, f"errors logged: {[r.getMessage() for r in crashes]}"

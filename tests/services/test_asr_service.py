@@ -1,0 +1,112 @@
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+
+from services.asr.engines.whisper import WhisperEngine
+from services.asr.service import AsrService
+from tests.conftest import JFK_TEXT, chunks
+from tests.services.conftest import channel_to, running, settings, status_of
+from voxmesh import errors, text
+from voxmesh.settings import AsrSettings
+from voxmesh.v1 import asr_pb2, asr_pb2_grpc
+
+
+def config(language: str = "", partials: bool = False) -> asr_pb2.RecognizeRequest:
+    return asr_pb2.RecognizeRequest(config=asr_pb2.RecognizeConfig(
+        sample_rate_hz=16000, language=language, partial_results=partials
+    ))
+
+
+def audio(utterance: int, pcm: bytes) -> asr_pb2.RecognizeRequest:
+    return asr_pb2.RecognizeRequest(audio=asr_pb2.UtteranceAudio(utterance_id=utterance, audio=pcm))
+
+
+def end(utterance: int) -> asr_pb2.RecognizeRequest:
+    return asr_pb2.RecognizeRequest(end=asr_pb2.UtteranceEnd(utterance_id=utterance))
+
+
+async def recognize(requests, paced: float = 0.0, **overrides):
+    service = AsrService(settings(AsrSettings, **overrides))
+
+    async def send():
+        for request in requests:
+            yield request
+            if paced:
+                await asyncio.sleep(paced)
+
+    async with running(service, service.settings) as address, channel_to(address) as channel:
+        return [r async for r in asr_pb2_grpc.RecognizerStub(channel).Recognize(send())]
+
+
+async def test_one_utterance_of_real_speech_gives_one_final(jfk_pcm):
+    responses = await recognize([config(), audio(1, jfk_pcm), end(1)])
+    assert [r.WhichOneof("result") for r in responses] == ["final"]
+    final = responses[0].final
+    assert text.wer(JFK_TEXT, final.text) <= 0.1
+    assert final.engine == "whisper:tiny.en" and final.language == "en"
+    assert 0 < final.engine_compute_s < 30
+    assert responses[0].audio_s == pytest.approx(len(jfk_pcm) / 32000)
+
+
+async def test_partials_while_the_utterance_grows_then_the_final(jfk_pcm):
+    requests = [config(partials=True), *(audio(1, c) for c in chunks(jfk_pcm, 16000)), end(1)]
+    responses = await recognize(requests, paced=0.05, partial_interval_s=1.0)
+    kinds = [r.WhichOneof("result") for r in responses]
+    assert kinds[-1] == "final" and kinds.count("final") == 1
+    partials = [r for r in responses if r.WhichOneof("result") == "partial"]
+    assert partials, "partials arrive before the final"
+    assert all(0.0 <= p.partial.stability <= 1.0 for p in partials)
+    assert [p.audio_s for p in partials] == sorted(p.audio_s for p in partials)
+
+
+async def test_a_full_queue_answers_resource_exhausted_for_that_utterance(jfk_pcm):
+    pcm = jfk_pcm[: 16000 * 2 * 3]
+    requests = [config()]
+    for utterance in range(1, 7):
+        requests += [audio(utterance, pcm), end(utterance)]
+    responses = await recognize(requests, queue_size=1)
+    by_utterance = {r.utterance_id: r for r in responses}
+    assert sorted(by_utterance) == list(range(1, 7)), "every utterance is answered, none lost"
+    assert len(responses) == 6
+    exhausted = [r for r in responses if r.WhichOneof("result") == "error"]
+    assert exhausted and all(r.error.code == "RESOURCE_EXHAUSTED" for r in exhausted)
+    assert "queue is full" in exhausted[0].error.message
+    assert any(r.WhichOneof("result") == "final" for r in responses)
+
+
+async def test_an_utterance_never_ended_is_reported_not_lost(jfk_pcm):
+    responses = await recognize([config(), audio(1, jfk_pcm[:32000])])
+    assert [(r.utterance_id, r.WhichOneof("result")) for r in responses] == [(1, "error")]
+    assert "closed before utterance 1 was ended" in responses[0].error.message
+
+
+async def test_an_utterance_over_the_length_limit_fails_alone(jfk_pcm):
+    requests = [config(), audio(1, jfk_pcm), end(1), audio(2, jfk_pcm[:32000]), end(2)]
+    responses = await recognize(requests, max_utterance_s=5)
+    results = {r.utterance_id: r for r in responses}
+    assert results[1].error.code == "INVALID_ARGUMENT" and "longer than 5 s" in results[1].error.message
+    assert results[2].WhichOneof("result") == "final"
+
+
+@pytest.mark.parametrize(("requests", "words"), [
+    ([config(language="fr")], "transcribes en only"),
+    ([asr_pb2.RecognizeRequest(config=asr_pb2.RecognizeConfig(sample_rate_hz=44100))], "16000"),
+    ([audio(1, b"\0\0")], "first message"),
+    ([config(), audio(1, b"\0")], "whole number of samples"),
+    ([config(), end(1), audio(1, b"\0\0")], "after its end"),
+])
+async def test_bad_input_is_invalid_argument(requests, words):
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await recognize(requests)
+    code, details = status_of(caught)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert words in details
+
+
+def test_a_missing_model_path_fails_start_up_naming_it(tmp_path):
+    missing = tmp_path / "no-such-model"
+    with pytest.raises(errors.FailedPrecondition, match=str(missing)):
+        WhisperEngine(AsrSettings(model=str(missing)))

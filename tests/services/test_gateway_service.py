@@ -1,0 +1,193 @@
+"""The gateway on an in-process server, in front of the real VAD, ASR (whisper) and LLM (rules) servicers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+
+from tests.conftest import JFK_TEXT, SAMPLE, SAMPLE_TEXT, chunks
+from tests.services.conftest import channel_to, mesh, status_of
+from voxmesh import metrics as shared_metrics
+from voxmesh import text
+from voxmesh.v1 import common_pb2, transcription_pb2 as pb, transcription_pb2_grpc
+
+
+def config(rate=16000, channels=1, encoding=pb.AudioFormat.LINEAR16, post=True, partials=False, language=""):
+    return pb.StreamingTranscribeRequest(config=pb.StreamingConfig(
+        format=pb.AudioFormat(encoding=encoding, sample_rate_hz=rate, channels=channels),
+        language=language, partial_results=partials, post_processing=pb.PostProcessing(enabled=post),
+    ))
+
+
+def audio_requests(pcm: bytes, size: int = 3200):
+    return [pb.StreamingTranscribeRequest(audio=c) for c in chunks(pcm, size)]
+
+
+async def stream(address, requests):
+    async with channel_to(address) as channel:
+        stub = transcription_pb2_grpc.TranscriptionStub(channel)
+        return [e async for e in stub.StreamingTranscribe(iter(requests))]
+
+
+def finals(events):
+    return [e.final.text for e in events if e.WhichOneof("event") == "final"]
+
+
+async def test_sample_through_the_whole_chain(sample_pcm):
+    async with mesh() as (address, _):
+        events = await stream(address, [config(partials=True), *audio_requests(sample_pcm)])
+    assert text.wer(SAMPLE_TEXT, " ".join(finals(events))) <= 0.1
+    for utterance in {e.utterance_id for e in events}:
+        kinds = [e.WhichOneof("event") for e in events if e.utterance_id == utterance]
+        assert kinds[0] == "speech_started" and "speech_ended" in kinds
+        assert kinds.index("speech_ended") < kinds.index("final") < kinds.index("processed")
+        processed = [e.processed for e in events if e.utterance_id == utterance and e.WhichOneof("event") == "processed"]
+        assert processed[-1].done and "".join(p.delta for p in processed) == processed[-1].text
+        final = next(e for e in events if e.utterance_id == utterance and e.WhichOneof("event") == "final")
+        assert final.end_s > final.start_s and final.final.engine_compute_s > 0
+
+
+async def test_stereo_44k_is_converted_once_and_transcribed(jfk_path):
+    from voxmesh import audio
+
+    samples, rate = audio.read_file(jfk_path)
+    async with mesh() as (address, _):
+        events = await stream(address, [config(rate=rate, channels=2, post=False),
+                                        *audio_requests(samples.tobytes(), 17640)])
+    assert text.wer(JFK_TEXT, " ".join(finals(events))) <= 0.1
+    assert not [e for e in events if e.WhichOneof("event") == "processed"], "post-processing was off"
+
+
+async def test_unary_transcribe_of_a_file(jfk_path):
+    async with mesh() as (address, _), channel_to(address) as channel:
+        stub = transcription_pb2_grpc.TranscriptionStub(channel)
+        reply = await stub.Transcribe(pb.TranscribeRequest(
+            content=jfk_path.read_bytes(), post_processing=pb.PostProcessing(enabled=True)
+        ))
+    assert reply.duration_s == pytest.approx(11.0, abs=0.1)
+    assert text.wer(JFK_TEXT, reply.text) <= 0.1
+    assert all(u.HasField("final") and u.processed.done for u in reply.utterances)
+
+
+BAD_STREAMS = [
+    ("audio first", [pb.StreamingTranscribeRequest(audio=b"\0\0")], "first message"),
+    ("second config", [config(), config()], "only in the first message"),
+    ("encoding", [config(encoding=pb.AudioFormat.ENCODING_UNSPECIFIED)], "LINEAR16"),
+    ("rate too low", [config(rate=4000)], "8000 to 48000"),
+    ("rate too high", [config(rate=96000)], "8000 to 48000"),
+    ("channels", [config(channels=6)], "1 (mono) or 2 (stereo"),
+    ("odd bytes", [config(), pb.StreamingTranscribeRequest(audio=b"\0\0\0")], "multiple of 2 bytes"),
+    ("half a stereo frame", [config(channels=2), pb.StreamingTranscribeRequest(audio=b"\0\0")], "multiple of 4 bytes"),
+    ("chunk too big", [config(), pb.StreamingTranscribeRequest(audio=bytes(200_000))], "over the limit of 131072"),
+    ("language", [config(language="English")], "ISO 639-1"),
+    ("language the engine lacks", [config(language="fr")], "transcribes en only"),
+]
+
+
+async def test_bad_input_gets_invalid_argument_while_a_good_stream_goes_on(sample_pcm, no_crash_logs):
+    async with mesh() as (address, _):
+        good = asyncio.create_task(stream(address, [config(post=False), *audio_requests(sample_pcm)]))
+        for name, requests, words in BAD_STREAMS:
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await stream(address, requests)
+            code, details = status_of(caught)
+            assert code == grpc.StatusCode.INVALID_ARGUMENT, name
+            assert words in details, (name, details)
+        events = await good
+    assert text.wer(SAMPLE_TEXT, " ".join(finals(events))) <= 0.1
+
+
+async def test_an_empty_stream_ends_cleanly_with_no_events():
+    async with mesh() as (address, _):
+        assert await stream(address, []) == []
+        assert await stream(address, [config()]) == []
+
+
+async def test_more_streams_than_the_limit_are_resource_exhausted(sample_pcm):
+    async with mesh(gateway={"max_streams": 1}) as (address, _), channel_to(address) as channel:
+        stub = transcription_pb2_grpc.TranscriptionStub(channel)
+        paused = asyncio.Event()
+
+        async def slow():
+            yield config()
+            yield pb.StreamingTranscribeRequest(audio=sample_pcm[:3200])
+            await paused.wait()
+
+        holding = stub.StreamingTranscribe(slow())
+        await asyncio.sleep(0.3)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stream(address, [config()])
+        code, details = status_of(caught)
+        assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "limit of 1 concurrent streams" in details
+        paused.set()
+        assert [e async for e in holding] == []
+        assert await stream(address, [config(), *audio_requests(sample_pcm[:64000])]) is not None, "served again"
+
+
+async def test_a_client_that_hangs_up_mid_utterance_cancels_everything_downstream(sample_pcm, no_crash_logs):
+    async with mesh() as (address, _), channel_to(address) as channel:
+        stub = transcription_pb2_grpc.TranscriptionStub(channel)
+        started = asyncio.Event()
+
+        async def live():
+            yield config(partials=True)
+            for piece in chunks(sample_pcm, 3200):
+                yield pb.StreamingTranscribeRequest(audio=piece)
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(60)
+
+        call = stub.StreamingTranscribe(live())
+        async for event in call:
+            if event.WhichOneof("event") == "speech_started":
+                started.set()
+                break
+        call.cancel()
+        active = shared_metrics.RPC_ACTIVE
+        for _ in range(100):
+            if all(active.labels(s)._value.get() == 0 for s in ("gateway", "vad", "asr", "llm")):
+                break
+            await asyncio.sleep(0.05)
+        assert started.is_set()
+        assert {s: active.labels(s)._value.get() for s in ("gateway", "vad", "asr", "llm")} == dict.fromkeys(
+            ("gateway", "vad", "asr", "llm"), 0
+        ), "every downstream call of the chain ended"
+
+
+async def test_asr_failure_is_reported_per_utterance_not_lost(sample_pcm):
+    async with mesh(asr={"queue_size": 1}) as (address, _):
+        results = await asyncio.gather(*(
+            stream(address, [config(post=False), *audio_requests(sample_pcm, 64000)]) for _ in range(4)
+        ))
+    for events in results:
+        ended = {e.utterance_id for e in events if e.WhichOneof("event") == "speech_ended"}
+        answered = [e.utterance_id for e in events if e.WhichOneof("event") in ("final", "error")]
+        assert sorted(answered) == sorted(ended), "each utterance gets exactly one final or one error"
+    errors = [e.error for events in results for e in events if e.WhichOneof("event") == "error"]
+    assert errors and {e.code for e in errors} == {"RESOURCE_EXHAUSTED"} and {e.stage for e in errors} == {"asr"}
+
+
+async def test_a_downstream_that_goes_away_fails_open_utterances_then_the_call(sample_pcm):
+    async with mesh() as (address, servers), channel_to(address) as channel:
+        stub = transcription_pb2_grpc.TranscriptionStub(channel)
+
+        async def live():
+            yield config(post=False)
+            for piece in chunks(sample_pcm, 3200):
+                yield pb.StreamingTranscribeRequest(audio=piece)
+                await asyncio.sleep(0.01)
+
+        events = []
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            async for event in stub.StreamingTranscribe(live()):
+                events.append(event)
+                if event.WhichOneof("event") == "speech_started" and event.utterance_id == 2:
+                    await servers["asr"].server.stop(None)  # the ASR service goes away mid-stream
+    code, details = status_of(caught)
+    assert code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED) and details.startswith("asr service")
+    failed = [e.error for e in events if e.WhichOneof("event") == "error"]
+    assert failed and {f.stage for f in failed} == {"asr"}
+    ended = {e.utterance_id for e in events if e.WhichOneof("event") == "speech_started"}
+    answered = {e.utterance_id for e in events if e.WhichOneof("event") in ("final", "error")}
+    assert ended <= answered, "every utterance that started was answered before the call ended"

@@ -1,0 +1,107 @@
+"""The ASR scheduler with a recording engine (isolates scheduling from any model)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+import pytest
+
+from services.asr.engines import AsrRequest, AsrResult
+from services.asr.scheduler import Scheduler
+from voxmesh import errors
+
+
+class RecordingEngine:
+    name = "recording"
+    languages = None
+
+    def __init__(self, max_batch_size: int = 4, fail_on: set[float] = frozenset()):
+        self.max_batch_size = max_batch_size
+        self.batches: list[list[str]] = []
+        self.gate = threading.Event()
+        self.gate.set()
+        self.fail_on = fail_on
+
+    def transcribe(self, batch):
+        self.gate.wait(5)
+        tags = [f"{'F' if r.final else 'P'}{int(r.audio[0])}" for r in batch]
+        if any(r.audio[0] in self.fail_on for r in batch):
+            raise RuntimeError("out of memory")
+        self.batches.append(tags)
+        return [AsrResult(text=t, language="en") for t in tags]
+
+
+def request(tag: int, final: bool = True) -> AsrRequest:
+    return AsrRequest(np.full(10, tag, dtype=np.float32), None, final=final)
+
+
+async def scheduler_for(engine, **kwargs) -> Scheduler:
+    options = {"queue_size": 16, "max_batch_size": 8, "batch_wait_s": 0.005, **kwargs}
+    scheduler = Scheduler(engine, **options)
+    scheduler.start()
+    return scheduler
+
+
+async def test_requests_from_many_streams_share_batches():
+    engine = RecordingEngine(max_batch_size=4)
+    scheduler = await scheduler_for(engine)
+    results = await asyncio.gather(*(scheduler.submit(request(i)) for i in range(8)))
+    assert [r.text for r in results] == [f"F{i}" for i in range(8)]
+    assert max(scheduler.batch_sizes) == 4, "the engine's batch size caps the scheduler's"
+    assert all(r.batch_size >= 1 and r.compute_s >= 0 for r in results)
+    await scheduler.close()
+
+
+async def test_finals_go_before_partials_and_partials_do_not_share_a_batch_with_waiting_finals():
+    engine = RecordingEngine(max_batch_size=4)
+    scheduler = await scheduler_for(engine)
+    engine.gate.clear()
+    busy = scheduler.submit(request(0, final=False))
+    await asyncio.sleep(0.05)  # the worker is now inside the engine with P0
+    later = [scheduler.submit(request(1, final=False)), scheduler.submit(request(2)), scheduler.submit(request(3))]
+    engine.gate.set()
+    await asyncio.gather(busy, *later)
+    assert engine.batches == [["P0"], ["F2", "F3"], ["P1"]]
+    await scheduler.close()
+
+
+async def test_a_full_queue_refuses_finals_and_skips_partials():
+    engine = RecordingEngine(max_batch_size=1)
+    scheduler = await scheduler_for(engine, queue_size=2)
+    engine.gate.clear()
+    first = scheduler.submit(request(0))
+    await asyncio.sleep(0.05)
+    queued = [scheduler.submit(request(1)), scheduler.submit(request(2))]
+    with pytest.raises(errors.ResourceExhausted, match="queue is full"):
+        scheduler.submit(request(3))
+    assert scheduler.submit(request(4, final=False)) is None
+    engine.gate.set()
+    await asyncio.gather(first, *queued)
+    await scheduler.close()
+
+
+async def test_a_failing_batch_is_split_and_only_the_bad_request_fails():
+    engine = RecordingEngine(max_batch_size=4, fail_on={2.0})
+    scheduler = await scheduler_for(engine)
+    futures = [scheduler.submit(request(i)) for i in range(4)]
+    outcomes = await asyncio.gather(*futures, return_exceptions=True)
+    assert isinstance(outcomes[2], errors.EngineError)
+    assert [o.text for i, o in enumerate(outcomes) if i != 2] == ["F0", "F1", "F3"]
+    await scheduler.close()
+
+
+async def test_cancelled_requests_are_dropped_before_the_engine_sees_them():
+    engine = RecordingEngine(max_batch_size=1)
+    scheduler = await scheduler_for(engine)
+    engine.gate.clear()
+    first = scheduler.submit(request(0))
+    await asyncio.sleep(0.05)
+    dropped = scheduler.submit(request(1))
+    dropped.cancel()
+    kept = scheduler.submit(request(2))
+    engine.gate.set()
+    await asyncio.gather(first, kept)
+    assert engine.batches == [["F0"], ["F2"]]
+    await scheduler.close()

@@ -1,0 +1,134 @@
+"""The segmenter's state machine: with an energy classifier (isolates the state machine), then with
+the real webrtcvad on synthetic and real speech."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import webrtcvad
+
+from services.vad.segmenter import Segmenter, SegmenterConfig, SpeechAudio, SpeechEnded, SpeechStarted
+from tests.conftest import chunks, silence, tone
+
+RATE = 16000
+
+
+def loud(frame: bytes) -> bool:
+    return np.abs(np.frombuffer(frame, "<i2")).mean() > 1000
+
+
+def run(segmenter: Segmenter, pcm: bytes, chunk_bytes: int = 3200):
+    events = []
+    for piece in chunks(pcm, chunk_bytes):
+        events += segmenter.push(piece)
+    return events + segmenter.flush()
+
+
+def utterances(events):
+    """{utterance: (start, end, reason, audio bytes)} with checks that audio is contiguous."""
+    found = {}
+    for event in events:
+        if isinstance(event, SpeechStarted):
+            found[event.utterance] = [event.start, None, None, bytearray(), event.start]
+        elif isinstance(event, SpeechAudio):
+            entry = found[event.utterance]
+            assert event.start == entry[4], "audio of an utterance must be contiguous"
+            entry[3] += event.pcm
+            entry[4] = event.end
+        elif isinstance(event, SpeechEnded):
+            entry = found[event.utterance]
+            assert event.end == entry[4], "an utterance ends where its audio ends"
+            entry[1], entry[2] = event.end, event.reason
+    return {k: (v[0], v[1], v[2], bytes(v[3])) for k, v in found.items()}
+
+
+def real_vad(aggressiveness: int = 2):
+    vad = webrtcvad.Vad(aggressiveness)
+    return lambda frame: vad.is_speech(frame, RATE)
+
+
+def test_silence_gives_no_events():
+    assert run(Segmenter(loud), silence(3)) == []
+
+
+def test_one_burst_is_one_utterance_with_pre_roll_and_no_clipped_onset():
+    config = SegmenterConfig(pre_roll_ms=300, speech_start_ms=150, speech_end_ms=500)
+    pcm = silence(1.0) + tone(1.0) + silence(1.0)
+    found = utterances(run(Segmenter(loud, config), pcm))
+    assert list(found) == [1]
+    start, end, reason, audio = found[1]
+    onset = RATE * 1
+    assert start <= onset - int(0.3 * RATE), "the pre-roll reaches 300 ms before the onset"
+    assert end >= onset + RATE, "the whole burst is inside the utterance"
+    assert reason == "silence"
+    assert audio == pcm[start * 2 : end * 2], "the utterance's audio is exactly the stream's samples"
+
+
+def test_a_blip_shorter_than_the_start_window_starts_nothing():
+    config = SegmenterConfig(speech_start_ms=150)
+    assert run(Segmenter(loud, config), silence(1) + tone(0.06) + silence(1)) == []
+
+
+def test_a_pause_shorter_than_the_end_window_does_not_end_the_utterance():
+    config = SegmenterConfig(speech_end_ms=500)
+    pcm = silence(0.5) + tone(1) + silence(0.3) + tone(1) + silence(1)
+    assert len(utterances(run(Segmenter(loud, config), pcm))) == 1
+    pcm = silence(0.5) + tone(1) + silence(0.8) + tone(1) + silence(1)
+    assert len(utterances(run(Segmenter(loud, config), pcm))) == 2
+
+
+def test_long_speech_is_split_at_the_maximum_and_no_sample_is_lost():
+    config = SegmenterConfig(max_utterance_s=2.0, pre_roll_ms=0)
+    speech = tone(7.0)
+    found = utterances(run(Segmenter(loud, config), silence(0.3) + speech + silence(1)))
+    assert len(found) >= 3
+    reasons = [found[k][2] for k in sorted(found)]
+    assert reasons[:-1] == ["max_length"] * (len(found) - 1)
+    for k in sorted(found):
+        start, end, _, _ = found[k]
+        assert end - start <= 2.0 * RATE
+    for a, b in zip(sorted(found), sorted(found)[1:]):
+        assert found[b][0] >= found[a][1], "utterances never overlap"
+    covered = sum(len(found[k][3]) for k in found) // 2
+    assert covered >= len(speech) // 2, "every sample of continuous speech is in some utterance"
+
+
+def test_split_prefers_an_unvoiced_frame_in_the_last_fifth():
+    config = SegmenterConfig(max_utterance_s=2.0, pre_roll_ms=0, speech_end_ms=500)
+    # a 60 ms gap at 1.8 s into the utterance: within the last 20%, shorter than the end window
+    pcm = silence(0.3) + tone(1.75) + silence(0.06) + tone(1.5) + silence(1)
+    found = utterances(run(Segmenter(loud, config), pcm))
+    first = found[1]
+    assert first[2] == "max_length"
+    assert first[1] - first[0] < 2.0 * RATE, "split before the hard limit, at the gap"
+
+
+def test_stream_end_closes_an_open_utterance():
+    found = utterances(run(Segmenter(loud), silence(0.5) + tone(1.0)))
+    assert found[1][2] == "stream_end"
+
+
+@pytest.mark.parametrize("chunk_samples", [1, 7, 160, 333, 4096])
+def test_any_chunk_size_gives_the_same_utterances(sample_pcm, chunk_samples):
+    reference = utterances(run(Segmenter(real_vad()), sample_pcm, 3200))
+    assert utterances(run(Segmenter(real_vad()), sample_pcm, chunk_samples * 2)) == reference
+
+
+def test_real_synthetic_speech_one_utterance_per_sentence_onsets_kept(sample_pcm):
+    """samples/welcome.flac: four espeak sentences, each after 0.5 s of silence and before 0.8 s."""
+    found = utterances(run(Segmenter(real_vad()), sample_pcm))
+    assert len(found) == 4
+    samples = np.frombuffer(sample_pcm, "<i2").astype(np.int32)
+    for start, end, reason, _ in found.values():
+        assert reason == "silence"
+        assert np.abs(samples[max(0, start - 160) : start]).max(initial=0) < 500, "starts in silence"
+        assert np.abs(samples[end - 800 : end]).max() < 500, "ends in silence: no word cut at the end"
+
+
+def test_real_human_speech_onset_is_not_clipped(jfk_pcm):
+    found = utterances(run(Segmenter(real_vad()), jfk_pcm))
+    assert found, "JFK's speech is found"
+    samples = np.abs(np.frombuffer(jfk_pcm, "<i2").astype(np.int32))
+    envelope = np.convolve(samples, np.ones(160) / 160, mode="same")
+    onset = int(np.argmax(envelope > 0.1 * envelope.max()))
+    assert found[1][0] <= onset - int(0.1 * RATE), "the first utterance starts at least 100 ms before the onset"

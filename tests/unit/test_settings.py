@@ -1,0 +1,50 @@
+import argparse
+
+import pytest
+from pydantic import ValidationError
+
+from voxmesh import settings
+
+
+def test_environment_and_flags_with_flags_winning(monkeypatch):
+    monkeypatch.setenv("VOXMESH_ASR_BEAM_SIZE", "3")
+    monkeypatch.setenv("VOXMESH_ASR_QUEUE_SIZE", "7")
+    parser = argparse.ArgumentParser()
+    settings.add_flags(parser, settings.AsrSettings)
+    parsed = settings.from_flags(settings.AsrSettings, parser.parse_args(["--beam-size", "2"]))
+    assert parsed.beam_size == 2
+    assert parsed.queue_size == 7
+
+
+def test_bad_values_are_refused(monkeypatch):
+    monkeypatch.setenv("VOXMESH_VAD_AGGRESSIVENESS", "9")
+    with pytest.raises(ValidationError):
+        settings.VadSettings()
+
+
+def test_every_field_is_documented_and_every_service_has_its_prefix():
+    for name, cls in settings.SETTINGS.items():
+        assert cls.model_config["env_prefix"] == f"VOXMESH_{name.upper()}_"
+        for field_name, field in cls.model_fields.items():
+            assert field.description, f"{name}.{field_name} needs a line of documentation"
+
+
+def test_default_ports_differ():
+    ports = [cls().port for cls in settings.SETTINGS.values()] + [cls().metrics_port for cls in settings.SETTINGS.values()]
+    assert len(set(ports)) == len(ports)
+
+
+def test_literal_settings_take_flags_of_their_type():
+    parser = argparse.ArgumentParser()
+    settings.add_flags(parser, settings.VadSettings)
+    assert settings.from_flags(settings.VadSettings, parser.parse_args(["--frame-ms", "20"])).frame_ms == 20
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--frame-ms", "25"])
+
+
+def test_the_settings_reference_in_docs_is_current():
+    from tests.conftest import ROOT
+
+    assert (ROOT / "docs" / "settings.md").read_text() == settings.reference(), (
+        "docs/settings.md is stale: run `make docs`"
+    )

@@ -1,0 +1,16 @@
+from voxmesh import text
+
+
+def test_wer_counts_substitutions_insertions_and_deletions():
+    assert text.wer("the cat sat", "the cat sat") == 0
+    assert text.wer("the cat sat", "The cat, sat!") == 0
+    assert text.wer("the cat sat", "the dog sat") == 1 / 3
+    assert text.wer("the cat sat", "the cat sat down") == 1 / 3
+    assert text.wer("the cat sat", "cat sat") == 1 / 3
+    assert text.wer("", "") == 0 and text.wer("", "x") == 1
+
+
+def test_agreed_prefix_keeps_the_current_spelling():
+    assert text.agreed_prefix("and so my", "And so, my fellow") == "And so, my"
+    assert text.agreed_prefix("ask not", "and so") == ""
+    assert text.agreed_prefix("", "and so") == ""

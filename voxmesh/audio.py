@@ -1,0 +1,110 @@
+"""Audio formats: what clients may send, and the one conversion to the internal 16 kHz mono int16."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import soxr
+
+from voxmesh import SAMPLE_RATE, errors
+
+MIN_RATE, MAX_RATE = 8_000, 48_000
+CHANNELS = (1, 2)
+
+
+@dataclass(frozen=True)
+class PcmFormat:
+    """LINEAR16 (16-bit signed little-endian PCM, channels interleaved) at a rate and channel count."""
+
+    sample_rate_hz: int
+    channels: int
+
+    @property
+    def frame_bytes(self) -> int:
+        return 2 * self.channels
+
+    def seconds(self, n_bytes: int) -> float:
+        return n_bytes / (self.frame_bytes * self.sample_rate_hz)
+
+
+INTERNAL = PcmFormat(SAMPLE_RATE, 1)
+
+
+def check_format(encoding_name: str, sample_rate_hz: int, channels: int) -> PcmFormat:
+    """The client's format, or INVALID_ARGUMENT saying what is accepted."""
+    if encoding_name != "LINEAR16":
+        raise errors.InvalidArgument(
+            f"audio encoding {encoding_name} is not supported: send LINEAR16 (16-bit signed little-endian PCM)"
+        )
+    if not MIN_RATE <= sample_rate_hz <= MAX_RATE:
+        raise errors.InvalidArgument(
+            f"sample_rate_hz {sample_rate_hz} is not supported: any rate from {MIN_RATE} to {MAX_RATE} Hz is"
+        )
+    if channels not in CHANNELS:
+        raise errors.InvalidArgument(f"channels {channels} is not supported: send 1 (mono) or 2 (stereo, interleaved)")
+    return PcmFormat(sample_rate_hz, channels)
+
+
+class PcmConverter:
+    """Converts a stream of LINEAR16 chunks in one format to 16 kHz mono LINEAR16, chunk by chunk.
+
+    Stereo is averaged to mono; other rates go through one streaming soxr resampler per stream, so that
+    chunk boundaries leave no seams. `flush()` returns the resampler's tail at the end of the stream.
+    """
+
+    def __init__(self, fmt: PcmFormat):
+        self.format = fmt
+        self._resampler = (
+            soxr.ResampleStream(fmt.sample_rate_hz, SAMPLE_RATE, 1, dtype="float32")
+            if fmt.sample_rate_hz != SAMPLE_RATE
+            else None
+        )
+
+    def convert(self, chunk: bytes) -> bytes:
+        samples = np.frombuffer(chunk, dtype="<i2")
+        if self.format.channels == 2:
+            samples = samples.reshape(-1, 2).mean(axis=1)
+        if self._resampler is None:
+            return samples.astype("<i2").tobytes()
+        return _to_int16(self._resampler.resample_chunk(samples.astype(np.float32) / 32768.0))
+
+    def flush(self) -> bytes:
+        if self._resampler is None:
+            return b""
+        return _to_int16(self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+
+
+def _to_int16(samples: np.ndarray) -> bytes:
+    return np.clip(np.round(samples * 32768.0), -32768, 32767).astype("<i2").tobytes()
+
+
+def pcm_to_float(pcm: bytes | bytearray) -> np.ndarray:
+    """16-bit PCM bytes as float32 samples in [-1, 1), the form engines take."""
+    return np.frombuffer(bytes(pcm), dtype="<i2").astype(np.float32) / 32768.0
+
+
+def read_file(source: str | Path | bytes) -> tuple[np.ndarray, int]:
+    """Any file libsndfile reads (WAV, FLAC, OGG, ...): int16 samples shaped (frames, channels), and the rate."""
+    handle = io.BytesIO(source) if isinstance(source, bytes) else source
+    try:
+        samples, rate = soundfile.read(handle, dtype="int16", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError, TypeError) as exc:
+        raise errors.InvalidArgument(f"the audio could not be read ({exc}); send a file libsndfile reads: WAV, FLAC, OGG, ...") from exc
+    return samples, rate
+
+
+def to_internal(samples: np.ndarray, rate: int) -> bytes:
+    """A whole recording (int16, (frames, channels)) as 16 kHz mono LINEAR16."""
+    mono = samples.astype(np.float32).mean(axis=1) / 32768.0
+    if rate != SAMPLE_RATE:
+        mono = soxr.resample(mono, rate, SAMPLE_RATE)
+    return _to_int16(mono)
+
+
+def from_internal(pcm: bytes) -> np.ndarray:
+    """16 kHz mono LINEAR16 bytes as int16 samples shaped (frames, 1)."""
+    return np.frombuffer(pcm, dtype="<i2").reshape(-1, 1)

@@ -1,0 +1,185 @@
+"""The `voxmesh` command: up, serve, transcribe, health."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+from pydantic import ValidationError
+
+from voxmesh import settings as settings_registry
+from voxmesh.settings import DEFAULT_PORTS
+
+SERVICES = {
+    "vad": "services.vad.service:VadService",
+    "asr": "services.asr.service:AsrService",
+    "llm": "services.llm.service:LlmService",
+    "gateway": "gateway.service:GatewayService",
+}
+DEFAULT_GATEWAY = f"localhost:{DEFAULT_PORTS['gateway']}"
+
+
+def serve_main(name: str, argv: list[str] | None = None) -> int:
+    """Run one service in this process (what containers run)."""
+    from voxmesh import runtime
+
+    cls = settings_registry.SETTINGS[name]
+    parser = argparse.ArgumentParser(prog=f"voxmesh serve {name}", description=f"Run the {name} service.")
+    settings_registry.add_flags(parser, cls)
+    args = parser.parse_args(argv)
+    try:
+        settings = settings_registry.from_flags(cls, args)
+    except ValidationError as exc:
+        prefix = cls.model_config.get("env_prefix", "")
+        for error in exc.errors():
+            field = ".".join(str(part) for part in error["loc"])
+            print(f"voxmesh serve {name}: setting {field} (--{field.replace('_', '-')} or {prefix}{field.upper()}): "
+                  f"{error['msg']}", file=sys.stderr)
+        return 2
+    module, _, cls_name = SERVICES[name].partition(":")
+    service = getattr(importlib.import_module(module), cls_name)(settings)
+    return runtime.run(service, settings)
+
+
+async def _up(args: argparse.Namespace) -> int:
+    from voxmesh.stack import LocalStack, StackError
+
+    stack = LocalStack(gateway_port=args.port, host=args.host)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print("starting vad, asr, llm and gateway ...", file=sys.stderr)
+    try:
+        async with stack:
+            for name in ("vad", "asr", "llm", "gateway"):
+                print(f"  {name:<8} grpc {stack.address(name):<22} metrics {stack.metrics_url(name)}", file=sys.stderr)
+            print(f"voxmesh is up: gateway at {stack.gateway}. Ctrl-C stops it.", file=sys.stderr)
+            waiter = asyncio.create_task(stop.wait())
+            watcher = asyncio.create_task(_watch(stack))
+            done, _ = await asyncio.wait({waiter, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            watcher.cancel()
+            if watcher in done:
+                print(f"voxmesh: {watcher.result()}; stopping the stack", file=sys.stderr)
+                return 1
+            print("stopping ...", file=sys.stderr)
+    except StackError as exc:
+        print(f"voxmesh up: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _watch(stack) -> str:
+    while True:
+        for member in stack.members.values():
+            if member.process.poll() is not None:
+                return f"the {member.name} service exited with code {member.process.returncode}"
+        await asyncio.sleep(0.5)
+
+
+async def _transcribe(args: argparse.Namespace) -> int:
+    from voxmesh.client import Client, StreamOptions
+    from voxmesh.console import Console
+    from voxmesh.stack import LocalStack, StackError
+
+    path = Path(args.path)
+    if not path.is_file():
+        print(f"voxmesh transcribe: no such file: {path}", file=sys.stderr)
+        return 2
+    options = StreamOptions(
+        language=args.language, partials=args.partials, post_processing=args.post_processing,
+        instruction=args.instruction,
+    )
+    console = Console(as_json=args.json)
+    stack = None
+    if args.gateway is None:
+        logs = Path(tempfile.mkdtemp(prefix="voxmesh-logs-"))
+        if not args.json:
+            print(f"starting a local stack (service logs in {logs}) ...", file=sys.stderr)
+        stack = LocalStack(gateway_port=0, log_dir=logs)
+        try:
+            await stack.start()
+        except StackError as exc:
+            stack.stop()
+            print(f"voxmesh transcribe: {exc}", file=sys.stderr)
+            return 1
+    target = stack.gateway if stack else args.gateway
+    audio_s = 0.0
+
+    def progress(sent: float, total: float) -> None:
+        nonlocal audio_s
+        audio_s = total
+        console.progress(sent, total)
+
+    started = time.monotonic()
+    try:
+        async with Client(target) as client:
+            async for event in client.stream_file(path, pace=args.pace, options=options, progress=progress):
+                console.event(event)
+    except grpc.aio.AioRpcError as exc:
+        print(f"\nvoxmesh transcribe: the gateway at {target} answered {exc.code().name}: {exc.details()}",
+              file=sys.stderr)
+        return 1
+    finally:
+        if stack is not None:
+            await asyncio.to_thread(stack.stop)
+    console.finish(time.monotonic() - started, audio_s)
+    return 0
+
+
+async def _health(args: argparse.Namespace) -> int:
+    from voxmesh.client import Client
+
+    async with Client(args.gateway) as client:
+        try:
+            status = await client.health(timeout=args.timeout)
+        except grpc.aio.AioRpcError as exc:
+            print(f"{args.gateway} {exc.code().name}: {exc.details()}")
+            return 1
+    print(f"{args.gateway} {status}")
+    return 0 if status == "SERVING" else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="voxmesh", description="Real-time speech recognition mesh.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="run the local stack: four services as four processes on this machine")
+    up.add_argument("--port", type=int, default=DEFAULT_PORTS["gateway"], help="the gateway's port (default %(default)s)")
+    up.add_argument("--host", default="127.0.0.1", help="address every service binds to (default %(default)s)")
+
+    serve = commands.add_parser("serve", help="run one service (settings: --help of each)", add_help=True)
+    serve.add_argument("service", choices=sorted(SERVICES))
+    serve.add_argument("flags", nargs=argparse.REMAINDER, help="the service's flags; see voxmesh serve NAME --help")
+
+    transcribe = commands.add_parser("transcribe", help="stream an audio file through the mesh and show the text")
+    transcribe.add_argument("path", help="audio file: any format libsndfile reads (WAV, FLAC, OGG, ...), any rate")
+    transcribe.add_argument("--gateway", metavar="HOST:PORT", help="gateway to use (default: start a local stack for the run)")
+    transcribe.add_argument("--pace", choices=("realtime", "fast"), default="realtime",
+                            help="send audio as fast as it plays (default) or as fast as the mesh takes it")
+    transcribe.add_argument("--json", action="store_true", help="print one JSON object per event per line")
+    transcribe.add_argument("--language", default="", help="ISO 639-1 language code (default: the engine detects it)")
+    transcribe.add_argument("--partials", action=argparse.BooleanOptionalAction, default=True,
+                            help="ask for partial transcripts (default on)")
+    transcribe.add_argument("--post-processing", action=argparse.BooleanOptionalAction, default=True,
+                            help="post-process finals with the LLM service (default on)")
+    transcribe.add_argument("--instruction", default="", help="instruction for the post-processor")
+
+    health = commands.add_parser("health", help="ask a voxmesh service whether it is SERVING (exit code 0 if so)")
+    health.add_argument("--gateway", metavar="HOST:PORT", default=DEFAULT_GATEWAY,
+                        help="address of the gateway, or of any voxmesh service (default %(default)s)")
+    health.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the answer")
+
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        return serve_main(args.service, args.flags)
+    runner = {"up": _up, "transcribe": _transcribe, "health": _health}[args.command]
+    return asyncio.run(runner(args))

@@ -1,0 +1,114 @@
+"""Typed events of a transcription stream, as clients see them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import ClassVar
+
+from voxmesh.v1 import common_pb2, transcription_pb2
+
+
+@dataclass(frozen=True)
+class Event:
+    type: ClassVar[str]
+    utterance: int
+    start_s: float
+    end_s: float
+
+    def to_dict(self) -> dict:
+        return {"type": self.type, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class SpeechStart(Event):
+    type: ClassVar[str] = "speech_start"
+
+
+@dataclass(frozen=True)
+class SpeechEnd(Event):
+    type: ClassVar[str] = "speech_end"
+    reason: str  # "silence", "max_length" or "stream_end"
+
+
+@dataclass(frozen=True)
+class Partial(Event):
+    type: ClassVar[str] = "partial"
+    text: str
+    stability: float
+
+
+@dataclass(frozen=True)
+class Final(Event):
+    type: ClassVar[str] = "final"
+    text: str
+    language: str
+    engine: str
+    engine_compute_s: float
+    queue_wait_s: float
+
+
+@dataclass(frozen=True)
+class Processed(Event):
+    type: ClassVar[str] = "processed"
+    text: str  # the processed text so far (on done: all of it)
+    delta: str
+    done: bool
+    outcome: str  # on done: "processed", "guarded" or "failed"
+    reason: str
+    engine: str
+
+
+@dataclass(frozen=True)
+class UtteranceFailed(Event):
+    type: ClassVar[str] = "error"
+    stage: str
+    code: str
+    message: str
+
+
+_END_REASONS = {
+    common_pb2.SPEECH_END_REASON_SILENCE: "silence",
+    common_pb2.SPEECH_END_REASON_MAX_LENGTH: "max_length",
+    common_pb2.SPEECH_END_REASON_STREAM_END: "stream_end",
+}
+_OUTCOMES = {
+    common_pb2.PROCESSING_OUTCOME_PROCESSED: "processed",
+    common_pb2.PROCESSING_OUTCOME_GUARDED: "guarded",
+    common_pb2.PROCESSING_OUTCOME_FAILED: "failed",
+}
+
+
+class EventDecoder:
+    """Turns TranscriptionEvent messages into typed events; keeps each utterance's processed text so far."""
+
+    def __init__(self) -> None:
+        self._processed: dict[int, str] = {}
+
+    def __call__(self, message: transcription_pb2.TranscriptionEvent) -> Event:
+        base = (message.utterance_id, message.start_s, message.end_s)
+        kind = message.WhichOneof("event")
+        if kind == "speech_started":
+            return SpeechStart(*base)
+        if kind == "speech_ended":
+            return SpeechEnd(*base, reason=_END_REASONS.get(message.speech_ended.reason, "unspecified"))
+        if kind == "partial":
+            return Partial(*base, text=message.partial.text, stability=message.partial.stability)
+        if kind == "final":
+            final = message.final
+            return Final(*base, text=final.text, language=final.language, engine=final.engine,
+                         engine_compute_s=final.engine_compute_s, queue_wait_s=final.queue_wait_s)
+        if kind == "processed":
+            processed = message.processed
+            so_far = self._processed.get(message.utterance_id, "") + processed.delta
+            if processed.done:
+                self._processed.pop(message.utterance_id, None)
+                so_far = processed.text
+            else:
+                self._processed[message.utterance_id] = so_far
+            return Processed(*base, text=so_far, delta=processed.delta, done=processed.done,
+                             outcome=_OUTCOMES.get(processed.outcome, ""), reason=processed.reason,
+                             engine=processed.engine)
+        if kind == "error":
+            error = message.error
+            return UtteranceFailed(*base, stage=error.stage, code=error.code, message=error.message)
+        raise ValueError(f"unknown event {kind!r}")

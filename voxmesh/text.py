@@ -1,0 +1,52 @@
+"""Word-level text measures: normalisation, edit distance, word error rate, agreement of two decodes."""
+
+from __future__ import annotations
+
+import re
+
+_WORD = re.compile(r"[a-z0-9']+")
+
+
+def words(text: str) -> list[str]:
+    """Lower-case words without punctuation: the form WER and agreement compare."""
+    return _WORD.findall(text.lower().replace("’", "'"))
+
+
+def edit_distance(a: list[str], b: list[str]) -> int:
+    """Levenshtein distance between two word lists (substitutions, insertions, deletions cost 1)."""
+    previous = list(range(len(b) + 1))
+    for i, word_a in enumerate(a, 1):
+        current = [i]
+        for j, word_b in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (word_a != word_b)))
+        previous = current
+    return previous[-1]
+
+
+def wer(reference: str, hypothesis: str) -> float:
+    """Word error rate of a hypothesis against a reference, after normalisation."""
+    ref = words(reference)
+    if not ref:
+        return 0.0 if not words(hypothesis) else 1.0
+    return edit_distance(ref, words(hypothesis)) / len(ref)
+
+
+def agreed_prefix(previous: str, current: str) -> str:
+    """The longest run of leading words `current` shares with `previous`, as it is written in `current`.
+
+    Two consecutive decodes of a growing utterance that agree on a prefix are unlikely to change it again
+    (the LocalAgreement-2 policy of streaming Whisper).
+    """
+    shared = 0
+    for a, b in zip(words(previous), words(current)):
+        if a != b:
+            break
+        shared += 1
+    if shared == 0:
+        return ""
+    seen = 0
+    for match in _WORD.finditer(current.lower().replace("’", "'")):
+        seen += 1
+        if seen == shared:
+            return current[: match.end()]
+    return current

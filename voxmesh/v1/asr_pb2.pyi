@@ -1,0 +1,55 @@
+from voxmesh.v1 import common_pb2 as _common_pb2
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class RecognizeConfig(_message.Message):
+    __slots__ = ("sample_rate_hz", "language", "partial_results")
+    SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    PARTIAL_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    sample_rate_hz: int
+    language: str
+    partial_results: bool
+    def __init__(self, sample_rate_hz: _Optional[int] = ..., language: _Optional[str] = ..., partial_results: _Optional[bool] = ...) -> None: ...
+
+class UtteranceAudio(_message.Message):
+    __slots__ = ("utterance_id", "audio")
+    UTTERANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    utterance_id: int
+    audio: bytes
+    def __init__(self, utterance_id: _Optional[int] = ..., audio: _Optional[bytes] = ...) -> None: ...
+
+class UtteranceEnd(_message.Message):
+    __slots__ = ("utterance_id",)
+    UTTERANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    utterance_id: int
+    def __init__(self, utterance_id: _Optional[int] = ...) -> None: ...
+
+class RecognizeRequest(_message.Message):
+    __slots__ = ("config", "audio", "end")
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    config: RecognizeConfig
+    audio: UtteranceAudio
+    end: UtteranceEnd
+    def __init__(self, config: _Optional[_Union[RecognizeConfig, _Mapping]] = ..., audio: _Optional[_Union[UtteranceAudio, _Mapping]] = ..., end: _Optional[_Union[UtteranceEnd, _Mapping]] = ...) -> None: ...
+
+class RecognizeResponse(_message.Message):
+    __slots__ = ("utterance_id", "audio_s", "partial", "final", "error")
+    UTTERANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_S_FIELD_NUMBER: _ClassVar[int]
+    PARTIAL_FIELD_NUMBER: _ClassVar[int]
+    FINAL_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    utterance_id: int
+    audio_s: float
+    partial: _common_pb2.PartialTranscript
+    final: _common_pb2.FinalTranscript
+    error: _common_pb2.UtteranceError
+    def __init__(self, utterance_id: _Optional[int] = ..., audio_s: _Optional[float] = ..., partial: _Optional[_Union[_common_pb2.PartialTranscript, _Mapping]] = ..., final: _Optional[_Union[_common_pb2.FinalTranscript, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.UtteranceError, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,76 @@
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class SpeechEndReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SPEECH_END_REASON_UNSPECIFIED: _ClassVar[SpeechEndReason]
+    SPEECH_END_REASON_SILENCE: _ClassVar[SpeechEndReason]
+    SPEECH_END_REASON_MAX_LENGTH: _ClassVar[SpeechEndReason]
+    SPEECH_END_REASON_STREAM_END: _ClassVar[SpeechEndReason]
+
+class ProcessingOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PROCESSING_OUTCOME_UNSPECIFIED: _ClassVar[ProcessingOutcome]
+    PROCESSING_OUTCOME_PROCESSED: _ClassVar[ProcessingOutcome]
+    PROCESSING_OUTCOME_GUARDED: _ClassVar[ProcessingOutcome]
+    PROCESSING_OUTCOME_FAILED: _ClassVar[ProcessingOutcome]
+SPEECH_END_REASON_UNSPECIFIED: SpeechEndReason
+SPEECH_END_REASON_SILENCE: SpeechEndReason
+SPEECH_END_REASON_MAX_LENGTH: SpeechEndReason
+SPEECH_END_REASON_STREAM_END: SpeechEndReason
+PROCESSING_OUTCOME_UNSPECIFIED: ProcessingOutcome
+PROCESSING_OUTCOME_PROCESSED: ProcessingOutcome
+PROCESSING_OUTCOME_GUARDED: ProcessingOutcome
+PROCESSING_OUTCOME_FAILED: ProcessingOutcome
+
+class PartialTranscript(_message.Message):
+    __slots__ = ("text", "stability")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    STABILITY_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    stability: float
+    def __init__(self, text: _Optional[str] = ..., stability: _Optional[float] = ...) -> None: ...
+
+class FinalTranscript(_message.Message):
+    __slots__ = ("text", "language", "engine", "engine_compute_s", "queue_wait_s")
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_COMPUTE_S_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_WAIT_S_FIELD_NUMBER: _ClassVar[int]
+    text: str
+    language: str
+    engine: str
+    engine_compute_s: float
+    queue_wait_s: float
+    def __init__(self, text: _Optional[str] = ..., language: _Optional[str] = ..., engine: _Optional[str] = ..., engine_compute_s: _Optional[float] = ..., queue_wait_s: _Optional[float] = ...) -> None: ...
+
+class ProcessedText(_message.Message):
+    __slots__ = ("delta", "done", "text", "outcome", "reason", "engine")
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    OUTCOME_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    delta: str
+    done: bool
+    text: str
+    outcome: ProcessingOutcome
+    reason: str
+    engine: str
+    def __init__(self, delta: _Optional[str] = ..., done: _Optional[bool] = ..., text: _Optional[str] = ..., outcome: _Optional[_Union[ProcessingOutcome, str]] = ..., reason: _Optional[str] = ..., engine: _Optional[str] = ...) -> None: ...
+
+class UtteranceError(_message.Message):
+    __slots__ = ("stage", "code", "message")
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    stage: str
+    code: str
+    message: str
+    def __init__(self, stage: _Optional[str] = ..., code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
