@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from collections.abc import AsyncIterator
 
 import grpc
@@ -51,6 +52,7 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer):
         self.active += 1
         metrics.ACTIVE_STREAMS.inc()
         code = "OK"
+        started = time.perf_counter()
         try:
             yield
         except (asyncio.CancelledError, GeneratorExit):
@@ -63,6 +65,8 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer):
             self.active -= 1
             metrics.ACTIVE_STREAMS.dec()
             metrics.STREAMS.labels(method, code).inc()
+            log.info("call ended", extra={"method": method, "code": code,
+                                          "seconds": round(time.perf_counter() - started, 3)})
 
     @rpc.servicer_method("gateway")
     async def StreamingTranscribe(self, request_iterator, context: grpc.aio.ServicerContext):

@@ -169,3 +169,22 @@ async def test_up_then_sigterm_drains_the_stream_in_flight_and_stops_everything(
             up.kill()
         stderr = up.stderr.read()
     assert "stopping" in stderr
+
+
+def test_sync_client_streams_and_transcribes(stack):
+    from voxmesh.client import SyncClient
+
+    with SyncClient(stack.gateway) as client:
+        assert client.health() == "SERVING"
+        events = list(client.stream_file(SAMPLE, pace="fast"))
+        reply = client.transcribe(SAMPLE)
+    assert text.wer(SAMPLE_TEXT, final_text(events)) <= 0.10
+    assert text.wer(SAMPLE_TEXT, reply.text) <= 0.10
+
+
+def test_a_missing_model_is_a_start_up_error_naming_the_path(tmp_path):
+    missing = tmp_path / "no-model-here"
+    done = subprocess.run([*VOXMESH, "serve", "asr", "--port", "0", "--metrics-port", "0"],
+                          env=env(VOXMESH_ASR_MODEL=str(missing)), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert f"start-up failed: whisper model directory '{missing}' does not exist" in done.stderr
