@@ -14,6 +14,7 @@ import logging
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from voxmesh import tls
 from voxmesh.settings import GatewaySettings
 from voxmesh.v1 import asr_pb2_grpc, llm_pb2_grpc, vad_pb2_grpc
 
@@ -36,7 +37,13 @@ class Downstream:
     def __init__(self, settings: GatewaySettings):
         options = channel_options(settings)
         self.targets = {"vad": settings.vad_target, "asr": settings.asr_target, "llm": settings.llm_target}
-        self.channels = {name: grpc.aio.insecure_channel(t, options=options) for name, t in self.targets.items()}
+        if settings.downstream_tls:
+            credentials = tls.channel_credentials(settings.tls_ca_file, settings.tls_cert_file, settings.tls_key_file)
+            self.channels = {
+                name: grpc.aio.secure_channel(t, credentials, options=options) for name, t in self.targets.items()
+            }
+        else:
+            self.channels = {name: grpc.aio.insecure_channel(t, options=options) for name, t in self.targets.items()}
         self.vad = vad_pb2_grpc.VoiceActivityStub(self.channels["vad"])
         self.asr = asr_pb2_grpc.RecognizerStub(self.channels["asr"])
         self.llm = llm_pb2_grpc.PostProcessorStub(self.channels["llm"])

@@ -26,6 +26,20 @@ SERVICES = {
 DEFAULT_GATEWAY = f"localhost:{DEFAULT_PORTS['gateway']}"
 
 
+def _tls_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tls-ca", metavar="PEM", default="", help="dial with TLS, verifying the server against this CA")
+    parser.add_argument("--tls-cert", metavar="PEM", default="", help="client certificate for mTLS")
+    parser.add_argument("--tls-key", metavar="PEM", default="", help="private key of --tls-cert")
+
+
+def _credentials(args: argparse.Namespace):
+    if not (args.tls_ca or args.tls_cert):
+        return None
+    from voxmesh import tls
+
+    return tls.channel_credentials(args.tls_ca, args.tls_cert, args.tls_key)
+
+
 def serve_main(name: str, argv: list[str] | None = None) -> int:
     """Run one service in this process (what containers run)."""
     from voxmesh import runtime
@@ -121,7 +135,7 @@ async def _transcribe(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     try:
-        async with Client(target) as client:
+        async with Client(target, credentials=_credentials(args)) as client:
             async for event in client.stream_file(path, pace=args.pace, options=options, progress=progress):
                 console.event(event)
     except grpc.aio.AioRpcError as exc:
@@ -138,7 +152,7 @@ async def _transcribe(args: argparse.Namespace) -> int:
 async def _health(args: argparse.Namespace) -> int:
     from voxmesh.client import Client
 
-    async with Client(args.gateway) as client:
+    async with Client(args.gateway, credentials=_credentials(args)) as client:
         try:
             status = await client.health(timeout=args.timeout)
         except grpc.aio.AioRpcError as exc:
@@ -172,11 +186,13 @@ def main(argv: list[str] | None = None) -> int:
     transcribe.add_argument("--post-processing", action=argparse.BooleanOptionalAction, default=True,
                             help="post-process finals with the LLM service (default on)")
     transcribe.add_argument("--instruction", default="", help="instruction for the post-processor")
+    _tls_flags(transcribe)
 
     health = commands.add_parser("health", help="ask a voxmesh service whether it is SERVING (exit code 0 if so)")
     health.add_argument("--gateway", metavar="HOST:PORT", default=DEFAULT_GATEWAY,
                         help="address of the gateway, or of any voxmesh service (default %(default)s)")
     health.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the answer")
+    _tls_flags(health)
 
     args = parser.parse_args(argv)
     if args.command == "serve":

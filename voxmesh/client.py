@@ -42,12 +42,23 @@ class StreamOptions:
 
 
 class Client:
-    def __init__(self, target: str = "localhost:50051", *, max_message_bytes: int = 64 << 20):
+    def __init__(
+        self,
+        target: str = "localhost:50051",
+        *,
+        credentials: grpc.ChannelCredentials | None = None,
+        max_message_bytes: int = 64 << 20,
+    ):
+        """`credentials`: None for plaintext, or e.g. voxmesh.tls.channel_credentials(ca, cert, key) for (m)TLS."""
         self.target = target
-        self._channel = grpc.aio.insecure_channel(target, options=[
+        options = [
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.max_receive_message_length", max_message_bytes),
-        ])
+        ]
+        if credentials is None:
+            self._channel = grpc.aio.insecure_channel(target, options=options)
+        else:
+            self._channel = grpc.aio.secure_channel(target, credentials, options=options)
         self._stub = transcription_pb2_grpc.TranscriptionStub(self._channel)
 
     async def __aenter__(self) -> Client:

@@ -19,7 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
-from voxmesh import errors, logs
+from voxmesh import errors, logs, tls
 from voxmesh.settings import ServiceSettings
 
 log = logging.getLogger("voxmesh.runtime")
@@ -68,13 +68,29 @@ class Server:
             [*service.grpc_services, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
         )
         self.port = 0
+        # Probes that cannot speak TLS (Kubernetes' gRPC probes) get health alone on a plaintext port.
+        self.health_server = grpc.aio.server() if settings.health_port else None
+        if self.health_server is not None:
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, self.health_server)
 
     async def start(self) -> int:
         for name in self.names:
             await self.health.set(name, NOT_SERVING)
-        self.port = self.server.add_insecure_port(f"{self.settings.host}:{self.settings.port}")
+        address = f"{self.settings.host}:{self.settings.port}"
+        credentials = tls.server_credentials(self.settings)
+        if credentials is None:
+            self.port = self.server.add_insecure_port(address)
+        else:
+            self.port = self.server.add_secure_port(address, credentials)
         await self.server.start()
-        log.info("listening", extra={"address": f"{self.settings.host}:{self.port}"})
+        if self.health_server is not None:
+            self.health_server.add_insecure_port(f"{self.settings.host}:{self.settings.health_port}")
+            await self.health_server.start()
+        log.info("listening", extra={
+            "address": f"{self.settings.host}:{self.port}",
+            "tls": "off" if credentials is None else ("mtls" if self.settings.tls_ca_file else "tls"),
+            "health_port": self.settings.health_port,
+        })
         return self.port
 
     async def ready(self) -> None:
@@ -86,6 +102,8 @@ class Server:
     async def stop(self, grace_s: float | None) -> None:
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace_s)
+        if self.health_server is not None:
+            await self.health_server.stop(None)
         await self.service.close()
 
 
@@ -95,7 +113,11 @@ async def serve(service: Service, settings: ServiceSettings) -> int:
         start_http_server(settings.metrics_port, addr=settings.host)
         log.info("metrics", extra={"url": f"http://{settings.host}:{settings.metrics_port}/metrics"})
     server = Server(service, settings)
-    await server.start()
+    try:
+        await server.start()
+    except errors.VoxmeshError as exc:
+        log.error("start-up failed: %s", exc)
+        return 1
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -29,6 +29,10 @@ class ServiceSettings(BaseSettings):
     grace_s: float = Field(10.0, ge=0, description="On SIGTERM, seconds in-flight streams get to finish before they are cancelled.")
     drain_delay_s: float = Field(0.0, ge=0, description="On SIGTERM, seconds health reports NOT_SERVING before the server stops taking calls (let load balancers notice).")
     max_message_bytes: int = Field(4 << 20, gt=0, description="Largest gRPC message the server accepts.")
+    tls_cert_file: str = Field("", description="PEM certificate chain the server presents; with tls_key_file, the server speaks TLS only.")
+    tls_key_file: str = Field("", description="PEM private key of tls_cert_file.")
+    tls_ca_file: str = Field("", description="PEM CA bundle; when set with a certificate, callers must present a client certificate it signed (mTLS).")
+    health_port: int = Field(0, ge=0, le=65535, description="A second, plaintext port serving only grpc.health.v1 (for probes that cannot speak TLS); 0: none.")
 
 
 class VadSettings(ServiceSettings):
@@ -91,7 +95,7 @@ class GatewaySettings(ServiceSettings):
     final_timeout_s: float = Field(30.0, gt=0, description="Seconds after speech end within which a final transcript must arrive; else the utterance is reported failed.")
     processed_timeout_s: float = Field(30.0, gt=0, description="Seconds after a final within which post-processing must finish; else it is reported failed.")
     max_stream_s: float = Field(4 * 3600.0, gt=0, description="Deadline of each downstream stream, so the longest a client stream may last.")
-    connect_timeout_s: float = Field(10.0, gt=0, description="Seconds to wait for a downstream service to accept a stream.")
+    downstream_tls: bool = Field(False, description="Dial the inner services with TLS: tls_ca_file as root, tls_cert_file/tls_key_file as client certificate.")
 
 
 SETTINGS: dict[str, type[ServiceSettings]] = {

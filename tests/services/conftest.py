@@ -45,15 +45,16 @@ def settings(cls, **overrides):
 
 
 @contextlib.asynccontextmanager
-async def mesh(gateway: dict | None = None, asr: dict | None = None, llm_service=None, vad: dict | None = None):
+async def mesh(gateway: dict | None = None, asr: dict | None = None, llm_service=None, vad: dict | None = None,
+               llm: dict | None = None):
     """All four services in this process; yields (gateway address, {name: runtime Server})."""
     vad_service = VadService(settings(VadSettings, **(vad or {})))
     asr_service = AsrService(settings(AsrSettings, **(asr or {})))
-    llm = llm_service or LlmService(settings(LlmSettings))
+    llm_service = llm_service or LlmService(settings(LlmSettings, **(llm or {})))
     servers = {}
     async with running(vad_service, vad_service.servicer.settings, servers) as vad_address, \
             running(asr_service, asr_service.settings, servers) as asr_address, \
-            running(llm, llm.settings, servers) as llm_address:
+            running(llm_service, llm_service.settings, servers) as llm_address:
         gateway_settings = settings(
             GatewaySettings, vad_target=vad_address, asr_target=asr_address, llm_target=llm_address, **(gateway or {})
         )
