@@ -52,3 +52,12 @@ def silence(seconds: float) -> bytes:
 def tone(seconds: float, freq: float = 440.0, amplitude: float = 0.3) -> bytes:
     t = np.arange(int(seconds * 16000)) / 16000
     return (np.sin(2 * np.pi * freq * t) * amplitude * 32767).astype("<i2").tobytes()
+
+
+@pytest.fixture(scope="session")
+def tiny_voxtral(tmp_path_factory) -> Path:
+    """A tiny random Voxtral (Voxtral-Mini-3B-2507's architecture) and tekken tokenizer, built offline."""
+    pytest.importorskip("transformers", reason="the voxtral engines need the test extra (torch, transformers)")
+    from tests.tiny_models import build_voxtral
+
+    return build_voxtral(tmp_path_factory.mktemp("tiny-voxtral"))

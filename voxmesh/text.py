@@ -50,3 +50,9 @@ def agreed_prefix(previous: str, current: str) -> str:
         if seen == shared:
             return current[: match.end()]
     return current
+
+
+def extends(longer: str, shorter: str) -> bool:
+    """Whether `longer` has more words than `shorter` and starts with all of its words."""
+    a, b = words(longer), words(shorter)
+    return len(a) > len(b) and a[: len(b)] == b

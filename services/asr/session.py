@@ -2,7 +2,9 @@
 
 Utterances grow as audio arrives. When the stream asked for partials, an utterance is re-decoded each
 time `partial_interval_s` of new audio has arrived and no re-decode of it is in flight; a partial that
-comes back after its utterance ended is dropped. At the utterance's end its final is queued, and answered
+comes back after its utterance ended is dropped. Partials follow LocalAgreement-2: the words two
+consecutive decodes agree on from the start are committed, a partial carries only the committed text
+(it grows, it never takes words back), and its stability is the committed share of the latest decode. At the utterance's end its final is queued, and answered
 with the transcript or with the error that prevented one.
 """
 
@@ -32,7 +34,8 @@ class _Utterance:
     audio: bytearray = field(default_factory=bytearray)
     decoded_samples: int = 0  # audio length at the last partial re-decode
     partial: asyncio.Task | None = None
-    previous_partial: str = ""
+    previous_decode: str = ""
+    committed: str = ""
     failed: bool = False
 
     @property
@@ -142,13 +145,15 @@ class RecognizeSession:
                 raise
             except errors.VoxmeshError:
                 return  # a failed partial is not reported; the final will be
-            agreed = text.agreed_prefix(utterance.previous_partial, transcript.text)
-            utterance.previous_partial = transcript.text
-            stability = len(agreed) / len(transcript.text) if transcript.text else 0.0
+            agreed = text.agreed_prefix(utterance.previous_decode, transcript.text)
+            utterance.previous_decode = transcript.text
+            if not text.extends(agreed, utterance.committed):
+                return  # nothing new is settled
+            utterance.committed = agreed
             await self.emit(asr_pb2.RecognizeResponse(
                 utterance_id=utterance.id,
                 audio_s=audio_s,
-                partial=common_pb2.PartialTranscript(text=transcript.text, stability=stability),
+                partial=common_pb2.PartialTranscript(text=agreed, stability=len(agreed) / len(transcript.text)),
             ))
         finally:
             if utterance.partial is asyncio.current_task():

@@ -14,3 +14,9 @@ def test_agreed_prefix_keeps_the_current_spelling():
     assert text.agreed_prefix("and so my", "And so, my fellow") == "And so, my"
     assert text.agreed_prefix("ask not", "and so") == ""
     assert text.agreed_prefix("", "and so") == ""
+
+
+def test_extends_needs_more_words_and_the_same_start():
+    assert text.extends("and so my", "And so,")
+    assert not text.extends("and so", "and so")
+    assert not text.extends("and then my", "and so")

@@ -51,6 +51,7 @@ class AsrEngine(Protocol):
 
 ENGINES = {
     "whisper": "services.asr.engines.whisper:WhisperEngine",
+    "voxtral": "services.asr.engines.voxtral:VoxtralEngine",
 }
 
 

@@ -47,7 +47,7 @@ class WhisperEngine:
                 )
         else:
             path, label = default_model()
-        device = "cpu" if settings.device == "cpu" else settings.device
+        device = settings.device
         try:
             self.model = WhisperModel(
                 path, device=device, compute_type=settings.compute_type, cpu_threads=settings.cpu_threads

@@ -1,0 +1,57 @@
+"""What the transformers engines share: where the model runs, in which precision, with which attention,
+and how a model directory or hub id becomes a clear start-up error when it cannot be loaded."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from voxmesh import errors
+
+log = logging.getLogger("voxmesh.torch")
+
+
+@dataclass(frozen=True)
+class Placement:
+    device: str
+    dtype: object  # torch.dtype
+    attn_implementation: str
+
+
+def placement(device_setting: str) -> Placement:
+    """CUDA: bf16, flash-attn 2 when it is installed, else PyTorch's sdpa. CPU: fp32 and sdpa."""
+    import torch
+
+    device = device_setting
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise errors.FailedPrecondition("device is cuda but PyTorch sees no CUDA device; use --device cpu or auto")
+    if device == "cuda":
+        attn = "flash_attention_2" if importlib.util.find_spec("flash_attn") else "sdpa"
+        return Placement("cuda", torch.bfloat16, attn)
+    return Placement("cpu", torch.float32, "sdpa")
+
+
+def describe_source(model: str) -> str:
+    """Where a model reference is looked for, for error messages."""
+    if Path(model).exists() or model.startswith((".", "/", "~")):
+        return f"the directory {model!r}"
+    cache = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")), "hub"
+    )
+    offline = " (HF_HUB_OFFLINE=1: the cache only)" if os.environ.get("HF_HUB_OFFLINE") == "1" else ""
+    return f"the hub id {model!r} in the cache {cache}{offline}"
+
+
+def check_local(model: str) -> None:
+    """A path-like reference must be a directory with a config.json."""
+    path = Path(model).expanduser()
+    if model.startswith((".", "/", "~")) or path.exists():
+        if not (path / "config.json").is_file():
+            raise errors.FailedPrecondition(
+                f"model directory {model!r} does not exist or holds no config.json (VOXMESH_ASR_MODEL / --model)"
+            )

@@ -1,0 +1,100 @@
+"""Voxtral through transformers: Voxtral-Mini-3B-2507 and any checkpoint of that architecture.
+
+Every request becomes `processor.apply_transcription_request(...)`, which pads audio to 30-second
+windows (so a short utterance costs a full window of encoder work) and splits longer audio into several
+windows, so long utterances are transcribed whole. One call takes a whole batch from the scheduler: one
+padded prompt per request (left padding), one greedy `generate`. The `lang:xx` prefix the model writes
+when it detects the language is stripped from the text and reported as the language.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Sequence
+
+from services.asr.engines import AsrRequest, AsrResult
+from services.asr.engines.torch_runtime import check_local, describe_source, placement
+from voxmesh import SAMPLE_RATE, errors
+from voxmesh.settings import AsrSettings
+
+log = logging.getLogger("voxmesh.asr.voxtral")
+
+DEFAULT_MODEL = "mistralai/Voxtral-Mini-3B-2507"
+_LANG_PREFIX = re.compile(r"^\s*lang:([a-z]{2,3})\s*")
+TOKENS_PER_SECOND = 8  # default budget: ~3 words/s of speech is ~5 tokens/s; leave room
+BASE_TOKENS = 16
+
+
+def split_language(text: str, asked: str | None) -> tuple[str, str]:
+    """Text without a leading `lang:xx`, and the language (the detected one, else the one asked for)."""
+    match = _LANG_PREFIX.match(text)
+    if match:
+        return text[match.end():].strip(), match.group(1)
+    return text.strip(), asked or ""
+
+
+class VoxtralEngine:
+    def __init__(self, settings: AsrSettings):
+        import torch
+        from transformers import AutoProcessor, VoxtralForConditionalGeneration
+
+        self.model_id = settings.model or DEFAULT_MODEL
+        check_local(self.model_id)
+        self.place = placement(settings.device)
+        try:
+            self.processor = AutoProcessor.from_pretrained(self.model_id)
+            self.model = VoxtralForConditionalGeneration.from_pretrained(
+                self.model_id, dtype=self.place.dtype, attn_implementation=self.place.attn_implementation
+            ).to(self.place.device).eval()
+        except (OSError, ValueError) as exc:
+            raise errors.FailedPrecondition(
+                f"could not load the Voxtral model from {describe_source(self.model_id)}: {exc}"
+            ) from exc
+        self.processor.tokenizer.padding_side = "left"
+        if settings.torch_compile:
+            self.model.forward = torch.compile(self.model.forward, dynamic=True)
+        self.torch = torch
+        self.max_batch_size = settings.max_batch_size
+        self.max_new_tokens = settings.max_new_tokens
+        self.languages = None
+        self.name = f"voxtral:{self.model_id.rstrip('/').split('/')[-1]}"
+        log.info("model loaded", extra={"model": self.model_id, "device": self.place.device,
+                                        "dtype": str(self.place.dtype), "attn": self.place.attn_implementation,
+                                        "compiled": settings.torch_compile})
+
+    def _budget(self, batch: Sequence[AsrRequest]) -> int:
+        if self.max_new_tokens:
+            return self.max_new_tokens
+        longest = max(len(r.audio) for r in batch) / SAMPLE_RATE
+        return BASE_TOKENS + math.ceil(TOKENS_PER_SECOND * longest)
+
+    def warmup(self) -> None:
+        import numpy as np
+
+        silence = np.zeros(SAMPLE_RATE, dtype=np.float32)
+        self.transcribe([AsrRequest(silence, "en", final=True)])
+
+    def transcribe(self, batch: Sequence[AsrRequest]) -> list[AsrResult]:
+        inputs = self.processor.apply_transcription_request(
+            language=[r.language for r in batch],
+            audio=[r.audio for r in batch],
+            sampling_rate=SAMPLE_RATE,
+            format=["wav"] * len(batch),
+            model_id=self.model_id,
+        )
+        inputs = inputs.to(self.place.device, dtype=self.place.dtype)
+        try:
+            with self.torch.inference_mode():
+                output = self.model.generate(**inputs, max_new_tokens=self._budget(batch), do_sample=False)
+        except self.torch.cuda.OutOfMemoryError:
+            self.torch.cuda.empty_cache()
+            raise  # the scheduler splits the batch and retries
+        texts = self.processor.batch_decode(output[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        return [AsrResult(*split_language(text, r.language)) for text, r in zip(texts, batch, strict=True)]
+
+    def close(self) -> None:
+        del self.model
+        if self.place.device == "cuda":
+            self.torch.cuda.empty_cache()

@@ -1,0 +1,98 @@
+"""The voxtral engine (tiny random model, real processor -> model -> decode path) behind the real ASR
+service and the whole mesh."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from services.asr.engines import AsrRequest, load_engine
+from services.asr.engines.voxtral import split_language
+from services.asr.service import AsrService
+from tests.conftest import chunks
+from tests.services.conftest import channel_to, mesh, running, settings
+from tests.services.test_asr_service import audio, config, end
+from voxmesh import errors
+from voxmesh.settings import AsrSettings
+from voxmesh.v1 import asr_pb2_grpc, transcription_pb2 as pb, transcription_pb2_grpc
+
+TINY = {"engine": "voxtral", "max_new_tokens": 8}
+
+
+def test_the_language_prefix_is_stripped_and_reported():
+    assert split_language("lang:fr Bonjour à tous", None) == ("Bonjour à tous", "fr")
+    assert split_language(" Hello", "en") == ("Hello", "en")
+    assert split_language("Hello", None) == ("Hello", "")
+
+
+def test_batched_generation_gives_the_same_tokens_as_one_by_one(tiny_voxtral):
+    engine = load_engine(AsrSettings(model=str(tiny_voxtral), **TINY))
+    rng = np.random.default_rng(0)
+    requests = [AsrRequest(rng.normal(0, 0.1, int(16000 * s)).astype(np.float32), language, True)
+                for s, language in [(1.5, "en"), (4, None), (2.5, "fr"), (31, "en")]]
+    assert engine.transcribe(requests) == [engine.transcribe([r])[0] for r in requests]
+
+
+def test_a_missing_model_directory_fails_start_up_naming_it(tmp_path):
+    missing = tmp_path / "no-voxtral-here"
+    with pytest.raises(errors.FailedPrecondition, match=str(missing)):
+        load_engine(AsrSettings(model=str(missing), **TINY))
+
+
+def test_a_hub_model_missing_from_the_cache_fails_start_up_saying_where_it_looked(tmp_path):
+    """As a deployment runs it: a real `voxmesh serve asr` process, offline, with an empty cache."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path), "VOXMESH_ASR_ENGINE": "voxtral"}
+    done = subprocess.run([sys.executable, "-m", "voxmesh", "serve", "asr", "--port", "0", "--metrics-port", "0"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1
+    assert "could not load the Voxtral model from the hub id 'mistralai/Voxtral-Mini-3B-2507'" in done.stderr
+    assert str(tmp_path) in done.stderr and "HF_HUB_OFFLINE=1" in done.stderr
+
+
+async def test_sixteen_concurrent_streams_share_one_model_in_batches(tiny_voxtral, jfk_pcm):
+    service = AsrService(settings(AsrSettings, model=str(tiny_voxtral), max_batch_size=8, batch_wait_ms=50, **TINY))
+    utterance = jfk_pcm[: 16000 * 2 * 2]
+
+    async def one_stream(stub):
+        return [r async for r in stub.Recognize(iter([config(), audio(1, utterance), end(1)]))]
+
+    async with running(service, service.settings) as address, channel_to(address) as channel:
+        stub = asr_pb2_grpc.RecognizerStub(channel)
+        results = await asyncio.gather(*(one_stream(stub) for _ in range(16)))
+        sizes = service.servicer.scheduler.batch_sizes
+    assert all([r.WhichOneof("result") for r in responses] == ["final"] for responses in results)
+    assert all(r[0].final.engine == f"voxtral:{tiny_voxtral.name}" for r in results)
+    assert sum(size * count for size, count in sizes.items()) == 16, "16 finals through one engine"
+    assert max(sizes) > 1, f"requests from different streams shared batches: {dict(sizes)}"
+
+
+async def test_a_full_queue_answers_resource_exhausted(tiny_voxtral, jfk_pcm):
+    service = AsrService(settings(AsrSettings, model=str(tiny_voxtral), queue_size=2, max_batch_size=1, **TINY))
+    requests = [config()]
+    for utterance in range(1, 9):
+        requests += [audio(utterance, jfk_pcm[:64000]), end(utterance)]
+    async with running(service, service.settings) as address, channel_to(address) as channel:
+        responses = [r async for r in asr_pb2_grpc.RecognizerStub(channel).Recognize(iter(requests))]
+    assert sorted(r.utterance_id for r in responses) == list(range(1, 9))
+    assert "RESOURCE_EXHAUSTED" in {r.error.code for r in responses if r.WhichOneof("result") == "error"}
+
+
+async def test_real_speech_through_the_mesh_one_final_per_utterance(tiny_voxtral, sample_pcm):
+    async with mesh(asr={"model": str(tiny_voxtral), **TINY}) as (address, _), channel_to(address) as channel:
+        stub = transcription_pb2_grpc.TranscriptionStub(channel)
+        requests = [pb.StreamingTranscribeRequest(config=pb.StreamingConfig(
+            format=pb.AudioFormat(encoding=pb.AudioFormat.LINEAR16, sample_rate_hz=16000, channels=1),
+            partial_results=True, post_processing=pb.PostProcessing(enabled=True),
+        ))] + [pb.StreamingTranscribeRequest(audio=c) for c in chunks(sample_pcm, 3200)]
+        events = [e async for e in stub.StreamingTranscribe(iter(requests))]
+    kinds = [e.WhichOneof("event") for e in events]
+    assert "error" not in kinds
+    ended = [e.utterance_id for e in events if e.WhichOneof("event") == "speech_ended"]
+    finals = [e for e in events if e.WhichOneof("event") == "final"]
+    assert len(ended) == 4 and [f.utterance_id for f in finals] == ended
+    assert all(f.final.engine.startswith("voxtral:") for f in finals)
