@@ -8,34 +8,38 @@ post-processing is asked for) and runs one task per hop:
 - asr:      partials and finals -> client events, finals -> LLM; half-closes LLM when ASR has ended.
 - llm:      processed deltas and done -> client events.
 - watchdog: an utterance with no final within `final_timeout_s` of its end (or no processed text within
-            `processed_timeout_s` of its final) is reported failed, so nothing is lost silently.
-The chain ends when the last stage has ended. Each utterance's audio is held until its final arrives.
-A downstream failure reports every open utterance as failed, then ends the client call with the
-downstream's status. A client that hangs up cancels every task and downstream call of its chain.
+            `processed_timeout_s` of its final) is reported failed, so nothing is lost silently; a stage
+            that keeps its stream open with nothing left to answer is abandoned.
+The chain ends when ASR and (if used) LLM have ended. Each utterance's audio is held until its final
+arrives. A VAD or ASR failure reports every open utterance as failed, then ends the client call with the
+downstream's status; an LLM failure only fails post-processing (the finals stand and the call goes on).
+A client that hangs up cancels every task and downstream call of its chain.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import grpc
 
 from gateway import metrics
 from gateway.downstream import Downstream
+from gateway.utterance import Utterance
 from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH, errors
-from voxmesh.metrics import UTTERANCE_ERRORS
 from voxmesh.settings import GatewaySettings
-from voxmesh.v1 import asr_pb2, common_pb2, llm_pb2, transcription_pb2, vad_pb2
+from voxmesh.v1 import asr_pb2, llm_pb2, transcription_pb2, vad_pb2
 
 log = logging.getLogger("voxmesh.gateway.chain")
 
 _END = object()
 WATCHDOG_INTERVAL_S = 0.25
+MAX_SENT_MARKS = 1024  # send times kept for the VAD hop's latency (~100 s of 100 ms chunks)
 
 
 @dataclass(frozen=True)
@@ -46,28 +50,7 @@ class ChainConfig:
     instruction: str = ""
 
 
-@dataclass
-class _Utterance:
-    id: int
-    start_s: float
-    started_at: float
-    end_s: float = 0.0
-    audio: bytearray | None = field(default_factory=bytearray)
-    ended_at: float | None = None  # VAD's speech end arrived
-    end_sent_at: float | None = None
-    partial_seen: bool = False
-    final_at: float | None = None  # final or error arrived (or timed out)
-    llm_sent_at: float | None = None
-    processing: bool = False  # sent to the LLM, done not yet arrived
-    processed_first_delta: bool = False
-
-    def event(self, **kwargs) -> transcription_pb2.TranscriptionEvent:
-        return transcription_pb2.TranscriptionEvent(
-            utterance_id=self.id, start_s=self.start_s, end_s=self.end_s, **kwargs
-        )
-
-
-def _monotonic() -> float:
+def _now() -> float:
     return time.perf_counter()
 
 
@@ -77,16 +60,21 @@ class Chain:
         self.downstream = downstream
         self.settings = settings
         self._out: asyncio.Queue = asyncio.Queue(maxsize=settings.event_queue_size)
-        self._utterances: dict[int, _Utterance] = {}
-        self._sent: deque[tuple[int, float]] = deque()  # (samples sent to VAD so far, when)
+        self._utterances: dict[int, Utterance] = {}
+        self._sent: deque[tuple[int, float]] = deque(maxlen=MAX_SENT_MARKS)  # (samples sent so far, when)
         self._calls: dict[str, grpc.aio.StreamStreamCall] = {}
         self._readers: dict[str, asyncio.Task] = {}
         self._ended: set[str] = set()  # stages whose downstream stream has ended
-        self._idle_since: dict[str, float] = {}  # stage -> when it was left with nothing to answer
+        self._idle_since: dict[str, float] = {}
+        self._llm_failure = ""
+        self._done = False
 
-    async def run(self, audio: AsyncIterator[bytes]) -> AsyncIterator[transcription_pb2.TranscriptionEvent]:
-        """Events of the stream, in order; raises the error that ended it early."""
-        timeout = self.settings.max_stream_s
+    async def run(
+        self, audio: AsyncIterator[bytes], deadline_s: float | None = None
+    ) -> AsyncIterator[transcription_pb2.TranscriptionEvent]:
+        """Events of the stream, in order; raises the error that ended it early. `deadline_s`: the
+        client's remaining time, passed on to every downstream call."""
+        timeout = min(self.settings.max_stream_s, deadline_s if deadline_s is not None else math.inf)
         self._calls["vad"] = self.downstream.vad.Detect(timeout=timeout)
         self._calls["asr"] = self.downstream.asr.Recognize(timeout=timeout)
         if self.config.post_processing:
@@ -108,18 +96,24 @@ class Chain:
                 task.cancel()
             for call in self._calls.values():
                 call.cancel()
-            self._release_all()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for utterance in self._utterances.values():
+                utterance.release()
 
     # -- stages ---------------------------------------------------------------------------------
 
     async def _guard(self, stage: str, work) -> None:
-        """Run a stage; turn its failure into error events and the call's end."""
+        """Run a stage; turn its failure into events (and, but for the LLM, the call's end)."""
         try:
             await work
         except asyncio.CancelledError:
             raise
         except grpc.aio.AioRpcError as exc:
-            await self._fail(errors.DownstreamError(stage, exc.code(), exc.details() or exc.code().name))
+            details = exc.details() or exc.code().name
+            if stage == "llm":
+                await self._llm_failed(f"{exc.code().name}: the post-processor failed: {details}")
+            else:
+                await self._fail(errors.DownstreamError(stage, exc.code(), details))
         except Exception as exc:  # noqa: BLE001 - client input errors and bugs end the call with a status
             await self._fail(exc)
 
@@ -145,7 +139,7 @@ class Chain:
             if not pcm:
                 continue
             samples += len(pcm) // SAMPLE_WIDTH
-            self._sent.append((samples, _monotonic()))
+            self._sent.append((samples, _now()))
             if not await self._write("vad", vad_pb2.DetectRequest(audio=pcm)):
                 return
         await self._half_close("vad")
@@ -153,19 +147,18 @@ class Chain:
     async def _read_vad(self) -> None:
         vad = self._calls["vad"]
         while (response := await vad.read()) is not grpc.aio.EOF:
-            now = _monotonic()
+            now = _now()
             self._observe_vad_hop(response.input_through_s, now)
             kind = response.WhichOneof("event")
             if kind == "start":
-                utterance = _Utterance(response.utterance_id, response.start_s, now, end_s=response.start_s)
+                utterance = Utterance(response.utterance_id, response.start_s, now, end_s=response.start_s)
                 self._utterances[utterance.id] = utterance
                 await self._emit(utterance.event(speech_started=transcription_pb2.SpeechStarted()))
                 continue
             utterance = self._utterances[response.utterance_id]
             if kind == "audio":
-                utterance.audio += response.audio.audio
+                utterance.hold(response.audio.audio)
                 utterance.end_s = response.end_s
-                metrics.HELD_AUDIO.inc(len(response.audio.audio))
                 await self._write("asr", asr_pb2.RecognizeRequest(audio=asr_pb2.UtteranceAudio(
                     utterance_id=utterance.id, audio=response.audio.audio
                 )))
@@ -173,29 +166,29 @@ class Chain:
                 utterance.end_s = response.end_s
                 utterance.ended_at = now
                 await self._emit(utterance.event(speech_ended=transcription_pb2.SpeechEnded(reason=response.end.reason)))
-                utterance.end_sent_at = _monotonic()
+                utterance.end_sent_at = _now()
                 await self._write("asr", asr_pb2.RecognizeRequest(end=asr_pb2.UtteranceEnd(utterance_id=utterance.id)))
+                self._retire(utterance)
         await self._finish_stage("vad")
 
     async def _read_asr(self) -> None:
         asr = self._calls["asr"]
         while (response := await asr.read()) is not grpc.aio.EOF:
-            now = _monotonic()
+            now = _now()
             utterance = self._utterances.get(response.utterance_id)
             if utterance is None or utterance.final_at is not None:
-                continue  # a result for an utterance already reported (timed out)
+                continue  # a result for an utterance already reported (the watchdog gave up on it)
             kind = response.WhichOneof("result")
             if kind == "partial":
                 if not utterance.partial_seen:
                     utterance.partial_seen = True
                     metrics.SPEECH_START_TO_FIRST_PARTIAL.observe(now - utterance.started_at)
-                event = transcription_pb2.TranscriptionEvent(
+                await self._emit(transcription_pb2.TranscriptionEvent(
                     utterance_id=utterance.id, start_s=utterance.start_s,
                     end_s=utterance.start_s + response.audio_s, partial=response.partial,
-                )
-                await self._emit(event)
+                ))
             elif kind == "final":
-                self._resolve(utterance, now, "final")
+                utterance.resolve(now, "final")
                 if utterance.ended_at is not None:
                     latency = now - utterance.ended_at
                     metrics.SPEECH_END_TO_FINAL.observe(latency)
@@ -204,62 +197,62 @@ class Chain:
                     metrics.HOP.labels("asr").observe(now - utterance.end_sent_at)
                 await self._emit(utterance.event(final=response.final))
                 if self.config.post_processing:
-                    utterance.processing = True
-                    utterance.llm_sent_at = _monotonic()
-                    await self._write("llm", llm_pb2.ProcessRequest(
-                        transcript=llm_pb2.TranscriptSegment(utterance_id=utterance.id, text=response.final.text)
-                    ))
+                    await self._post_process(utterance, response.final.text)
             else:
-                self._resolve(utterance, now, "error")
+                utterance.resolve(now, "error")
                 await self._emit(utterance.event(error=response.error))
+            self._retire(utterance)
         await self._finish_stage("asr")
+
+    async def _post_process(self, utterance: Utterance, text: str) -> None:
+        if self._llm_failure:
+            await self._emit(utterance.processing_failed(self._llm_failure))
+            return
+        utterance.processing = True
+        utterance.llm_sent_at = _now()
+        request = llm_pb2.ProcessRequest(transcript=llm_pb2.TranscriptSegment(utterance_id=utterance.id, text=text))
+        await self._write("llm", request)  # a failed call is reported by the LLM reader
 
     async def _read_llm(self) -> None:
         llm = self._calls["llm"]
         while (response := await llm.read()) is not grpc.aio.EOF:
-            now = _monotonic()
+            now = _now()
             utterance = self._utterances.get(response.utterance_id)
             if utterance is None or not utterance.processing:
                 continue
-            if response.WhichOneof("result") == "error":
-                error = response.error
-                processed = common_pb2.ProcessedText(
-                    done=True, outcome=common_pb2.PROCESSING_OUTCOME_FAILED, reason=f"{error.code}: {error.message}"
-                )
-            else:
-                processed = response.processed
-            if not utterance.processed_first_delta and (processed.delta or processed.done):
-                utterance.processed_first_delta = True
+            if not utterance.first_delta_seen:
+                utterance.first_delta_seen = True
                 metrics.FINAL_TO_FIRST_DELTA.observe(now - utterance.final_at)
                 metrics.HOP.labels("llm").observe(now - utterance.llm_sent_at)
-            if processed.done:
-                utterance.processing = False
-                metrics.FINAL_TO_PROCESSED.observe(now - utterance.final_at)
-            await self._emit(utterance.event(processed=processed))
+            if response.WhichOneof("result") == "error":
+                await self._emit(utterance.processing_failed(f"{response.error.code}: {response.error.message}"))
+            else:
+                if response.processed.done:
+                    utterance.processing = False
+                    metrics.FINAL_TO_PROCESSED.observe(now - utterance.final_at)
+                await self._emit(utterance.event(processed=response.processed))
+            self._retire(utterance)
         await self._finish_stage("llm")
 
     async def _watchdog(self) -> None:
-        """Report utterances whose final or processed text is overdue, and abandon a stage that keeps
-        its stream open with nothing left to answer, so that a stuck service cannot hold the call."""
+        """Report overdue finals and processed texts; abandon a stage that keeps its stream open with
+        nothing left to answer after the stage before it ended, so that a stuck service cannot hold the call."""
         while True:
             await asyncio.sleep(WATCHDOG_INTERVAL_S)
-            now = _monotonic()
+            now = _now()
             for utterance in list(self._utterances.values()):
                 if utterance.final_at is None and utterance.ended_at is not None:
                     if now - utterance.ended_at > self.settings.final_timeout_s:
-                        self._resolve(utterance, now, "error")
-                        UTTERANCE_ERRORS.labels("gateway", "DEADLINE_EXCEEDED").inc()
-                        await self._emit(utterance.event(error=common_pb2.UtteranceError(
-                            stage="asr", code="DEADLINE_EXCEEDED",
-                            message=f"no final transcript within {self.settings.final_timeout_s:g} s of speech end",
-                        )))
+                        await self._emit(utterance.failed(
+                            now, "asr", "DEADLINE_EXCEEDED",
+                            f"no final transcript within {self.settings.final_timeout_s:g} s of speech end",
+                        ))
                 elif utterance.processing and now - utterance.llm_sent_at > self.settings.processed_timeout_s:
-                    utterance.processing = False
-                    await self._emit(utterance.event(processed=common_pb2.ProcessedText(
-                        done=True, outcome=common_pb2.PROCESSING_OUTCOME_FAILED,
-                        reason=f"DEADLINE_EXCEEDED: no processed text within "
-                        f"{self.settings.processed_timeout_s:g} s of the final transcript",
-                    )))
+                    await self._emit(utterance.processing_failed(
+                        f"DEADLINE_EXCEEDED: no processed text within {self.settings.processed_timeout_s:g} s "
+                        "of the final transcript"
+                    ))
+                self._retire(utterance)
             await self._abandon_idle("asr", "vad", lambda u: u.final_at is None, self.settings.final_timeout_s, now)
             await self._abandon_idle("llm", "asr", lambda u: u.processing, self.settings.processed_timeout_s, now)
 
@@ -275,6 +268,8 @@ class Chain:
             self._calls[stage].cancel()
             await self._finish_stage(stage)
 
+    # -- ends -----------------------------------------------------------------------------------
+
     async def _half_close(self, stage: str) -> None:
         try:
             await self._calls[stage].done_writing()
@@ -282,13 +277,56 @@ class Chain:
             pass  # the call already ended; its reader reports how
 
     async def _finish_stage(self, stage: str) -> None:
-        """A stage's downstream ended: half-close the next one, or end the chain."""
+        """A stage's downstream ended: answer what it left unanswered, half-close the next one, maybe end."""
         self._ended.add(stage)
-        following = {"vad": "asr", "asr": "llm"}.get(stage)
-        if following in self._calls:
-            await self._half_close(following)
-        else:
-            await self._out.put(_END)
+        now = _now()
+        if stage == "vad":
+            await self._half_close("asr")
+        elif stage == "asr":
+            for utterance in list(self._utterances.values()):
+                if utterance.final_at is None:
+                    await self._emit(utterance.failed(
+                        now, "asr", "INTERNAL", "the ASR service ended the stream without answering this utterance"
+                    ))
+            if "llm" in self._calls and "llm" not in self._ended:
+                await self._half_close("llm")
+        elif stage == "llm":
+            for utterance in list(self._utterances.values()):
+                if utterance.processing:
+                    await self._emit(utterance.processing_failed(
+                        "INTERNAL: the post-processor ended the stream without answering this transcript"
+                    ))
+        await self._maybe_end()
+
+    async def _llm_failed(self, reason: str) -> None:
+        """Post-processing is gone for this stream: say so for every transcript, now and to come."""
+        self._llm_failure = reason
+        self._ended.add("llm")
+        for utterance in list(self._utterances.values()):
+            if utterance.processing:
+                await self._emit(utterance.processing_failed(reason))
+            self._retire(utterance)
+        await self._maybe_end()
+
+    async def _maybe_end(self) -> None:
+        if self._done or "asr" not in self._ended or ("llm" in self._calls and "llm" not in self._ended):
+            return
+        self._done = True
+        await self._out.put(_END)
+
+    async def _fail(self, exc: BaseException) -> None:
+        """Report every utterance still open as failed, then end the call with the error."""
+        code, message = errors.status_of(exc)
+        stage = getattr(exc, "stage", "gateway")
+        now = _now()
+        for utterance in list(self._utterances.values()):
+            if utterance.final_at is None:
+                await self._emit(utterance.failed(now, stage, code.name, message))
+            elif utterance.processing:
+                await self._emit(utterance.processing_failed(f"{code.name}: {message}"))
+        await self._out.put(exc)
+
+    # -- helpers --------------------------------------------------------------------------------
 
     def _observe_vad_hop(self, input_through_s: float, now: float) -> None:
         through = round(input_through_s * SAMPLE_RATE)
@@ -297,37 +335,10 @@ class Chain:
         if self._sent and self._sent[0][0] >= through:
             metrics.HOP.labels("vad").observe(now - self._sent[0][1])
 
-    def _resolve(self, utterance: _Utterance, now: float, outcome: str) -> None:
-        utterance.final_at = now
-        metrics.UTTERANCES.labels(outcome).inc()
-        if utterance.audio is not None:
-            metrics.HELD_AUDIO.dec(len(utterance.audio))
-            utterance.audio = None
-
-    def _release_all(self) -> None:
-        for utterance in self._utterances.values():
-            if utterance.audio is not None:
-                metrics.HELD_AUDIO.dec(len(utterance.audio))
-                utterance.audio = None
+    def _retire(self, utterance: Utterance) -> None:
+        """Forget an utterance nothing more can happen to (keeps the chain's state bounded)."""
+        if utterance.finished:
+            self._utterances.pop(utterance.id, None)
 
     async def _emit(self, event: transcription_pb2.TranscriptionEvent) -> None:
         await self._out.put(event)
-
-    async def _fail(self, exc: BaseException) -> None:
-        """Report every utterance still open as failed, then end the call with the error."""
-        code, message = errors.status_of(exc)
-        stage = getattr(exc, "stage", "gateway")
-        now = _monotonic()
-        for utterance in self._utterances.values():
-            if utterance.final_at is None:
-                self._resolve(utterance, now, "error")
-                UTTERANCE_ERRORS.labels("gateway", code.name).inc()
-                await self._emit(utterance.event(
-                    error=common_pb2.UtteranceError(stage=stage, code=code.name, message=message)
-                ))
-            elif utterance.processing:
-                utterance.processing = False
-                await self._emit(utterance.event(processed=common_pb2.ProcessedText(
-                    done=True, outcome=common_pb2.PROCESSING_OUTCOME_FAILED, reason=f"{code.name}: {message}"
-                )))
-        await self._out.put(exc)

@@ -38,7 +38,9 @@ class Downstream:
         options = channel_options(settings)
         self.targets = {"vad": settings.vad_target, "asr": settings.asr_target, "llm": settings.llm_target}
         if settings.downstream_tls:
-            credentials = tls.channel_credentials(settings.tls_ca_file, settings.tls_cert_file, settings.tls_key_file)
+            credentials = tls.channel_credentials(
+                settings.downstream_tls_ca_file or settings.tls_ca_file, settings.tls_cert_file, settings.tls_key_file
+            )
             self.channels = {
                 name: grpc.aio.secure_channel(t, credentials, options=options) for name, t in self.targets.items()
             }

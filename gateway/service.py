@@ -24,6 +24,12 @@ _LANGUAGE = re.compile(r"[a-z]{2,3}")
 FILE_CHUNK_S = 0.5
 
 
+def encoding_name(value: int) -> str:
+    if value in transcription_pb2.AudioFormat.Encoding.values():
+        return transcription_pb2.AudioFormat.Encoding.Name(value)
+    return f"number {value} (unknown)"
+
+
 def chain_config(language: str, partials: bool, post: transcription_pb2.PostProcessing) -> ChainConfig:
     if language and not _LANGUAGE.fullmatch(language):
         raise errors.InvalidArgument(
@@ -71,20 +77,18 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer):
     @rpc.servicer_method("gateway")
     async def StreamingTranscribe(self, request_iterator, context: grpc.aio.ServicerContext):
         with self._admit("StreamingTranscribe"):
-            config, rest = await rpc.config_first(request_iterator)
+            config, rest = await rpc.config_first(request_iterator, timeout_s=self.settings.first_message_timeout_s)
             if config is None:
                 return
             fmt = audio.check_format(
-                transcription_pb2.AudioFormat.Encoding.Name(config.format.encoding),
-                config.format.sample_rate_hz,
-                config.format.channels,
+                encoding_name(config.format.encoding), config.format.sample_rate_hz, config.format.channels
             )
             chain = Chain(
                 chain_config(config.language, config.partial_results, config.post_processing),
                 self.downstream,
                 self.settings,
             )
-            async for event in chain.run(self._converted(rest, fmt)):
+            async for event in chain.run(self._converted(rest, fmt), context.time_remaining()):
                 yield event
 
     async def _converted(self, rest, fmt: audio.PcmFormat) -> AsyncIterator[bytes]:
@@ -116,7 +120,7 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer):
                     yield pcm[offset : offset + step]
 
             utterances: dict[int, transcription_pb2.Utterance] = {}
-            async for event in Chain(config, self.downstream, self.settings).run(chunks()):
+            async for event in Chain(config, self.downstream, self.settings).run(chunks(), context.time_remaining()):
                 utterance = utterances.setdefault(event.utterance_id, transcription_pb2.Utterance(
                     utterance_id=event.utterance_id
                 ))

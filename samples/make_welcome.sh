@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rebuilds samples/welcome.flac: three sentences from espeak-ng (apt-get install espeak-ng sox), with pauses
+# Rebuilds samples/welcome.flac: four sentences from espeak-ng (apt-get install espeak-ng sox), with pauses
 # between them so that each becomes its own utterance. Its text is samples/welcome.txt.
 set -euo pipefail
 cd "$(dirname "$0")"

@@ -113,19 +113,6 @@ async def _transcribe(args: argparse.Namespace) -> int:
         instruction=args.instruction,
     )
     console = Console(as_json=args.json)
-    stack = None
-    if args.gateway is None:
-        logs = Path(tempfile.mkdtemp(prefix="voxmesh-logs-"))
-        if not args.json:
-            print(f"starting a local stack (service logs in {logs}) ...", file=sys.stderr)
-        stack = LocalStack(gateway_port=0, log_dir=logs)
-        try:
-            await stack.start()
-        except StackError as exc:
-            stack.stop()
-            print(f"voxmesh transcribe: {exc}", file=sys.stderr)
-            return 1
-    target = stack.gateway if stack else args.gateway
     audio_s = 0.0
 
     def progress(sent: float, total: float) -> None:
@@ -133,11 +120,24 @@ async def _transcribe(args: argparse.Namespace) -> int:
         audio_s = total
         console.progress(sent, total)
 
-    started = time.monotonic()
+    # SIGTERM ends the run as Ctrl-C does: through the finally below, which stops the local stack.
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, asyncio.current_task().cancel)
+    stack = None
     try:
+        if args.gateway is None:
+            logs = Path(tempfile.mkdtemp(prefix="voxmesh-logs-"))
+            if not args.json:
+                print(f"starting a local stack (service logs in {logs}) ...", file=sys.stderr)
+            stack = LocalStack(gateway_port=0, log_dir=logs)
+            await stack.start()
+        target = stack.gateway if stack else args.gateway
+        started = time.monotonic()
         async with Client(target, credentials=_credentials(args)) as client:
             async for event in client.stream_file(path, pace=args.pace, options=options, progress=progress):
                 console.event(event)
+    except StackError as exc:
+        print(f"voxmesh transcribe: {exc}", file=sys.stderr)
+        return 1
     except grpc.aio.AioRpcError as exc:
         print(f"\nvoxmesh transcribe: the gateway at {target} answered {exc.code().name}: {exc.details()}",
               file=sys.stderr)
@@ -198,4 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return serve_main(args.service, args.flags)
     runner = {"up": _up, "transcribe": _transcribe, "health": _health}[args.command]
-    return asyncio.run(runner(args))
+    try:
+        return asyncio.run(runner(args))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        return 130

@@ -119,9 +119,10 @@ class Client:
         the gateway converts them once; others are converted to 16 kHz mono here."""
         if pace not in ("realtime", "fast"):
             raise ValueError(f"pace must be 'realtime' or 'fast', not {pace!r}")
-        samples, rate = audio.read_file(path)
+        samples, rate = await asyncio.to_thread(audio.read_file, path)
         if not (audio.MIN_RATE <= rate <= audio.MAX_RATE and samples.shape[1] in audio.CHANNELS):
-            samples, rate = audio.from_internal(audio.to_internal(samples, rate)), SAMPLE_RATE
+            pcm = await asyncio.to_thread(audio.to_internal, samples, rate)
+            samples, rate = audio.from_internal(pcm), SAMPLE_RATE
         total_s = len(samples) / rate
         step = max(1, rate * chunk_ms // 1000)
 
@@ -144,7 +145,7 @@ class Client:
         self, content: bytes | str | Path, *, options: StreamOptions = StreamOptions(), timeout: float | None = None
     ) -> pb.TranscribeResponse:
         """Transcribe a whole recording (its file bytes, or a path) in one call."""
-        data = Path(content).read_bytes() if isinstance(content, (str, Path)) else content
+        data = await asyncio.to_thread(Path(content).read_bytes) if isinstance(content, (str, Path)) else content
         request = pb.TranscribeRequest(content=data, language=options.language, post_processing=options.post())
         return await self._stub.Transcribe(request, timeout=timeout)
 

@@ -29,7 +29,7 @@ class Summary:
     end_to_final: list[float] = field(default_factory=list)  # speech_end event -> final event
     overhead: list[float] = field(default_factory=list)  # the above minus the engine's compute time
     compute: list[float] = field(default_factory=list)
-    transcript: list[str] = field(default_factory=list)
+    finals: dict[int, str] = field(default_factory=dict)
     processed: dict[int, str] = field(default_factory=dict)
     _ended_at: dict[int, float] = field(default_factory=dict)
 
@@ -38,7 +38,7 @@ class Summary:
             self._ended_at[event.utterance] = now
         elif isinstance(event, Final):
             self.utterances += 1
-            self.transcript.append(event.text)
+            self.finals[event.utterance] = event.text
             ended = self._ended_at.pop(event.utterance, None)
             self.compute.append(event.engine_compute_s)
             if ended is not None:
@@ -61,8 +61,13 @@ class Summary:
             "speech_end_to_final_s": stats(self.end_to_final),
             "mesh_overhead_s": stats(self.overhead),
             "engine_compute_s": stats(self.compute),
-            "transcript": " ".join(t for t in self.transcript if t),
+            "transcript": self.text(),
         }
+
+    def text(self) -> str:
+        """Every utterance's processed text where there is one, else its final transcript."""
+        parts = (self.processed.get(u) or self.finals[u] for u in sorted(self.finals))
+        return " ".join(p for p in parts if p)
 
     def lines(self) -> list[str]:
         out = [f"utterances: {self.utterances} ({self.utterances - self.failed} transcribed, {self.failed} failed)"]
@@ -122,9 +127,8 @@ class Console:
             print(json.dumps({**self.summary.as_dict(), "audio_s": audio_s, "wall_s": wall_s}), file=self.out)
             return
         self._clear()
-        text = " ".join(self.summary.processed.get(i, "") for i in sorted(self.summary.processed))
         print("", file=self.out)
-        print("transcript: " + (text or " ".join(t for t in self.summary.transcript if t)), file=self.out)
+        print("transcript: " + self.summary.text(), file=self.out)
         for line in self.summary.lines():
             print(line, file=self.out)
         print(f"audio: {audio_s:.1f} s streamed in {wall_s:.1f} s", file=self.out)

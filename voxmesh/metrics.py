@@ -6,8 +6,8 @@ prefix (`voxmesh_`), base units (`_seconds`, `_bytes`), `_total` for counters, a
 
 from prometheus_client import Counter, Gauge
 
-# One network hop or a small piece of work: 0.5 ms to 2 s.
-HOP_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+# One network hop or a small piece of work, up to a hop that queues behind a busy engine: 0.5 ms to 10 s.
+HOP_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 # A model call or a latency users feel: 10 ms to 10 s.
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 # Batch sizes.

@@ -16,17 +16,24 @@ from voxmesh import SAMPLE_RATE, errors, metrics
 log = logging.getLogger("voxmesh.rpc")
 
 
-async def config_first(requests: AsyncIterator[Any], config_field: str = "config") -> tuple[Any, AsyncIterator[tuple[str, Any]]]:
+async def config_first(
+    requests: AsyncIterator[Any], config_field: str = "config", timeout_s: float | None = None
+) -> tuple[Any, AsyncIterator[tuple[str, Any]]]:
     """Split a config-first stream into its config and the (field, value) pairs of the later messages.
 
     Returns (None, empty) for a stream that ends before its first message (a clean end, no error).
     The first message must set `config_field`; a later one that sets it again is INVALID_ARGUMENT.
+    A first message slower than `timeout_s` is DEADLINE_EXCEEDED.
     """
     iterator = requests.__aiter__()
     try:
-        first = await iterator.__anext__()
+        first = await asyncio.wait_for(iterator.__anext__(), timeout_s)
     except StopAsyncIteration:
         return None, _empty()
+    except TimeoutError:
+        raise errors.DeadlineExceeded(
+            f"the stream sent no `{config_field}` within {timeout_s:g} s of opening; send the config first"
+        ) from None
     oneof = first.DESCRIPTOR.oneofs[0].name
     kind = first.WhichOneof(oneof)
     if kind != config_field:

@@ -49,7 +49,14 @@ def server_options(settings: ServiceSettings) -> list[tuple[str, int]]:
     return [
         ("grpc.max_receive_message_length", settings.max_message_bytes),
         ("grpc.max_send_message_length", settings.max_message_bytes),
-    ]
+        # A port another process holds is an error, not a port silently shared with it.
+        ("grpc.so_reuseport", 0),
+    ] + ([
+        # Clients reconnect (and re-resolve DNS, finding new replicas) after this age; streams in flight
+        # get the grace period to finish on the old connection.
+        ("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
+        ("grpc.max_connection_age_grace_ms", int(settings.max_connection_age_grace_s * 1000)),
+    ] if settings.max_connection_age_s else [])
 
 
 class Server:
@@ -69,7 +76,7 @@ class Server:
         )
         self.port = 0
         # Probes that cannot speak TLS (Kubernetes' gRPC probes) get health alone on a plaintext port.
-        self.health_server = grpc.aio.server() if settings.health_port else None
+        self.health_server = grpc.aio.server(options=[("grpc.so_reuseport", 0)]) if settings.health_port else None
         if self.health_server is not None:
             health_pb2_grpc.add_HealthServicer_to_server(self.health, self.health_server)
 
@@ -117,6 +124,10 @@ async def serve(service: Service, settings: ServiceSettings) -> int:
         await server.start()
     except errors.VoxmeshError as exc:
         log.error("start-up failed: %s", exc)
+        return 1
+    except RuntimeError as exc:  # grpc: "Failed to bind to address ..."
+        log.error("start-up failed: cannot listen on %s:%s (%s); is the port taken?",
+                  settings.host, settings.port, exc)
         return 1
 
     stop = asyncio.Event()

@@ -32,6 +32,8 @@ class ServiceSettings(BaseSettings):
     tls_cert_file: str = Field("", description="PEM certificate chain the server presents; with tls_key_file, the server speaks TLS only.")
     tls_key_file: str = Field("", description="PEM private key of tls_cert_file.")
     tls_ca_file: str = Field("", description="PEM CA bundle; when set with a certificate, callers must present a client certificate it signed (mTLS).")
+    max_connection_age_s: float = Field(0.0, ge=0, description="Close client connections after this many seconds (0: never), so that clients re-resolve DNS and spread over new replicas.")
+    max_connection_age_grace_s: float = Field(3600.0, ge=0, description="Time streams in flight get to finish on a connection closed for its age.")
     health_port: int = Field(0, ge=0, le=65535, description="A second, plaintext port serving only grpc.health.v1 (for probes that cannot speak TLS); 0: none.")
 
 
@@ -94,11 +96,13 @@ class GatewaySettings(ServiceSettings):
     llm_target: str = Field(f"localhost:{DEFAULT_PORTS['llm']}", description="gRPC target of the LLM service.")
     max_streams: int = Field(64, ge=1, description="Concurrent client streams; one more is answered RESOURCE_EXHAUSTED.")
     max_chunk_bytes: int = Field(128 << 10, gt=0, description="Largest audio chunk a streaming request may carry.")
+    first_message_timeout_s: float = Field(10.0, gt=0, description="Seconds a client stream may take to send its config; a slower one ends with DEADLINE_EXCEEDED and frees its slot.")
     event_queue_size: int = Field(256, ge=1, description="Events buffered per client stream before the chain waits for the client to read.")
     final_timeout_s: float = Field(30.0, gt=0, description="Seconds after speech end within which a final transcript must arrive; else the utterance is reported failed.")
     processed_timeout_s: float = Field(30.0, gt=0, description="Seconds after a final within which post-processing must finish; else it is reported failed.")
     max_stream_s: float = Field(4 * 3600.0, gt=0, description="Deadline of each downstream stream, so the longest a client stream may last.")
-    downstream_tls: bool = Field(False, description="Dial the inner services with TLS: tls_ca_file as root, tls_cert_file/tls_key_file as client certificate.")
+    downstream_tls: bool = Field(False, description="Dial the inner services with TLS: downstream_tls_ca_file (else tls_ca_file) as root, tls_cert_file/tls_key_file as client certificate.")
+    downstream_tls_ca_file: str = Field("", description="CA that signed the inner services' certificates, when it is not tls_ca_file (so the gateway can serve clients TLS without client certificates).")
 
 
 SETTINGS: dict[str, type[ServiceSettings]] = {

@@ -21,16 +21,26 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from voxmesh.settings import DEFAULT_METRICS_PORTS, DEFAULT_PORTS
+from voxmesh.settings import DEFAULT_METRICS_PORTS, DEFAULT_PORTS, SETTINGS
 
 log = logging.getLogger("voxmesh.stack")
 
 ORDER = ("vad", "asr", "llm", "gateway")
-STOP_GRACE_S = 15.0
+STOP_MARGIN_S = 5.0  # beyond a service's own drain delay and grace period, before it is killed
 
 
 class StackError(RuntimeError):
     pass
+
+
+def stop_wait_s(name: str) -> float:
+    """How long a service may take to stop on SIGTERM: its drain delay and grace period (from the
+    same environment it reads them from), plus a margin."""
+    try:
+        settings = SETTINGS[name]()
+    except ValueError:  # settings the service itself will refuse; it stops at once
+        return STOP_MARGIN_S
+    return settings.drain_delay_s + settings.grace_s + STOP_MARGIN_S
 
 
 def free_port(host: str, preferred: int, taken: set[int]) -> int:
@@ -171,7 +181,7 @@ class LocalStack:
         for process in processes.values():
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE_S
+        deadline = time.monotonic() + max(stop_wait_s(name) for name in processes) if processes else 0
         for name, process in processes.items():
             try:
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))

@@ -3,8 +3,10 @@
 Requests from all streams wait in two queues (finals first, then partial re-decodes). One worker takes up
 to the engine's batch size at a time, after waiting at most `batch_wait_ms` for a batch to fill, and runs
 the engine on a dedicated thread so the event loop never blocks. Under load partials are skipped rather
-than delaying finals. A batch that fails is split in halves and retried (an out-of-memory on a large
-batch may pass in smaller ones); a request that still fails is answered with its error.
+than delaying finals: a final that finds the queue full evicts the oldest waiting partial, and only a
+queue full of finals refuses a final. A batch that fails is split in halves and retried (an out-of-memory
+on a large batch may pass in smaller ones); a request that still fails is answered with its error, and
+the worker goes on.
 """
 
 from __future__ import annotations
@@ -65,28 +67,33 @@ class Scheduler:
         self._worker = asyncio.create_task(self._run(), name="asr-scheduler")
 
     async def close(self) -> None:
+        """Refuse new requests, answer the waiting ones as UNAVAILABLE, let the running batch finish."""
         self._closed = True
-        if self._worker:
-            self._worker.cancel()
-            await asyncio.gather(self._worker, return_exceptions=True)
         for job in (*self._finals, *self._partials):
             if not job.future.done():
                 job.future.set_exception(errors.Unavailable("the ASR service is stopping"))
         self._finals.clear()
         self._partials.clear()
-        self._executor.shutdown(wait=True)
+        self._wake.set()
+        if self._worker:
+            await asyncio.gather(self._worker, return_exceptions=True)
+        await asyncio.to_thread(self._executor.shutdown, wait=True)
 
     def submit(self, request: AsrRequest) -> asyncio.Future | None:
         """Queue a request. A full queue raises RESOURCE_EXHAUSTED for a final and skips a partial (None)."""
         if self._closed:
             raise errors.Unavailable("the ASR service is stopping; its engine takes no more requests")
+        if self.depth >= self.queue_size and request.final and self._partials:
+            evicted = self._partials.popleft()
+            evicted.future.cancel()
+            metrics.REQUESTS.labels("partial", "evicted").inc()
         if self.depth >= self.queue_size:
             kind = "final" if request.final else "partial"
             metrics.REQUESTS.labels(kind, "rejected").inc()
             if not request.final:
                 return None
             raise errors.ResourceExhausted(
-                f"the ASR queue is full ({self.queue_size} requests waiting for the engine); "
+                f"the ASR queue is full ({self.queue_size} finals waiting for the engine); "
                 "retry later or add ASR replicas"
             )
         job = _Job(request, asyncio.get_running_loop().create_future())
@@ -96,16 +103,28 @@ class Scheduler:
         return job.future
 
     async def _run(self) -> None:
-        while True:
-            while not self.depth:
+        while not self._closed:
+            while not self.depth and not self._closed:
                 self._wake.clear()
                 await self._wake.wait()
             if self.max_batch_size > 1 and self.depth < self.max_batch_size and self.batch_wait_s:
                 await asyncio.sleep(self.batch_wait_s)
             batch = self._take()
             metrics.QUEUE_DEPTH.set(self.depth)
-            if batch:
+            if not batch:
+                continue
+            try:
                 await self._execute(batch)
+            except Exception as exc:  # noqa: BLE001 - a broken batch must not stop the worker
+                log.error("scheduler failed on a batch", exc_info=exc)
+                self._fail(batch, exc)
+
+    @staticmethod
+    def _fail(jobs: list[_Job], exc: BaseException) -> None:
+        for job in jobs:
+            metrics.REQUESTS.labels(job.kind, "failed").inc()
+            if not job.future.done():
+                job.future.set_exception(errors.EngineError(f"the ASR engine failed on this utterance: {exc}"))
 
     def _take(self) -> list[_Job]:
         """Finals first; partials only while no final waits. Jobs whose stream went away are dropped."""
@@ -134,9 +153,7 @@ class Scheduler:
                 await self._execute(jobs[half:])
                 return
             log.error("engine failed on a request", exc_info=exc)
-            metrics.REQUESTS.labels(jobs[0].kind, "failed").inc()
-            if not jobs[0].future.done():
-                jobs[0].future.set_exception(errors.EngineError(f"the ASR engine failed on this utterance: {exc}"))
+            self._fail(jobs, exc)
             return
         compute = time.perf_counter() - started
         self.batch_sizes[len(jobs)] += 1

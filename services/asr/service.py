@@ -63,6 +63,7 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer):
         finally:
             reader.cancel()
             session.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
 
     @staticmethod
     async def _read(rest, session: RecognizeSession, out: asyncio.Queue) -> None:

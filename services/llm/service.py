@@ -69,7 +69,10 @@ class PostProcessorServicer(llm_pb2_grpc.PostProcessorServicer):
         finally:
             for task in tasks:
                 task.cancel()
-            metrics.PENDING.dec(pending.qsize())
+            await asyncio.gather(*tasks, return_exceptions=True)
+            while not pending.empty():
+                if pending.get_nowait() is not _DONE:
+                    metrics.PENDING.dec()
 
     async def _read(self, rest, pending: asyncio.Queue, out: asyncio.Queue) -> None:
         try:

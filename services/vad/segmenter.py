@@ -6,8 +6,8 @@ The segmenter owns the state machine; a classifier answers one question per fram
   the onset of the first word (and `pre_roll_ms` before the start window) is never clipped.
 - Speaking: every frame belongs to the utterance. Speech ends when at least 90% of the frames in the last
   `speech_end_ms` are unvoiced; that trailing quiet stays in the utterance.
-- An utterance that reaches `max_utterance_s` is split: in its last 20% at the first unvoiced frame, or
-  at the limit when there is none. Audio after a split starts the next utterance's pre-roll, so no sample
+- An utterance that reaches `max_utterance_s` is split: in its last 20% at the first pause (90 ms of
+  unvoiced frames), or at the limit when there is none. Audio after a split starts the next utterance's pre-roll, so no sample
   is lost or sent twice.
 Audio of any chunk size is accepted; an incomplete frame waits for the next chunk. Offsets are in samples
 from the stream's start.
@@ -24,6 +24,7 @@ from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH
 START_RATIO = 0.8
 END_RATIO = 0.9
 SPLIT_SEARCH = 0.2
+SPLIT_PAUSE_MS = 90
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,8 @@ class Segmenter:
         self._end_frames = config.frames(config.speech_end_ms)
         self._max_samples = int(config.max_utterance_s * SAMPLE_RATE)
         self._split_from = int(self._max_samples * (1 - SPLIT_SEARCH))
+        self._split_pause = config.frames(SPLIT_PAUSE_MS)
+        self._unvoiced_run = 0
         self._pending = bytearray()
         self.position = 0  # samples consumed into frames
         self.utterances = 0
@@ -126,11 +129,14 @@ class Segmenter:
             return
         self._append(frame, frame_start)
         self._window.append(voiced)
+        self._unvoiced_run = 0 if voiced else self._unvoiced_run + 1
         length = self.position - self._utterance_start
         unvoiced = len(self._window) - sum(self._window)
         if len(self._window) == self._end_frames and unvoiced >= END_RATIO * self._end_frames:
             self._end("silence", events)
-        elif length + self.frame_samples > self._max_samples or (length >= self._split_from and not voiced):
+        elif length + self.frame_samples > self._max_samples or (
+            length >= self._split_from and self._unvoiced_run >= self._split_pause
+        ):
             self._end("max_length", events)
 
     def _start(self, events: list[Event]) -> None:
@@ -138,6 +144,7 @@ class Segmenter:
         kept = b"".join(self._kept)
         self._utterance_start = self.position - len(kept) // SAMPLE_WIDTH
         self._speaking = True
+        self._unvoiced_run = 0
         events.append(SpeechStarted(self.utterances, self._utterance_start))
         self._out_start = self._utterance_start
         self._out += kept

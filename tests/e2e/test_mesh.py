@@ -67,13 +67,15 @@ def scrape(url: str) -> dict[str, float]:
 
 
 async def test_metrics_endpoints_show_every_histogram_observed(stack, sample_pcm):
-    async def twice_real_time():
-        for offset in range(0, len(sample_pcm), 3200):  # 100 ms chunks every 50 ms
-            yield sample_pcm[offset : offset + 3200]
-            await asyncio.sleep(0.05)
+    first_two_sentences = sample_pcm[: 16000 * 2 * 9]
+
+    async def real_time():
+        for offset in range(0, len(first_two_sentences), 3200):  # 100 ms chunks every 100 ms
+            yield first_two_sentences[offset : offset + 3200]
+            await asyncio.sleep(0.1)
 
     async with Client(stack.gateway) as client:
-        events = [e async for e in client.stream(twice_real_time(), options=StreamOptions(partials=True))]
+        events = [e async for e in client.stream(real_time(), options=StreamOptions(partials=True))]
     assert any(e.type == "partial" for e in events)
     expected = {
         "gateway": [
@@ -156,7 +158,7 @@ async def test_up_then_sigterm_drains_the_stream_in_flight_and_stops_everything(
                 except grpc.aio.AioRpcError:
                     pass
                 assert up.poll() is None and time.monotonic() < deadline, "voxmesh up did not come up"
-                time.sleep(0.2)
+                await asyncio.sleep(0.2)
             events = []
             async for event in client.stream_file(jfk_path, pace="realtime"):
                 events.append(event)
@@ -169,6 +171,7 @@ async def test_up_then_sigterm_drains_the_stream_in_flight_and_stops_everything(
             up.kill()
         stderr = up.stderr.read()
     assert "stopping" in stderr
+    assert "killing" not in stderr, "every service stopped within its grace period"
 
 
 def test_sync_client_streams_and_transcribes(stack):

@@ -52,8 +52,8 @@ async def test_one_utterance_of_real_speech_gives_one_final(jfk_pcm):
 
 
 async def test_partials_while_the_utterance_grows_then_the_final(jfk_pcm):
-    requests = [config(partials=True), *(audio(1, c) for c in chunks(jfk_pcm, 16000)), end(1)]
-    responses = await recognize(requests, paced=0.05, partial_interval_s=1.0)
+    requests = [config(partials=True), *(audio(1, c) for c in chunks(jfk_pcm[: 16000 * 2 * 6], 16000)), end(1)]
+    responses = await recognize(requests, paced=0.4, partial_interval_s=1.0)  # 0.5 s chunks, near real time
     kinds = [r.WhichOneof("result") for r in responses]
     assert kinds[-1] == "final" and kinds.count("final") == 1
     partials = [r for r in responses if r.WhichOneof("result") == "partial"]

@@ -83,6 +83,7 @@ BAD_STREAMS = [
     ("chunk too big", [config(), pb.StreamingTranscribeRequest(audio=bytes(200_000))], "over the limit of 131072"),
     ("language", [config(language="English")], "ISO 639-1"),
     ("language the engine lacks", [config(language="fr")], "transcribes en only"),
+    ("unknown encoding number", [config(encoding=7)], "number 7 (unknown)"),
 ]
 
 
@@ -123,7 +124,8 @@ async def test_more_streams_than_the_limit_are_resource_exhausted(sample_pcm):
         assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "limit of 1 concurrent streams" in details
         paused.set()
         assert [e async for e in holding] == []
-        assert await stream(address, [config(), *audio_requests(sample_pcm[:64000])]) is not None, "served again"
+        again = await stream(address, [config(post=False), *audio_requests(sample_pcm[:64000])])
+        assert finals(again), "the slot was freed: the next stream is served"
 
 
 async def test_a_client_that_hangs_up_mid_utterance_cancels_everything_downstream(sample_pcm, no_crash_logs):

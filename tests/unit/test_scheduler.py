@@ -105,3 +105,52 @@ async def test_cancelled_requests_are_dropped_before_the_engine_sees_them():
     await asyncio.gather(first, kept)
     assert engine.batches == [["F0"], ["F2"]]
     await scheduler.close()
+
+
+async def test_a_final_evicts_a_waiting_partial_rather_than_being_refused():
+    engine = RecordingEngine(max_batch_size=1)
+    scheduler = await scheduler_for(engine, queue_size=2)
+    engine.gate.clear()
+    running = scheduler.submit(request(0))
+    await asyncio.sleep(0.05)
+    partials = [scheduler.submit(request(1, final=False)), scheduler.submit(request(2, final=False))]
+    final = scheduler.submit(request(3))
+    assert partials[0].cancelled() and not partials[1].cancelled()
+    engine.gate.set()
+    await asyncio.gather(running, final, partials[1])
+    assert engine.batches == [["F0"], ["F3"], ["P2"]]
+    await scheduler.close()
+
+
+class WrongCountEngine(RecordingEngine):
+    def transcribe(self, batch):
+        if batch[0].audio[0] == 0:
+            return []  # a broken engine: no result for the request
+        return super().transcribe(batch)
+
+
+async def test_the_worker_survives_a_broken_batch():
+    engine = WrongCountEngine(max_batch_size=1)
+    scheduler = await scheduler_for(engine)
+    with pytest.raises(errors.EngineError):
+        await scheduler.submit(request(0))
+    assert (await scheduler.submit(request(1))).text == "F1", "the next request is still served"
+    await scheduler.close()
+
+
+async def test_close_answers_waiting_requests_and_lets_the_running_batch_finish():
+    engine = RecordingEngine(max_batch_size=1)
+    scheduler = await scheduler_for(engine)
+    engine.gate.clear()
+    running = scheduler.submit(request(0))
+    await asyncio.sleep(0.05)
+    waiting = scheduler.submit(request(1))
+    closing = asyncio.create_task(scheduler.close())
+    await asyncio.sleep(0.05)
+    engine.gate.set()
+    await closing
+    assert (await running).text == "F0"
+    with pytest.raises(errors.Unavailable):
+        await waiting
+    with pytest.raises(errors.Unavailable):
+        scheduler.submit(request(2))

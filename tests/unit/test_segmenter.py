@@ -89,18 +89,29 @@ def test_long_speech_is_split_at_the_maximum_and_no_sample_is_lost():
         assert end - start <= 2.0 * RATE
     for a, b in zip(sorted(found), sorted(found)[1:]):
         assert found[b][0] >= found[a][1], "utterances never overlap"
-    covered = sum(len(found[k][3]) for k in found) // 2
-    assert covered >= len(speech) // 2, "every sample of continuous speech is in some utterance"
+    spans = sorted((found[k][0], found[k][1]) for k in found)
+    onset, offset = int(0.3 * RATE), int(7.3 * RATE)
+    assert spans[0][0] <= onset and spans[-1][1] >= offset
+    for (_, end), (start, _) in zip(spans, spans[1:]):
+        assert start == end, "no gap between split utterances: no sample of the speech is lost"
 
 
-def test_split_prefers_an_unvoiced_frame_in_the_last_fifth():
+def test_split_prefers_a_pause_in_the_last_fifth():
     config = SegmenterConfig(max_utterance_s=2.0, pre_roll_ms=0, speech_end_ms=500)
-    # a 60 ms gap at 1.8 s into the utterance: within the last 20%, shorter than the end window
-    pcm = silence(0.3) + tone(1.75) + silence(0.06) + tone(1.5) + silence(1)
+    # a 120 ms pause 1.75 s into the speech: within the last 20% of the limit, shorter than the end window
+    pcm = silence(0.3) + tone(1.75) + silence(0.12) + tone(1.5) + silence(1)
     found = utterances(run(Segmenter(loud, config), pcm))
     first = found[1]
     assert first[2] == "max_length"
-    assert first[1] - first[0] < 2.0 * RATE, "split before the hard limit, at the gap"
+    pause = int(2.05 * RATE)
+    assert pause < first[1] <= pause + int(0.12 * RATE), "split inside the pause, not at the hard limit"
+
+
+def test_a_single_unvoiced_frame_does_not_split_a_word():
+    config = SegmenterConfig(max_utterance_s=2.0, pre_roll_ms=0, speech_end_ms=500)
+    pcm = silence(0.3) + tone(1.75) + silence(0.03) + tone(1.5) + silence(1)
+    found = utterances(run(Segmenter(loud, config), pcm))
+    assert found[1][1] - found[1][0] > 1.9 * RATE, "a 30 ms dip is not a pause"
 
 
 def test_stream_end_closes_an_open_utterance():
