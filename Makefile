@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test protos up docs clean
+.PHONY: demo test protos up docs deploy-check clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "voxmesh needs Python >= 3.11; set PYTHON=/path/to/python3.11")'
@@ -27,6 +27,9 @@ protos: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+deploy-check: $(STAMP)
+	PYTHON=$(BIN)/python deploy/check.sh
 
 docs: $(STAMP)
 	$(BIN)/python -m voxmesh.settings > docs/settings.md

@@ -42,7 +42,6 @@ HF_HOME = "/var/cache/huggingface"
 # because the code for them is landing in parallel. Each entry is checked to still be needed: once the
 # settings accept it, test_pending_settings_are_still_pending fails and asks for it to be removed here.
 PENDING_VALUES: set[tuple[str, str]] = {
-    ("VOXMESH_ASR_ENGINE", "voxtral"),        # the Voxtral ASR engine
     ("VOXMESH_LLM_ENGINE", "transformers"),   # the transformers LLM engine
 }
 PENDING_NAMES: set[str] = set()
