@@ -61,3 +61,12 @@ def tiny_voxtral(tmp_path_factory) -> Path:
     from tests.tiny_models import build_voxtral
 
     return build_voxtral(tmp_path_factory.mktemp("tiny-voxtral"))
+
+
+@pytest.fixture(scope="session")
+def tiny_voxtral_realtime(tmp_path_factory) -> Path:
+    """A tiny random Voxtral Realtime (Voxtral-Mini-4B-Realtime-2602's architecture), built offline."""
+    pytest.importorskip("transformers", reason="the voxtral engines need the test extra (torch, transformers)")
+    from tests.tiny_models import build_voxtral_realtime
+
+    return build_voxtral_realtime(tmp_path_factory.mktemp("tiny-voxtral-realtime"))

@@ -6,6 +6,8 @@ in fixtures; a person can build one to try the engines without a download:
 
     .venv/bin/python -m tests.tiny_models voxtral /tmp/tiny-voxtral
     VOXMESH_ASR_ENGINE=voxtral VOXMESH_ASR_MODEL=/tmp/tiny-voxtral voxmesh transcribe samples/welcome.flac
+    .venv/bin/python -m tests.tiny_models voxtral-realtime /tmp/tiny-realtime
+    VOXMESH_ASR_ENGINE=voxtral-realtime VOXMESH_ASR_MODEL=/tmp/tiny-realtime voxmesh transcribe samples/welcome.flac
 """
 
 from __future__ import annotations
@@ -51,6 +53,17 @@ def tekken(streaming: bool) -> dict:
     }
 
 
+def _spread(model, std: float = 0.3) -> None:
+    """Re-draw the weight matrices wider than the init does, so a random model's greedy output varies
+    with its input instead of repeating one token: tests that compare two decodes can then fail."""
+    import torch
+
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if param.dim() >= 2:
+                param.normal_(0.0, std)
+
+
 def build_voxtral(out: Path, hidden: int = 64, layers: int = 2, seed: int = 0) -> Path:
     """A tiny VoxtralForConditionalGeneration (Voxtral-Mini-3B-2507's architecture) with its processor."""
     import torch
@@ -72,17 +85,46 @@ def build_voxtral(out: Path, hidden: int = 64, layers: int = 2, seed: int = 0) -
     )
     torch.manual_seed(seed)
     model = VoxtralForConditionalGeneration(config).eval()
+    _spread(model)
     model.save_pretrained(out)
     processor.save_pretrained(out)
     return out
 
 
+def build_voxtral_realtime(out: Path, hidden: int = 64, layers: int = 2, seed: int = 0) -> Path:
+    """A tiny VoxtralRealtimeForConditionalGeneration (Voxtral-Mini-4B-Realtime-2602's architecture)."""
+    import torch
+    from transformers import (MistralCommonBackend, VoxtralRealtimeConfig, VoxtralRealtimeFeatureExtractor,
+                              VoxtralRealtimeForConditionalGeneration, VoxtralRealtimeProcessor)
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "tekken.json").write_text(json.dumps(tekken(streaming=True)))
+    tokenizer = MistralCommonBackend(tokenizer_path=str(out / "tekken.json"))
+    processor = VoxtralRealtimeProcessor(VoxtralRealtimeFeatureExtractor(), tokenizer)
+    config = VoxtralRealtimeConfig(
+        audio_config={"hidden_size": hidden, "intermediate_size": 4 * hidden, "num_hidden_layers": layers,
+                      "num_attention_heads": 4, "head_dim": hidden // 4, "sliding_window": 750},
+        text_config={"vocab_size": NUM_SPECIAL + N_BPE, "hidden_size": hidden, "intermediate_size": 2 * hidden,
+                     "num_hidden_layers": layers, "num_attention_heads": 4, "num_key_value_heads": 2,
+                     "head_dim": hidden // 4, "sliding_window": 8192, "tie_word_embeddings": True},
+    )
+    torch.manual_seed(seed)
+    model = VoxtralRealtimeForConditionalGeneration(config).eval()
+    _spread(model)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
+BUILDERS = {"voxtral": build_voxtral, "voxtral-realtime": build_voxtral_realtime}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Build a tiny random Voxtral model directory, offline.")
-    parser.add_argument("kind", choices=("voxtral",))
+    parser.add_argument("kind", choices=sorted(BUILDERS))
     parser.add_argument("out", type=Path)
     args = parser.parse_args()
-    print(build_voxtral(args.out))
+    print(BUILDERS[args.kind](args.out))
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ class AsrSettings(ServiceSettings):
     beam_size: int = Field(5, ge=1, description="Beam width of final transcripts.")
     partial_beam_size: int = Field(1, ge=1, description="Beam width of partial re-decodes (cheaper than finals).")
     partial_interval_s: float = Field(1.0, gt=0, description="A growing utterance is re-decoded for a partial each time this much new audio has arrived.")
-    queue_size: int = Field(64, ge=1, description="Requests the engine's queue holds; a final that finds it full is answered RESOURCE_EXHAUSTED.")
+    queue_size: int = Field(64, ge=1, description="Requests the engine's queue holds (streaming engines: utterances in flight); one more final is answered RESOURCE_EXHAUSTED.")
     max_batch_size: int = Field(8, ge=1, description="Most requests the scheduler hands the engine at once (engines that cannot batch take one).")
     batch_wait_ms: float = Field(5.0, ge=0, description="How long the scheduler waits for a batch to fill once it has one request.")
     max_utterance_s: float = Field(120.0, gt=0, description="Longest utterance accepted; more audio makes that utterance fail with INVALID_ARGUMENT.")

@@ -1,5 +1,5 @@
-"""The Recognizer servicer: protocol only. Engine work goes through the scheduler; state per stream
-lives in a RecognizeSession."""
+"""The Recognizer servicer: protocol only. Engine work goes through a scheduler (batching for engines
+that transcribe whole utterances, lockstep for streaming engines); state per stream lives in a session."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import logging
 import grpc
 
 from services.asr.engines import AsrEngine, load_engine
+from services.asr.live_session import LiveSession
+from services.asr.lockstep import LockstepScheduler
 from services.asr.scheduler import Scheduler
-from services.asr.session import RecognizeSession
+from services.asr.session import RedecodeSession, Session
 from voxmesh import errors, rpc
 from voxmesh.settings import AsrSettings
 from voxmesh.v1 import asr_pb2, asr_pb2_grpc
@@ -24,7 +26,7 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer):
     def __init__(self, settings: AsrSettings):
         self.settings = settings
         self.engine: AsrEngine | None = None
-        self.scheduler: Scheduler | None = None
+        self.scheduler: Scheduler | LockstepScheduler | None = None
 
     def _check_language(self, language: str) -> str | None:
         languages = self.engine.languages
@@ -45,15 +47,7 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer):
         rpc.require_internal_rate(config.sample_rate_hz)
         language = self._check_language(config.language)
         out: asyncio.Queue = asyncio.Queue(maxsize=64)
-        session = RecognizeSession(
-            self.scheduler,
-            out.put,
-            engine_name=self.engine.name,
-            language=language,
-            partials=config.partial_results,
-            partial_interval_s=self.settings.partial_interval_s,
-            max_utterance_s=self.settings.max_utterance_s,
-        )
+        session = self._session(out.put, language, config.partial_results)
         reader = asyncio.create_task(self._read(rest, session, out))
         try:
             while (item := await out.get()) is not _DONE:
@@ -65,8 +59,16 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer):
             session.cancel()
             await asyncio.gather(reader, return_exceptions=True)
 
+    def _session(self, emit, language: str | None, partials: bool) -> Session:
+        if isinstance(self.scheduler, LockstepScheduler):
+            return LiveSession(self.scheduler, emit, engine_name=self.engine.name, partials=partials,
+                               max_utterance_s=self.settings.max_utterance_s)
+        return RedecodeSession(self.scheduler, emit, engine_name=self.engine.name, language=language,
+                               partials=partials, partial_interval_s=self.settings.partial_interval_s,
+                               max_utterance_s=self.settings.max_utterance_s)
+
     @staticmethod
-    async def _read(rest, session: RecognizeSession, out: asyncio.Queue) -> None:
+    async def _read(rest, session: Session, out: asyncio.Queue) -> None:
         try:
             async for kind, message in rest:
                 if kind == "audio":
@@ -96,16 +98,21 @@ class AsrService:
     async def start(self) -> None:
         engine = await asyncio.to_thread(load_engine, self.settings)
         await asyncio.to_thread(engine.warmup)
-        scheduler = Scheduler(
-            engine,
-            queue_size=self.settings.queue_size,
-            max_batch_size=self.settings.max_batch_size,
-            batch_wait_s=self.settings.batch_wait_ms / 1000,
-        )
+        if getattr(engine, "streaming", False):
+            scheduler = LockstepScheduler(
+                engine, max_streams=self.settings.queue_size, batch_wait_s=self.settings.batch_wait_ms / 1000
+            )
+        else:
+            scheduler = Scheduler(
+                engine,
+                queue_size=self.settings.queue_size,
+                max_batch_size=self.settings.max_batch_size,
+                batch_wait_s=self.settings.batch_wait_ms / 1000,
+            )
         scheduler.start()
         self.servicer.engine = engine
         self.servicer.scheduler = scheduler
-        log.info("engine ready", extra={"engine": engine.name, "max_batch_size": scheduler.max_batch_size})
+        log.info("engine ready", extra={"engine": engine.name, "max_batch_size": engine.max_batch_size})
 
     async def close(self) -> None:
         scheduler, self.servicer.scheduler = self.servicer.scheduler, None

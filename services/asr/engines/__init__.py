@@ -32,6 +32,10 @@ class AsrResult:
 
 
 class AsrEngine(Protocol):
+    """An engine that transcribes whole utterances (re-decoded for partials). A streaming engine
+    (`streaming = True`, see engines/voxtral_realtime.py) instead takes audio step by step through
+    services/asr/lockstep.py."""
+
     # Engine and model, e.g. "whisper:tiny.en"; reported with every final transcript.
     name: str
     # The most requests one transcribe() call takes; 1 for engines that cannot batch.
@@ -52,6 +56,7 @@ class AsrEngine(Protocol):
 ENGINES = {
     "whisper": "services.asr.engines.whisper:WhisperEngine",
     "voxtral": "services.asr.engines.voxtral:VoxtralEngine",
+    "voxtral-realtime": "services.asr.engines.voxtral_realtime:VoxtralRealtimeEngine",
 }
 
 

@@ -1,0 +1,139 @@
+"""Voxtral Realtime through transformers (Voxtral-Mini-4B-Realtime-2602): true streaming.
+
+Audio is fed as it arrives, one 80 ms token step at a time; each step returns one token, so text comes
+while the speaker is still talking and trails the audio by the transcription delay. The model is shared
+by every stream; each stream (or each cohort of streams that started together) owns its state: the text
+KV cache, the encoder KV cache, the convolution padding cache and its last token. Steps call the model's
+forward directly: `generate()` keeps a flag on the model that mixes up streams run concurrently.
+
+The audio layout, from the processor: the first call takes `num_samples_first_audio_chunk` samples (the
+processor adds the left padding); then step k takes the `num_samples_per_audio_chunk` (1680) samples from
+`(delay_tokens + 1 + k) * 1280 - win_length // 2`. At the utterance's end the audio is right-padded with
+`num_right_pad_tokens` x 1280 zero samples, which flushes the delay, and a last short window is zero-padded.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from services.asr.engines.torch_runtime import check_local, describe_source, placement
+from voxmesh import SAMPLE_RATE, errors
+from voxmesh.settings import AsrSettings
+
+log = logging.getLogger("voxmesh.asr.voxtral_realtime")
+
+DEFAULT_MODEL = "mistralai/Voxtral-Mini-4B-Realtime-2602"
+
+
+@dataclass
+class Cohort:
+    """The model state of streams that advance together (batch dimension = members, in order)."""
+
+    past: object
+    encoder_past: object
+    padding: object
+    last: object  # (B, 1) tensor of each row's last token
+    size: int
+
+
+class VoxtralRealtimeEngine:
+    streaming = True
+    languages = None  # the realtime prompt carries no language: the model transcribes what it hears
+
+    def __init__(self, settings: AsrSettings):
+        import torch
+        from transformers import AutoProcessor, VoxtralRealtimeForConditionalGeneration
+
+        self.torch = torch
+        self.model_id = settings.model or DEFAULT_MODEL
+        check_local(self.model_id)
+        self.place = placement(settings.device)
+        try:
+            self.processor = AutoProcessor.from_pretrained(self.model_id)
+            self.model = VoxtralRealtimeForConditionalGeneration.from_pretrained(
+                self.model_id, dtype=self.place.dtype, attn_implementation=self.place.attn_implementation
+            ).to(self.place.device).eval()
+        except (OSError, ValueError) as exc:
+            raise errors.FailedPrecondition(
+                f"could not load the Voxtral Realtime model from {describe_source(self.model_id)}: {exc}"
+            ) from exc
+        audio_config = self.processor.tokenizer.tokenizer.instruct_tokenizer.audio_encoder.audio_config
+        audio_config.transcription_delay_ms = settings.transcription_delay_ms
+        if settings.torch_compile:
+            self.model.forward = torch.compile(self.model.forward, dynamic=True)
+        p = self.processor
+        self.delay_tokens = p.num_delay_tokens
+        self.hop = p.raw_audio_length_per_tok
+        self.first_samples = p.num_samples_first_audio_chunk
+        self.window_samples = p.num_samples_per_audio_chunk
+        self.window_origin = (self.delay_tokens + 1) * self.hop - p.feature_extractor.win_length // 2
+        self.right_pad_samples = p.num_right_pad_tokens * self.hop
+        self.max_batch_size = settings.max_batch_size
+        self.name = f"voxtral-realtime:{self.model_id.rstrip('/').split('/')[-1]}"
+        log.info("model loaded", extra={"model": self.model_id, "device": self.place.device,
+                                        "delay_ms": settings.transcription_delay_ms, "delay_tokens": self.delay_tokens})
+
+    def window_start(self, k: int) -> int:
+        """First sample (in the utterance's audio) of step k's window."""
+        return self.window_origin + k * self.hop
+
+    def windows_available(self, n_samples: int, finished: bool) -> int:
+        """How many step windows `n_samples` of audio hold (a finished utterance's are right-padded)."""
+        if finished:
+            n_samples += self.right_pad_samples
+            # the last window may be short: it is zero-padded (a short window fails inside the model)
+            return max(0, -(-(n_samples - (self.window_samples - self.hop) - self.window_origin) // self.hop))
+        return max(0, (n_samples - self.window_samples - self.window_origin) // self.hop + 1)
+
+    def start(self, first_chunks: Sequence[np.ndarray]) -> tuple[Cohort, list[int]]:
+        """Prefill streams that start together: the prompt and their first audio, one batched forward."""
+        inputs = self.processor(list(first_chunks), is_streaming=True, is_first_audio_chunk=True, return_tensors="pt")
+        inputs = inputs.to(self.place.device, dtype=self.place.dtype)
+        with self.torch.inference_mode():
+            out = self.model(input_ids=inputs["input_ids"], input_features=inputs["input_features"],
+                             num_delay_tokens=self.delay_tokens, use_cache=True)
+        last = out.logits[:, -1].argmax(-1, keepdim=True)
+        cohort = Cohort(out.past_key_values, out.encoder_past_key_values, out.padding_cache, last, len(first_chunks))
+        return cohort, last[:, 0].tolist()
+
+    def step(self, cohort: Cohort, windows: Sequence[np.ndarray]) -> list[int]:
+        """Advance every row of the cohort by one 80 ms token."""
+        features = self.processor(list(windows), is_streaming=True, is_first_audio_chunk=False, return_tensors="pt")
+        features = features["input_features"].to(self.place.device, dtype=self.place.dtype)
+        with self.torch.inference_mode():
+            out = self.model(input_ids=cohort.last, input_features=features, past_key_values=cohort.past,
+                             encoder_past_key_values=cohort.encoder_past, padding_cache=cohort.padding,
+                             num_delay_tokens=self.delay_tokens, use_cache=True)
+        cohort.past, cohort.encoder_past, cohort.padding = (
+            out.past_key_values, out.encoder_past_key_values, out.padding_cache
+        )
+        cohort.last = out.logits[:, -1].argmax(-1, keepdim=True)
+        return cohort.last[:, 0].tolist()
+
+    def select(self, cohort: Cohort, rows: Sequence[int]) -> Cohort:
+        """A new cohort of some rows (the old one stays valid): for streams that fall out of step."""
+        index = self.torch.tensor(list(rows), device=cohort.last.device)
+        past, encoder_past, padding = copy.deepcopy((cohort.past, cohort.encoder_past, cohort.padding))
+        past.batch_select_indices(index)
+        encoder_past.batch_select_indices(index)
+        for layer in padding.layers.values():
+            layer.cache = layer.cache.index_select(0, index)
+        return Cohort(past, encoder_past, padding, cohort.last.index_select(0, index), len(rows))
+
+    def decode(self, tokens: Sequence[int]) -> str:
+        return self.processor.tokenizer.decode(list(tokens), skip_special_tokens=True).strip()
+
+    def warmup(self) -> None:
+        cohort, _ = self.start([np.zeros(self.first_samples, np.float32)])
+        for _ in range(3):
+            self.step(cohort, [np.zeros(self.window_samples, np.float32)])
+
+    def close(self) -> None:
+        del self.model
+        if self.place.device == "cuda":
+            self.torch.cuda.empty_cache()

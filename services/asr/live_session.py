@@ -1,0 +1,74 @@
+"""A Recognize stream on a streaming engine (voxtral-realtime): audio goes to the lockstep scheduler as it
+arrives; the text it produces comes back as partials while the speaker talks (when the stream asked for
+them; stability 1: a streaming model does not revise what it wrote) and as the final once the utterance's
+end has flushed the transcription delay. The final's engine_compute_s is the engine time spent after the
+utterance's end: what the final waited for."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from services.asr.lockstep import LiveUtterance, LockstepScheduler
+from services.asr.session import Emit, Session, Utterance
+from voxmesh import SAMPLE_RATE, errors
+
+
+@dataclass
+class _Streamed(Utterance):
+    live: LiveUtterance | None = None
+    follower: asyncio.Task | None = None
+
+
+class LiveSession(Session):
+    def __init__(self, scheduler: LockstepScheduler, emit: Emit, *, engine_name: str, partials: bool,
+                 max_utterance_s: float):
+        super().__init__(emit, engine_name=engine_name, max_utterance_s=max_utterance_s)
+        self.scheduler = scheduler
+        self.partials = partials
+
+    def _open_utterance(self, utterance_id: int) -> _Streamed:
+        utterance = _Streamed(utterance_id)
+        try:
+            utterance.live = self.scheduler.open()
+        except errors.VoxmeshError as exc:
+            self._give_up(utterance, exc)
+            return utterance
+        utterance.follower = asyncio.create_task(self._follow(utterance))
+        return utterance
+
+    def _grow(self, utterance: _Streamed, pcm: bytes) -> None:
+        self.scheduler.feed(utterance.live, pcm)
+
+    def _finish(self, utterance: _Streamed) -> None:
+        self.scheduler.finish(utterance.live)
+        self._spawn(self._await_follower(utterance))
+
+    def _stop(self, utterance: _Streamed) -> None:
+        if utterance.live is not None:
+            self.scheduler.cancel(utterance.live)
+        if utterance.follower is not None:
+            utterance.follower.cancel()
+
+    async def _await_follower(self, utterance: _Streamed) -> None:
+        await asyncio.gather(utterance.follower, return_exceptions=True)
+
+    async def _follow(self, utterance: _Streamed) -> None:
+        """Partials as the text grows, then the final (or the error)."""
+        live = utterance.live
+        sent = ""
+        while not live.done.done():
+            changed = asyncio.ensure_future(live.changed.wait())
+            await asyncio.wait({changed, live.done}, return_when=asyncio.FIRST_COMPLETED)
+            changed.cancel()
+            live.changed.clear()
+            if self.partials and live.text != sent and not live.done.done():
+                sent = live.text
+                heard_s = live.steps_done * self.scheduler.engine.hop / SAMPLE_RATE  # a token per step
+                await self._partial_text(utterance, min(heard_s, utterance.seconds), sent, 1.0)
+        try:
+            text = live.done.result()
+        except errors.VoxmeshError as exc:
+            await self._fail(utterance, exc)
+            return
+        await self._final(utterance, text, "", live.compute_after_end_s, 0.0)

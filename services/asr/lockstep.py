@@ -1,0 +1,230 @@
+"""The scheduler of streaming engines: every active utterance advances one 80 ms token step per batched
+forward, in cohorts.
+
+An utterance starts once it has the engine's first chunk of audio (or has ended). Utterances that become
+ready to start in the same round start together, as one cohort: one batched prefill, then one batched
+step per 80 ms for as long as all its members have their next window. A member whose audio falls a whole
+step behind the others is split off into a cohort of its own (a copy of its rows of the caches); a member
+whose utterance is done leaves its cohort. Utterances that start at different times cannot share a
+forward (their caches have different lengths), so the batch a step gets is the number of utterances
+that started in the same round and kept pace: the figure the `voxmesh_asr_batch_size` histogram shows.
+All model work runs on one worker thread; the event loop only moves audio and text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from services.asr import metrics
+from voxmesh import errors
+from voxmesh.audio import pcm_to_float
+
+log = logging.getLogger("voxmesh.asr.lockstep")
+
+
+@dataclass(eq=False)
+class LiveUtterance:
+    """One utterance on a streaming engine: audio in, tokens out."""
+
+    pcm: bytearray = field(default_factory=bytearray)
+    finished: bool = False
+    cancelled: bool = False
+    tokens: list[int] = field(default_factory=list)
+    steps_done: int = 0  # windows consumed after the first chunk
+    compute_after_end_s: float = 0.0  # engine time spent on it after its end: what its final waits for
+    text: str = ""
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    done: asyncio.Future | None = None
+
+    def samples(self, start: int, length: int) -> np.ndarray:
+        """`length` float samples from `start`, zero beyond the audio received (the right padding)."""
+        piece = pcm_to_float(self.pcm[2 * start : 2 * (start + length)])
+        if len(piece) < length:
+            piece = np.concatenate([piece, np.zeros(length - len(piece), np.float32)])
+        return piece
+
+
+@dataclass(eq=False)
+class _Cohort:
+    state: object
+    members: list[LiveUtterance]
+
+
+class LockstepScheduler:
+    def __init__(self, engine, *, max_streams: int, batch_wait_s: float):
+        self.engine = engine
+        self.max_streams = max_streams
+        self.batch_wait_s = batch_wait_s
+        self.batch_sizes: Counter[int] = Counter()  # forwards by batch size, for tests and logs
+        self._waiting: list[LiveUtterance] = []
+        self._cohorts: list[_Cohort] = []
+        self._wake = asyncio.Event()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="asr-engine")
+        self._worker: asyncio.Task | None = None
+        self._closed = False
+
+    @property
+    def active(self) -> int:
+        return len(self._waiting) + sum(len(c.members) for c in self._cohorts)
+
+    def start(self) -> None:
+        self._worker = asyncio.create_task(self._run(), name="asr-lockstep")
+
+    def open(self) -> LiveUtterance:
+        if self._closed:
+            raise errors.Unavailable("the ASR service is stopping; its engine takes no more utterances")
+        if self.active >= self.max_streams:
+            metrics.REQUESTS.labels("stream", "rejected").inc()
+            raise errors.ResourceExhausted(
+                f"the streaming ASR engine is serving its limit of {self.max_streams} utterances "
+                "(VOXMESH_ASR_QUEUE_SIZE); retry later or add ASR replicas"
+            )
+        utterance = LiveUtterance(done=asyncio.get_running_loop().create_future())
+        self._waiting.append(utterance)
+        metrics.QUEUE_DEPTH.set(self.active)
+        return utterance
+
+    def feed(self, utterance: LiveUtterance, pcm: bytes) -> None:
+        utterance.pcm += pcm
+        self._wake.set()
+
+    def finish(self, utterance: LiveUtterance) -> None:
+        utterance.finished = True
+        self._wake.set()
+
+    def cancel(self, utterance: LiveUtterance) -> None:
+        utterance.cancelled = True
+        self._wake.set()
+
+    async def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+        if self._worker:
+            await asyncio.gather(self._worker, return_exceptions=True)
+        for utterance in [*self._waiting, *(m for c in self._cohorts for m in c.members)]:
+            if not utterance.done.done():
+                utterance.done.set_exception(errors.Unavailable("the ASR service is stopping"))
+        await asyncio.to_thread(self._executor.shutdown, wait=True)
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while not self._closed:
+            self._wake.clear()
+            try:
+                progressed = await self._round()
+            except Exception as exc:  # noqa: BLE001 - fail the utterances involved, keep serving
+                log.error("streaming step failed", exc_info=exc)
+                self._fail_all(exc)
+                progressed = False
+            metrics.QUEUE_DEPTH.set(self.active)
+            if not progressed:
+                await self._wake.wait()
+
+    async def _round(self) -> bool:
+        """Start what can start, step every cohort that can step; whether anything moved."""
+        self._drop_cancelled()
+        progressed = await self._start_ready()
+        for cohort in list(self._cohorts):
+            progressed |= await self._advance(cohort)
+        return progressed
+
+    def _drop_cancelled(self) -> None:
+        self._waiting = [u for u in self._waiting if not u.cancelled]
+        for cohort in list(self._cohorts):
+            keep = [i for i, m in enumerate(cohort.members) if not m.cancelled]
+            if len(keep) < len(cohort.members):
+                self._regroup(cohort, [keep])
+
+    async def _start_ready(self) -> bool:
+        ready = [u for u in self._waiting if u.finished or len(u.pcm) // 2 >= self.engine.first_samples]
+        if not ready:
+            return False
+        if self.batch_wait_s and len(ready) < len(self._waiting):
+            await asyncio.sleep(self.batch_wait_s)  # let utterances starting in the same instant join
+            ready = [u for u in self._waiting if u.finished or len(u.pcm) // 2 >= self.engine.first_samples]
+        for offset in range(0, len(ready), self.engine.max_batch_size):
+            group = ready[offset : offset + self.engine.max_batch_size]
+            chunks = [u.samples(0, self.engine.first_samples) for u in group]
+            (state, tokens), _ = await self._call(group, self.engine.start, chunks)
+            for utterance, token in zip(group, tokens, strict=True):
+                self._waiting.remove(utterance)
+                self._take(utterance, token)
+            self._cohorts.append(_Cohort(state, list(group)))
+        return True
+
+    async def _advance(self, cohort: _Cohort) -> bool:
+        available = [self.engine.windows_available(len(m.pcm) // 2, m.finished) - m.steps_done for m in cohort.members]
+        done = [i for i, m in enumerate(cohort.members) if m.finished and available[i] <= 0]
+        if done:
+            for i in done:
+                self._complete(cohort.members[i])
+            self._regroup(cohort, [[i for i in range(len(cohort.members)) if i not in done]])
+            return True
+        ready = [i for i, n in enumerate(available) if n > 0]
+        if not ready:
+            return False
+        if len(ready) < len(cohort.members):
+            if max(available) < 2:
+                return False  # the others are less than a step behind: wait for them
+            lagging = [i for i in range(len(cohort.members)) if i not in ready]
+            cohort = self._regroup(cohort, [ready, lagging])[0]
+        members = cohort.members
+        size = self.engine.window_samples
+        windows = [m.samples(self.engine.window_start(m.steps_done), size) for m in members]
+        tokens, elapsed = await self._call(members, self.engine.step, cohort.state, windows)
+        for member, token in zip(members, tokens, strict=True):
+            member.steps_done += 1
+            if member.finished:
+                member.compute_after_end_s += elapsed
+            self._take(member, token)
+        return True
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    async def _call(self, members: list[LiveUtterance], fn, *args):
+        started = time.perf_counter()
+        result = await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        elapsed = time.perf_counter() - started
+        self.batch_sizes[len(members)] += 1
+        metrics.BATCH_SIZE.observe(len(members))
+        metrics.COMPUTE.labels("step").observe(elapsed)
+        return result, elapsed
+
+    def _take(self, utterance: LiveUtterance, token: int) -> None:
+        utterance.tokens.append(token)
+        # a character whose UTF-8 bytes span tokens decodes as U+FFFD until its last byte arrives
+        text = self.engine.decode(utterance.tokens).rstrip("\ufffd")
+        if text != utterance.text:
+            utterance.text = text
+            utterance.changed.set()
+
+    def _complete(self, utterance: LiveUtterance) -> None:
+        metrics.REQUESTS.labels("final", "done").inc()
+        if not utterance.done.done():
+            utterance.done.set_result(self.engine.decode(utterance.tokens))
+
+    def _regroup(self, cohort: _Cohort, groups: list[list[int]]) -> list[_Cohort]:
+        """Replace a cohort by cohorts of the given rows (empty groups vanish)."""
+        self._cohorts.remove(cohort)
+        made = []
+        for rows in (g for g in groups if g):
+            state = cohort.state if rows == list(range(len(cohort.members))) else self.engine.select(cohort.state, rows)
+            made.append(_Cohort(state, [cohort.members[i] for i in rows]))
+        self._cohorts.extend(made)
+        return made
+
+    def _fail_all(self, exc: BaseException) -> None:
+        failure = errors.EngineError(f"the streaming ASR engine failed: {exc}")
+        for utterance in [*self._waiting, *(m for c in self._cohorts for m in c.members)]:
+            if not utterance.done.done():
+                utterance.done.set_exception(failure)
+        self._waiting.clear()
+        self._cohorts.clear()

@@ -1,0 +1,158 @@
+"""The voxtral-realtime engine (tiny random model, real processor and model) and the lockstep scheduler."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from services.asr.engines import load_engine
+from services.asr.service import AsrService
+from tests.conftest import chunks
+from tests.services.conftest import channel_to, mesh, running, settings
+from tests.services.test_asr_service import audio, config, end
+from voxmesh import errors
+from voxmesh.settings import AsrSettings
+from voxmesh.v1 import asr_pb2_grpc, transcription_pb2 as pb, transcription_pb2_grpc
+
+REALTIME = {"engine": "voxtral-realtime"}
+
+
+@pytest.fixture(scope="module")
+def engine(tiny_voxtral_realtime):
+    return load_engine(AsrSettings(model=str(tiny_voxtral_realtime), **REALTIME))
+
+
+def step_by_step(engine, signal: np.ndarray) -> list[int]:
+    padded = np.concatenate([signal, np.zeros(engine.right_pad_samples + engine.window_samples, np.float32)])
+    cohort, tokens = engine.start([padded[: engine.first_samples]])
+    for k in range(engine.windows_available(len(signal), finished=True)):
+        start = engine.window_start(k)
+        tokens += engine.step(cohort, [padded[start : start + engine.window_samples]])
+    return tokens
+
+
+def reference(engine, signal: np.ndarray) -> list[int]:
+    """transformers' own streaming path: generate() fed by a generator of windows (one stream at a time)."""
+    padded = np.concatenate([signal, np.zeros(engine.right_pad_samples + engine.window_samples, np.float32)])
+    processor, model = engine.processor, engine.model
+    first = processor(padded[: engine.first_samples], is_streaming=True, is_first_audio_chunk=True, return_tensors="pt")
+
+    def windows():
+        yield first["input_features"]
+        for k in range(engine.windows_available(len(signal), finished=True)):
+            start = engine.window_start(k)
+            yield processor(padded[start : start + engine.window_samples], is_streaming=True,
+                            is_first_audio_chunk=False, return_tensors="pt")["input_features"]
+
+    out = model.generate(input_ids=first["input_ids"], input_features=windows(),
+                         num_delay_tokens=first["num_delay_tokens"], do_sample=False)
+    return out[0, first["input_ids"].shape[1]:].tolist()
+
+
+def test_steps_give_the_tokens_of_transformers_streaming_generate(engine, jfk_pcm):
+    signal = np.frombuffer(jfk_pcm[: 16000 * 2 * 3], "<i2").astype(np.float32) / 32768
+    ours = step_by_step(engine, signal)
+    assert len(set(ours)) > 3, "the tiny model's output varies, so the comparison can fail"
+    assert ours == reference(engine, signal)
+
+
+def test_streams_in_lockstep_and_after_a_split_match_one_by_one(engine):
+    rng = np.random.default_rng(3)
+    signals = [rng.normal(0, 0.1, 30000).astype(np.float32) for _ in range(3)]
+    alone = [step_by_step(engine, s) for s in signals]
+    padded = [np.concatenate([s, np.zeros(engine.right_pad_samples + engine.window_samples, np.float32)])
+              for s in signals]
+    cohort, first = engine.start([p[: engine.first_samples] for p in padded])
+    rows = [[t] for t in first]
+    groups = [(cohort, [0, 1, 2])]
+    for k in range(engine.windows_available(30000, finished=True)):
+        if k == 5:  # the third stream falls out of step: its rows move to a cohort of their own
+            groups = [(engine.select(cohort, [0, 1]), [0, 1]), (engine.select(cohort, [2]), [2])]
+        for state, members in groups:
+            start = engine.window_start(k)
+            tokens = engine.step(state, [padded[i][start : start + engine.window_samples] for i in members])
+            for i, token in zip(members, tokens):
+                rows[i].append(token)
+    assert rows == alone
+
+
+def test_the_transcription_delay_is_a_setting(tiny_voxtral_realtime):
+    slow = load_engine(AsrSettings(model=str(tiny_voxtral_realtime), transcription_delay_ms=960, **REALTIME))
+    assert slow.delay_tokens == 12
+    assert load_engine(AsrSettings(model=str(tiny_voxtral_realtime), **REALTIME)).delay_tokens == 6
+
+
+def test_a_missing_model_directory_fails_start_up_naming_it(tmp_path):
+    with pytest.raises(errors.FailedPrecondition, match=str(tmp_path / "nothing")):
+        load_engine(AsrSettings(model=str(tmp_path / "nothing"), **REALTIME))
+
+
+async def recognize_all(service, streams: list[list]) -> list[list]:
+    async with running(service, service.settings) as address, channel_to(address) as channel:
+        stub = asr_pb2_grpc.RecognizerStub(channel)
+
+        async def one(requests):
+            async def paced():
+                for request in requests:
+                    yield request
+                    await asyncio.sleep(0.01)
+            return [r async for r in stub.Recognize(paced())]
+
+        results = await asyncio.gather(*(one(r) for r in streams))
+        service.batch_sizes = dict(service.servicer.scheduler.batch_sizes)
+    return results
+
+
+async def test_text_streams_while_audio_arrives_then_the_final(tiny_voxtral_realtime, jfk_pcm):
+    service = AsrService(settings(AsrSettings, model=str(tiny_voxtral_realtime), **REALTIME))
+    utterance = jfk_pcm[: 16000 * 2 * 4]
+    requests = [config(partials=True), *(audio(1, c) for c in chunks(utterance, 3200)), end(1)]
+    [responses] = await recognize_all(service, [requests])
+    kinds = [r.WhichOneof("result") for r in responses]
+    assert kinds[-1] == "final" and kinds.count("final") == 1 and "partial" in kinds
+    partials = [r.partial.text for r in responses if r.WhichOneof("result") == "partial"]
+    assert all(b.startswith(a) for a, b in zip(partials, partials[1:])), "streamed text only grows"
+    assert responses[-1].final.text.startswith(partials[-1])
+    assert responses[-1].final.engine.startswith("voxtral-realtime:")
+
+
+async def test_sixteen_streams_that_start_together_share_steps(tiny_voxtral_realtime, jfk_pcm):
+    service = AsrService(settings(AsrSettings, model=str(tiny_voxtral_realtime), max_batch_size=16,
+                                  batch_wait_ms=50, **REALTIME))
+    utterance = jfk_pcm[: 16000 * 2 * 2]
+    streams = [[config(), audio(1, utterance), end(1)] for _ in range(16)]
+    results = await recognize_all(service, streams)
+    assert all([r.WhichOneof("result") for r in responses] == ["final"] for responses in results)
+    assert len({r[0].final.text for r in results}) == 1, "identical audio, identical text in every row"
+    assert max(service.batch_sizes) > 1, f"forwards were shared across streams: {service.batch_sizes}"
+
+
+async def test_more_utterances_than_the_limit_answer_resource_exhausted(tiny_voxtral_realtime, jfk_pcm):
+    service = AsrService(settings(AsrSettings, model=str(tiny_voxtral_realtime), queue_size=2, **REALTIME))
+    requests = [config()]
+    for utterance in (1, 2, 3):
+        requests.append(audio(utterance, jfk_pcm[:32000]))
+    requests += [end(1), end(2), end(3)]
+    [responses] = await recognize_all(service, [requests])
+    outcome = {r.utterance_id: r for r in responses}
+    assert sorted(outcome) == [1, 2, 3]
+    assert outcome[3].error.code == "RESOURCE_EXHAUSTED" and "limit of 2 utterances" in outcome[3].error.message
+    assert outcome[1].WhichOneof("result") == outcome[2].WhichOneof("result") == "final"
+
+
+async def test_real_speech_through_the_mesh_one_final_per_utterance(tiny_voxtral_realtime, sample_pcm):
+    async with mesh(asr={"model": str(tiny_voxtral_realtime), **REALTIME}) as (address, _), \
+            channel_to(address) as channel:
+        stub = transcription_pb2_grpc.TranscriptionStub(channel)
+        requests = [pb.StreamingTranscribeRequest(config=pb.StreamingConfig(
+            format=pb.AudioFormat(encoding=pb.AudioFormat.LINEAR16, sample_rate_hz=16000, channels=1),
+            partial_results=True, post_processing=pb.PostProcessing(enabled=True),
+        ))] + [pb.StreamingTranscribeRequest(audio=c) for c in chunks(sample_pcm, 3200)]
+        events = [e async for e in stub.StreamingTranscribe(iter(requests))]
+    kinds = [e.WhichOneof("event") for e in events]
+    assert "error" not in kinds
+    ended = [e.utterance_id for e in events if e.WhichOneof("event") == "speech_ended"]
+    finals = [e for e in events if e.WhichOneof("event") == "final"]
+    assert len(ended) == 4 and sorted(f.utterance_id for f in finals) == ended
