@@ -13,7 +13,6 @@ in fixtures; a person can build one to try the engines without a download:
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 from pathlib import Path
 

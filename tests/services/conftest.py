@@ -73,3 +73,25 @@ def no_crash_logs(caplog):
     yield caplog
     crashes = [r for r in caplog.records if r.levelname == "ERROR"]
     assert not crashes, f"errors logged: {[r.getMessage() for r in crashes]}"
+
+
+async def stream_through_mesh(pcm: bytes, **mesh_options) -> list:
+    """Events of one stream of 16 kHz audio (partials and post-processing on) through an in-process mesh."""
+    from tests.conftest import chunks
+    from voxmesh.v1 import transcription_pb2 as pb, transcription_pb2_grpc
+
+    requests = [pb.StreamingTranscribeRequest(config=pb.StreamingConfig(
+        format=pb.AudioFormat(encoding=pb.AudioFormat.LINEAR16, sample_rate_hz=16000, channels=1),
+        partial_results=True, post_processing=pb.PostProcessing(enabled=True),
+    ))] + [pb.StreamingTranscribeRequest(audio=c) for c in chunks(pcm, 3200)]
+    async with mesh(**mesh_options) as (address, _), channel_to(address) as channel:
+        stub = transcription_pb2_grpc.TranscriptionStub(channel)
+        return [e async for e in stub.StreamingTranscribe(iter(requests))]
+
+
+def assert_one_final_per_utterance(events, utterances: int, engine_prefix: str) -> None:
+    assert "error" not in [e.WhichOneof("event") for e in events]
+    ended = [e.utterance_id for e in events if e.WhichOneof("event") == "speech_ended"]
+    finals = [e for e in events if e.WhichOneof("event") == "final"]
+    assert len(ended) == utterances and sorted(f.utterance_id for f in finals) == ended
+    assert all(f.final.engine.startswith(engine_prefix) for f in finals)

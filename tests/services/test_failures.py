@@ -9,7 +9,6 @@ import grpc
 import pytest
 
 from services.asr.engines import AsrResult
-from services.llm.engines import Done
 from tests.conftest import chunks
 from tests.services.conftest import channel_to, mesh, settings
 from tests.services.test_gateway_service import config, finals

@@ -7,7 +7,7 @@ import asyncio
 import grpc
 import pytest
 
-from tests.conftest import JFK_TEXT, SAMPLE, SAMPLE_TEXT, chunks
+from tests.conftest import JFK_TEXT, SAMPLE_TEXT, chunks
 from tests.services.conftest import channel_to, mesh, status_of
 from voxmesh import metrics as shared_metrics
 from voxmesh import text

@@ -14,12 +14,12 @@ import pytest
 from services.asr.engines import AsrRequest, load_engine
 from services.asr.engines.voxtral import split_language
 from services.asr.service import AsrService
-from tests.conftest import chunks
-from tests.services.conftest import channel_to, mesh, running, settings
+from tests.services.conftest import (assert_one_final_per_utterance, channel_to, running, settings,
+                                    stream_through_mesh)
 from tests.services.test_asr_service import audio, config, end
 from voxmesh import errors
 from voxmesh.settings import AsrSettings
-from voxmesh.v1 import asr_pb2_grpc, transcription_pb2 as pb, transcription_pb2_grpc
+from voxmesh.v1 import asr_pb2_grpc
 
 TINY = {"engine": "voxtral", "max_new_tokens": 8}
 
@@ -83,16 +83,5 @@ async def test_a_full_queue_answers_resource_exhausted(tiny_voxtral, jfk_pcm):
 
 
 async def test_real_speech_through_the_mesh_one_final_per_utterance(tiny_voxtral, sample_pcm):
-    async with mesh(asr={"model": str(tiny_voxtral), **TINY}) as (address, _), channel_to(address) as channel:
-        stub = transcription_pb2_grpc.TranscriptionStub(channel)
-        requests = [pb.StreamingTranscribeRequest(config=pb.StreamingConfig(
-            format=pb.AudioFormat(encoding=pb.AudioFormat.LINEAR16, sample_rate_hz=16000, channels=1),
-            partial_results=True, post_processing=pb.PostProcessing(enabled=True),
-        ))] + [pb.StreamingTranscribeRequest(audio=c) for c in chunks(sample_pcm, 3200)]
-        events = [e async for e in stub.StreamingTranscribe(iter(requests))]
-    kinds = [e.WhichOneof("event") for e in events]
-    assert "error" not in kinds
-    ended = [e.utterance_id for e in events if e.WhichOneof("event") == "speech_ended"]
-    finals = [e for e in events if e.WhichOneof("event") == "final"]
-    assert len(ended) == 4 and [f.utterance_id for f in finals] == ended
-    assert all(f.final.engine.startswith("voxtral:") for f in finals)
+    events = await stream_through_mesh(sample_pcm, asr={"model": str(tiny_voxtral), **TINY})
+    assert_one_final_per_utterance(events, 4, "voxtral:")

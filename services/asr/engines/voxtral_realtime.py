@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from services.asr.engines.torch_runtime import check_local, describe_source, placement
-from voxmesh import SAMPLE_RATE, errors
+from voxmesh import errors
 from voxmesh.settings import AsrSettings
 
 log = logging.getLogger("voxmesh.asr.voxtral_realtime")
