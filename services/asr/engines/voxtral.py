@@ -15,9 +15,9 @@ import re
 from collections.abc import Sequence
 
 from services.asr.engines import AsrRequest, AsrResult
-from services.asr.engines.torch_runtime import check_local, describe_source, placement
 from voxmesh import SAMPLE_RATE, errors
 from voxmesh.settings import AsrSettings
+from voxmesh.torch_runtime import check_local, describe_source, placement
 
 log = logging.getLogger("voxmesh.asr.voxtral")
 
@@ -41,7 +41,7 @@ class VoxtralEngine:
         from transformers import AutoProcessor, VoxtralForConditionalGeneration
 
         self.model_id = settings.model or DEFAULT_MODEL
-        check_local(self.model_id)
+        check_local(self.model_id, "VOXMESH_ASR_MODEL / --model")
         self.place = placement(settings.device)
         try:
             self.processor = AutoProcessor.from_pretrained(self.model_id)
