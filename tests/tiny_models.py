@@ -1,4 +1,5 @@
-"""Tiny, randomly initialised Voxtral models with a matching tekken tokenizer, built offline.
+"""Tiny, randomly initialised models with matching tokenizers, built offline: Voxtral (ASR) and causal
+language models (the LLM post-processor).
 
 The compute path is the real one (mistral-common tokenizer -> transformers processor -> model -> decode);
 only the sizes are tiny and the weights random, so the text they produce is gibberish. Tests build them
@@ -8,6 +9,8 @@ in fixtures; a person can build one to try the engines without a download:
     VOXMESH_ASR_ENGINE=voxtral VOXMESH_ASR_MODEL=/tmp/tiny-voxtral voxmesh transcribe samples/welcome.flac
     .venv/bin/python -m tests.tiny_models voxtral-realtime /tmp/tiny-realtime
     VOXMESH_ASR_ENGINE=voxtral-realtime VOXMESH_ASR_MODEL=/tmp/tiny-realtime voxmesh transcribe samples/welcome.flac
+    .venv/bin/python -m tests.tiny_models causal-lm /tmp/tiny-llm
+    VOXMESH_LLM_ENGINE=transformers VOXMESH_LLM_MODEL=/tmp/tiny-llm voxmesh transcribe samples/welcome.flac
 """
 
 from __future__ import annotations
@@ -115,11 +118,76 @@ def build_voxtral_realtime(out: Path, hidden: int = 64, layers: int = 2, seed: i
     return out
 
 
-BUILDERS = {"voxtral": build_voxtral, "voxtral-realtime": build_voxtral_realtime}
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+CHAT_SPECIAL = ["<pad>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"]
+
+
+def _chat_template_tokenizer(vocab_size: int):
+    """A byte-level BPE trained here on a few sentences, with a ChatML chat template (no mistral-common)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    text = (Path(__file__).resolve().parent.parent / "samples" / "welcome.txt").read_text()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=CHAT_SPECIAL,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tokenizer.train_from_iterator([text] * 4, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", bos_token="<s>",
+                                   eos_token="<|im_end|>", chat_template=CHAT_TEMPLATE)
+
+
+def build_causal_lm(out: Path, tokenizer: str = "tekken", hidden: int = 64, layers: int = 2, seed: int = 0) -> Path:
+    """A tiny MistralForCausalLM (Ministral-8B-Instruct-2410's architecture: grouped-query attention, a
+    sliding window; 2 layers, hidden 64) and its tokenizer.
+
+    tokenizer="tekken": a text-only tekken file, read through mistral-common as Mistral checkpoints are;
+    tokenizer="chat-template": a Hugging Face tokenizer with a Jinja chat template, as most other models ship.
+    """
+    import torch
+    from transformers import GenerationConfig, MistralConfig, MistralForCausalLM
+
+    out.mkdir(parents=True, exist_ok=True)
+    if tokenizer == "tekken":
+        text_only = {k: v for k, v in tekken(streaming=False).items() if k != "audio"}
+        (out / "tekken.json").write_text(json.dumps(text_only))
+        vocab_size, bos, eos, pad = NUM_SPECIAL + N_BPE, 1, 2, 11
+    elif tokenizer == "chat-template":
+        hf_tokenizer = _chat_template_tokenizer(400)
+        hf_tokenizer.save_pretrained(out)
+        vocab_size = len(hf_tokenizer)
+        bos, eos, pad = (hf_tokenizer.convert_tokens_to_ids(t) for t in ("<s>", "<|im_end|>", "<pad>"))
+    else:
+        raise ValueError(f"unknown tokenizer {tokenizer!r}: tekken or chat-template")
+    config = MistralConfig(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=2 * hidden,
+                           num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
+                           head_dim=hidden // 4, max_position_embeddings=4096, sliding_window=4096,
+                           bos_token_id=bos, eos_token_id=eos, pad_token_id=pad)
+    torch.manual_seed(seed)
+    model = MistralForCausalLM(config).eval()
+    with torch.no_grad():
+        # The end-of-sequence token's logit is 0 where the others' spread around it: it never wins, so every
+        # generation runs to its token budget and tests can rely on how long it lasts.
+        model.lm_head.weight[eos].zero_()
+    model.generation_config = GenerationConfig(bos_token_id=bos, eos_token_id=eos, pad_token_id=pad)
+    model.save_pretrained(out)
+    return out
+
+
+BUILDERS = {
+    "voxtral": build_voxtral,
+    "voxtral-realtime": build_voxtral_realtime,
+    "causal-lm": build_causal_lm,
+    "causal-lm-chat-template": lambda out: build_causal_lm(out, tokenizer="chat-template"),
+}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Build a tiny random Voxtral model directory, offline.")
+    parser = argparse.ArgumentParser(description="Build a tiny random model directory, offline.")
     parser.add_argument("kind", choices=sorted(BUILDERS))
     parser.add_argument("out", type=Path)
     args = parser.parse_args()

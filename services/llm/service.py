@@ -127,13 +127,16 @@ class PostProcessorServicer(llm_pb2_grpc.PostProcessorServicer):
                 await out.put(llm_pb2.ProcessResponse(utterance_id=utterance_id, processed=processed))
         except asyncio.CancelledError:
             raise
+        except errors.VoxmeshError as exc:  # a full queue, a time-out, a stopping service: not a crash
+            log.warning("transcript not post-processed", extra={"code": exc.code.name, "error": str(exc)})
+            metrics.REQUESTS.labels("failed").inc()
+            await out.put(error_response(utterance_id, exc))
         except Exception as exc:  # noqa: BLE001 - one failed transcript must not end the stream
             log.error("engine failed on a transcript", exc_info=exc)
             metrics.REQUESTS.labels("failed").inc()
-            failure = exc if isinstance(exc, errors.VoxmeshError) else errors.EngineError(
+            await out.put(error_response(utterance_id, errors.EngineError(
                 f"the post-processing engine failed on this transcript: {exc}"
-            )
-            await out.put(error_response(utterance_id, failure))
+            )))
 
 
 class LlmService:

@@ -41,9 +41,7 @@ HF_HOME = "/var/cache/huggingface"
 # Values (and names) the deployment sets that the settings classes on this branch do not accept yet,
 # because the code for them is landing in parallel. Each entry is checked to still be needed: once the
 # settings accept it, test_pending_settings_are_still_pending fails and asks for it to be removed here.
-PENDING_VALUES: set[tuple[str, str]] = {
-    ("VOXMESH_LLM_ENGINE", "transformers"),   # the transformers LLM engine
-}
+PENDING_VALUES: set[tuple[str, str]] = set()
 PENDING_NAMES: set[str] = set()
 
 

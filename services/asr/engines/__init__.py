@@ -53,6 +53,8 @@ class AsrEngine(Protocol):
         """Release the model."""
 
 
+MODEL_SETTING = "VOXMESH_ASR_MODEL / --model"
+
 ENGINES = {
     "whisper": "services.asr.engines.whisper:WhisperEngine",
     "voxtral": "services.asr.engines.voxtral:VoxtralEngine",

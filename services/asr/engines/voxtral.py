@@ -14,10 +14,10 @@ import math
 import re
 from collections.abc import Sequence
 
-from services.asr.engines import AsrRequest, AsrResult
-from services.asr.engines.torch_runtime import check_local, describe_source, placement
-from voxmesh import SAMPLE_RATE, errors
+from services.asr.engines import MODEL_SETTING, AsrRequest, AsrResult
+from voxmesh import SAMPLE_RATE
 from voxmesh.settings import AsrSettings
+from voxmesh.torch_runtime import load_processor_and_model
 
 log = logging.getLogger("voxmesh.asr.voxtral")
 
@@ -38,20 +38,12 @@ def split_language(text: str, asked: str | None) -> tuple[str, str]:
 class VoxtralEngine:
     def __init__(self, settings: AsrSettings):
         import torch
-        from transformers import AutoProcessor, VoxtralForConditionalGeneration
+        from transformers import VoxtralForConditionalGeneration
 
         self.model_id = settings.model or DEFAULT_MODEL
-        check_local(self.model_id)
-        self.place = placement(settings.device)
-        try:
-            self.processor = AutoProcessor.from_pretrained(self.model_id)
-            self.model = VoxtralForConditionalGeneration.from_pretrained(
-                self.model_id, dtype=self.place.dtype, attn_implementation=self.place.attn_implementation
-            ).to(self.place.device).eval()
-        except (OSError, ValueError) as exc:
-            raise errors.FailedPrecondition(
-                f"could not load the Voxtral model from {describe_source(self.model_id)}: {exc}"
-            ) from exc
+        self.processor, self.model, self.place = load_processor_and_model(
+            VoxtralForConditionalGeneration, self.model_id, settings.device, MODEL_SETTING, "Voxtral model"
+        )
         self.processor.tokenizer.padding_side = "left"
         if settings.torch_compile:
             self.model.forward = torch.compile(self.model.forward, dynamic=True)

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from services.asr.engines.torch_runtime import check_local, describe_source, placement
-from voxmesh import errors
+from services.asr.engines import MODEL_SETTING
+from voxmesh.torch_runtime import load_processor_and_model
 from voxmesh.settings import AsrSettings
 
 log = logging.getLogger("voxmesh.asr.voxtral_realtime")
@@ -47,21 +47,14 @@ class VoxtralRealtimeEngine:
 
     def __init__(self, settings: AsrSettings):
         import torch
-        from transformers import AutoProcessor, VoxtralRealtimeForConditionalGeneration
+        from transformers import VoxtralRealtimeForConditionalGeneration
 
         self.torch = torch
         self.model_id = settings.model or DEFAULT_MODEL
-        check_local(self.model_id)
-        self.place = placement(settings.device)
-        try:
-            self.processor = AutoProcessor.from_pretrained(self.model_id)
-            self.model = VoxtralRealtimeForConditionalGeneration.from_pretrained(
-                self.model_id, dtype=self.place.dtype, attn_implementation=self.place.attn_implementation
-            ).to(self.place.device).eval()
-        except (OSError, ValueError) as exc:
-            raise errors.FailedPrecondition(
-                f"could not load the Voxtral Realtime model from {describe_source(self.model_id)}: {exc}"
-            ) from exc
+        self.processor, self.model, self.place = load_processor_and_model(
+            VoxtralRealtimeForConditionalGeneration, self.model_id, settings.device, MODEL_SETTING,
+            "Voxtral Realtime model",
+        )
         audio_config = self.processor.tokenizer.tokenizer.instruct_tokenizer.audio_encoder.audio_config
         audio_config.transcription_delay_ms = settings.transcription_delay_ms
         if settings.torch_compile:

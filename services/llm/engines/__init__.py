@@ -48,6 +48,7 @@ class LlmEngine(Protocol):
 
 ENGINES = {
     "rules": "services.llm.engines.rules:RulesEngine",
+    "transformers": "services.llm.engines.transformers_engine:TransformersEngine",
 }
 
 

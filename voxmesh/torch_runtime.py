@@ -1,5 +1,7 @@
-"""What the transformers engines share: where the model runs, in which precision, with which attention,
-and how a model directory or hub id becomes a clear start-up error when it cannot be loaded."""
+"""What the transformers engines (ASR and LLM) share: where the model runs, in which precision, with which
+attention, and how a model directory or hub id becomes a clear start-up error when it cannot be loaded.
+
+Imports torch only inside its functions, so importing this module costs nothing."""
 
 from __future__ import annotations
 
@@ -47,11 +49,28 @@ def describe_source(model: str) -> str:
     return f"the hub id {model!r} in the cache {cache}{offline}"
 
 
-def check_local(model: str) -> None:
-    """A path-like reference must be a directory with a config.json."""
+def check_local(model: str, setting: str) -> None:
+    """A path-like reference must be a directory with a config.json; `setting` names where it was given."""
     path = Path(model).expanduser()
     if model.startswith((".", "/", "~")) or path.exists():
         if not (path / "config.json").is_file():
             raise errors.FailedPrecondition(
-                f"model directory {model!r} does not exist or holds no config.json (VOXMESH_ASR_MODEL / --model)"
+                f"model directory {model!r} does not exist or holds no config.json ({setting})"
             )
+
+
+def load_processor_and_model(model_cls, model_id: str, device_setting: str, setting: str, what: str):
+    """An ASR model and its processor from a directory or hub id, placed by `placement`; a clear
+    start-up error (naming where it looked) when either cannot be loaded."""
+    from transformers import AutoProcessor
+
+    check_local(model_id, setting)
+    place = placement(device_setting)
+    try:
+        processor = AutoProcessor.from_pretrained(model_id)
+        model = model_cls.from_pretrained(
+            model_id, dtype=place.dtype, attn_implementation=place.attn_implementation
+        ).to(place.device).eval()
+    except (OSError, ValueError) as exc:
+        raise errors.FailedPrecondition(f"could not load the {what} from {describe_source(model_id)}: {exc}") from exc
+    return processor, model, place
