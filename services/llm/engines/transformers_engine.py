@@ -130,7 +130,7 @@ class TransformersEngine:
             self.encode(LlmRequest("test", None), system_role=True)
             return True
         except Exception:  # noqa: BLE001 - jinja's TemplateError, or mistral-common's validation
-            pass
+            log.info("the chat template takes no system role; the instruction goes into the user message")
         try:
             self.encode(LlmRequest("test", None), system_role=False)
         except Exception as exc:  # noqa: BLE001 - any failure of the template is a start-up error
@@ -169,7 +169,7 @@ class TransformersEngine:
         second = self.scheduler.submit(self.encode(LlmRequest(WARMUP[1], None)), 4, timeout_s=WARMUP_TIMEOUT_S)
         for generation in (first, second):
             async for _ in generation:
-                pass
+                continue  # drain: the warm-up's text is not used
         self.scheduler.batch_sizes.clear()
         self.scheduler.prefill_sizes.clear()
         self.scheduler.ends.clear()
