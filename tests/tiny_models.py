@@ -66,9 +66,20 @@ def _spread(model, std: float = 0.3) -> None:
                 param.normal_(0.0, std)
 
 
+def _save_random(model_cls, config, processor, out: Path, seed: int) -> Path:
+    """A randomly initialised (and spread) model of `config`, saved with its processor."""
+    import torch
+
+    torch.manual_seed(seed)
+    model = model_cls(config).eval()
+    _spread(model)
+    model.save_pretrained(out)
+    processor.save_pretrained(out)
+    return out
+
+
 def build_voxtral(out: Path, hidden: int = 64, layers: int = 2, seed: int = 0) -> Path:
     """A tiny VoxtralForConditionalGeneration (Voxtral-Mini-3B-2507's architecture) with its processor."""
-    import torch
     from transformers import (MistralCommonBackend, VoxtralConfig, VoxtralForConditionalGeneration,
                               VoxtralProcessor, WhisperFeatureExtractor)
 
@@ -85,17 +96,11 @@ def build_voxtral(out: Path, hidden: int = 64, layers: int = 2, seed: int = 0) -
                      "num_key_value_heads": 2, "head_dim": hidden // 4, "max_position_embeddings": 4096,
                      "bos_token_id": 1, "eos_token_id": 2},
     )
-    torch.manual_seed(seed)
-    model = VoxtralForConditionalGeneration(config).eval()
-    _spread(model)
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    return out
+    return _save_random(VoxtralForConditionalGeneration, config, processor, out, seed)
 
 
 def build_voxtral_realtime(out: Path, hidden: int = 64, layers: int = 2, seed: int = 0) -> Path:
     """A tiny VoxtralRealtimeForConditionalGeneration (Voxtral-Mini-4B-Realtime-2602's architecture)."""
-    import torch
     from transformers import (MistralCommonBackend, VoxtralRealtimeConfig, VoxtralRealtimeFeatureExtractor,
                               VoxtralRealtimeForConditionalGeneration, VoxtralRealtimeProcessor)
 
@@ -110,12 +115,7 @@ def build_voxtral_realtime(out: Path, hidden: int = 64, layers: int = 2, seed: i
                      "num_hidden_layers": layers, "num_attention_heads": 4, "num_key_value_heads": 2,
                      "head_dim": hidden // 4, "sliding_window": 8192, "tie_word_embeddings": True},
     )
-    torch.manual_seed(seed)
-    model = VoxtralRealtimeForConditionalGeneration(config).eval()
-    _spread(model)
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    return out
+    return _save_random(VoxtralRealtimeForConditionalGeneration, config, processor, out, seed)
 
 
 CHAT_TEMPLATE = (

@@ -17,7 +17,6 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,6 +24,7 @@ import numpy as np
 from services.asr import metrics
 from voxmesh import errors
 from voxmesh.audio import pcm_to_float
+from voxmesh.engine_thread import EngineThread
 
 log = logging.getLogger("voxmesh.asr.lockstep")
 
@@ -65,20 +65,17 @@ class LockstepScheduler:
         self.batch_sizes: Counter[int] = Counter()  # forwards by batch size, for tests and logs
         self._waiting: list[LiveUtterance] = []
         self._cohorts: list[_Cohort] = []
-        self._wake = asyncio.Event()
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="asr-engine")
-        self._worker: asyncio.Task | None = None
-        self._closed = False
+        self._thread = EngineThread("asr-engine")
 
     @property
     def active(self) -> int:
         return len(self._waiting) + sum(len(c.members) for c in self._cohorts)
 
     def start(self) -> None:
-        self._worker = asyncio.create_task(self._run(), name="asr-lockstep")
+        self._thread.start(self._run)
 
     def open(self) -> LiveUtterance:
-        if self._closed:
+        if self._thread.stopping:
             raise errors.Unavailable("the ASR service is stopping; its engine takes no more utterances")
         if self.active >= self.max_streams:
             metrics.REQUESTS.labels("stream", "rejected").inc()
@@ -93,31 +90,26 @@ class LockstepScheduler:
 
     def feed(self, utterance: LiveUtterance, pcm: bytes) -> None:
         utterance.pcm += pcm
-        self._wake.set()
+        self._thread.wake()
 
     def finish(self, utterance: LiveUtterance) -> None:
         utterance.finished = True
-        self._wake.set()
+        self._thread.wake()
 
     def cancel(self, utterance: LiveUtterance) -> None:
         utterance.cancelled = True
-        self._wake.set()
+        self._thread.wake()
 
     async def close(self) -> None:
-        self._closed = True
-        self._wake.set()
-        if self._worker:
-            await asyncio.gather(self._worker, return_exceptions=True)
+        await self._thread.stop()
         for utterance in [*self._waiting, *(m for c in self._cohorts for m in c.members)]:
             if not utterance.done.done():
                 utterance.done.set_exception(errors.Unavailable("the ASR service is stopping"))
-        await asyncio.to_thread(self._executor.shutdown, wait=True)
 
     # -- the loop ---------------------------------------------------------------------------------
 
     async def _run(self) -> None:
-        while not self._closed:
-            self._wake.clear()
+        while not self._thread.stopping:
             try:
                 progressed = await self._round()
             except Exception as exc:  # noqa: BLE001 - fail the utterances involved, keep serving
@@ -126,7 +118,7 @@ class LockstepScheduler:
                 progressed = False
             metrics.QUEUE_DEPTH.set(self.active)
             if not progressed:
-                await self._wake.wait()
+                await self._thread.idle()
 
     async def _round(self) -> bool:
         """Start what can start, step every cohort that can step; whether anything moved."""
@@ -191,7 +183,7 @@ class LockstepScheduler:
 
     async def _call(self, members: list[LiveUtterance], fn, *args):
         started = time.perf_counter()
-        result = await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        result = await self._thread.call(fn, *args)
         elapsed = time.perf_counter() - started
         self.batch_sizes[len(members)] += 1
         metrics.BATCH_SIZE.observe(len(members))

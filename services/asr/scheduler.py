@@ -15,12 +15,12 @@ import asyncio
 import logging
 import time
 from collections import Counter, deque
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from services.asr import metrics
 from services.asr.engines import AsrEngine, AsrRequest
 from voxmesh import errors
+from voxmesh.engine_thread import EngineThread
 
 log = logging.getLogger("voxmesh.asr.scheduler")
 
@@ -54,34 +54,28 @@ class Scheduler:
         self.batch_sizes: Counter[int] = Counter()  # engine calls by batch size, for tests and logs
         self._finals: deque[_Job] = deque()
         self._partials: deque[_Job] = deque()
-        self._wake = asyncio.Event()
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="asr-engine")
-        self._worker: asyncio.Task | None = None
-        self._closed = False
+        self._thread = EngineThread("asr-engine")
 
     @property
     def depth(self) -> int:
         return len(self._finals) + len(self._partials)
 
     def start(self) -> None:
-        self._worker = asyncio.create_task(self._run(), name="asr-scheduler")
+        self._thread.start(self._run)
 
     async def close(self) -> None:
         """Refuse new requests, answer the waiting ones as UNAVAILABLE, let the running batch finish."""
-        self._closed = True
+        self._thread.stopping = True
         for job in (*self._finals, *self._partials):
             if not job.future.done():
                 job.future.set_exception(errors.Unavailable("the ASR service is stopping"))
         self._finals.clear()
         self._partials.clear()
-        self._wake.set()
-        if self._worker:
-            await asyncio.gather(self._worker, return_exceptions=True)
-        await asyncio.to_thread(self._executor.shutdown, wait=True)
+        await self._thread.stop()
 
     def submit(self, request: AsrRequest) -> asyncio.Future | None:
         """Queue a request. A full queue raises RESOURCE_EXHAUSTED for a final and skips a partial (None)."""
-        if self._closed:
+        if self._thread.stopping:
             raise errors.Unavailable("the ASR service is stopping; its engine takes no more requests")
         if self.depth >= self.queue_size and request.final and self._partials:
             evicted = self._partials.popleft()
@@ -99,14 +93,13 @@ class Scheduler:
         job = _Job(request, asyncio.get_running_loop().create_future())
         (self._finals if request.final else self._partials).append(job)
         metrics.QUEUE_DEPTH.set(self.depth)
-        self._wake.set()
+        self._thread.wake()
         return job.future
 
     async def _run(self) -> None:
-        while not self._closed:
-            while not self.depth and not self._closed:
-                self._wake.clear()
-                await self._wake.wait()
+        while not self._thread.stopping:
+            while not self.depth and not self._thread.stopping:
+                await self._thread.idle()
             if self.max_batch_size > 1 and self.depth < self.max_batch_size and self.batch_wait_s:
                 await asyncio.sleep(self.batch_wait_s)
             batch = self._take()
@@ -142,9 +135,8 @@ class Scheduler:
 
     async def _execute(self, jobs: list[_Job]) -> None:
         started = time.perf_counter()
-        loop = asyncio.get_running_loop()
         try:
-            results = await loop.run_in_executor(self._executor, self.engine.transcribe, [j.request for j in jobs])
+            results = await self._thread.call(self.engine.transcribe, [j.request for j in jobs])
         except Exception as exc:  # noqa: BLE001 - the engine's failure goes to the requests, never lost
             if len(jobs) > 1:
                 log.warning("batch failed; retrying in halves", extra={"batch_size": len(jobs), "error": repr(exc)})

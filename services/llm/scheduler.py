@@ -24,11 +24,11 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from services.llm import metrics
 from voxmesh import errors
+from voxmesh.engine_thread import EngineThread
 
 log = logging.getLogger("voxmesh.llm.scheduler")
 
@@ -116,10 +116,7 @@ class Scheduler:
         self.ends: Counter[str] = Counter()
         self._waiting: deque[Generation] = deque()
         self._running: list[Generation] = []  # in the batch's row order
-        self._wake = asyncio.Event()
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="llm-engine")
-        self._worker: asyncio.Task | None = None
-        self._closed = False
+        self._thread = EngineThread("llm-engine")
 
     @property
     def waiting(self) -> int:
@@ -130,24 +127,21 @@ class Scheduler:
         return sum(g.active for g in self._running)
 
     def start(self) -> None:
-        self._worker = asyncio.create_task(self._run(), name="llm-scheduler")
+        self._thread.start(self._run)
 
     async def close(self) -> None:
         """Refuse new transcripts, end the waiting and running ones as UNAVAILABLE, stop the worker."""
-        self._closed = True
+        self._thread.stopping = True
         stopping = errors.Unavailable("the LLM service is stopping")
         for generation in (*self._waiting, *self._running):
             self._end(generation, "failed", stopping)
         self._waiting.clear()
-        self._wake.set()
-        if self._worker:
-            await asyncio.gather(self._worker, return_exceptions=True)
-        await asyncio.to_thread(self._executor.shutdown, wait=True)
+        await self._thread.stop()
 
     def submit(self, prompt: Sequence[int], max_new_tokens: int, timeout_s: float | None = None) -> Generation:
         """Queue a transcript's prompt (with the scheduler's time limit unless given one); a full queue raises
         RESOURCE_EXHAUSTED."""
-        if self._closed:
+        if self._thread.stopping:
             raise errors.Unavailable("the LLM service is stopping; its engine takes no more transcripts")
         if len(self._waiting) >= self.queue_size:
             metrics.GENERATIONS.labels("rejected").inc()
@@ -160,7 +154,7 @@ class Scheduler:
                                 self._cancelled)
         self._waiting.append(generation)
         metrics.PENDING.inc()
-        self._wake.set()
+        self._thread.wake()
         return generation
 
     def _cancelled(self, generation: Generation) -> None:
@@ -179,10 +173,9 @@ class Scheduler:
                 metrics.PENDING.dec()
 
     async def _run(self) -> None:
-        while not self._closed:
+        while not self._thread.stopping:
             if not self._waiting and not self._running:
-                self._wake.clear()
-                await self._wake.wait()
+                await self._thread.idle()
                 continue
             self._expire()
             keep = [i for i, g in enumerate(self._running) if g.active]
@@ -194,7 +187,7 @@ class Scheduler:
             elif self._running:
                 await self._call("decode", self._running, self._decode, keep)
             else:
-                await asyncio.get_running_loop().run_in_executor(self._executor, self.batch.reset)
+                await self._thread.call(self.batch.reset)
         metrics.BATCH_ROWS.set(0)
 
     def _expire(self) -> None:
@@ -229,7 +222,7 @@ class Scheduler:
     async def _call(self, phase: str, rows: list[Generation], work, *args) -> None:
         started = time.perf_counter()
         try:
-            tokens = await asyncio.get_running_loop().run_in_executor(self._executor, work, *args)
+            tokens = await self._thread.call(work, *args)
         except Exception as exc:  # noqa: BLE001 - the failure goes to the rows it ran; the worker goes on
             self._failed(phase, rows, exc)
             return
