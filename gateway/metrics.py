@@ -42,3 +42,7 @@ ACTIVE_STREAMS = Gauge("voxmesh_gateway_active_streams", "Client calls in progre
 AUDIO_SECONDS = Counter("voxmesh_gateway_audio_seconds_total", "Seconds of client audio received.")
 UTTERANCES = Counter("voxmesh_gateway_utterances_total", "Utterances ended, by outcome (final or error).", ["outcome"])
 HELD_AUDIO = Gauge("voxmesh_gateway_held_audio_bytes", "Utterance audio held until its final transcript arrives.")
+FAILOVERS = Counter(
+    "voxmesh_gateway_failovers_total",
+    "Downstream streams opened in place of one that failed or went away, by stage.", ["stage"],
+)

@@ -1,10 +1,16 @@
-"""The Transcription servicer: validates client input, converts audio once, runs a Chain per call."""
+"""The Transcription servicer: validates client input, converts audio once, runs a Chain per call.
+
+A call waits up to `replica_wait_s` for a ready replica of the VAD and the ASR, and fails UNAVAILABLE
+naming the missing service. When the gateway drains, every open stream is told `going_away` (the client
+library resumes it on another replica).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import math
 import re
 import time
 from collections.abc import AsyncIterator
@@ -13,7 +19,7 @@ import grpc
 
 from gateway import metrics
 from gateway.chain import Chain, ChainConfig
-from gateway.downstream import Downstream
+from gateway.downstream import REQUIRED, Downstream
 from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH, audio, errors, rpc
 from voxmesh.settings import GatewaySettings
 from voxmesh.v1 import common_pb2, transcription_pb2, transcription_pb2_grpc
@@ -22,6 +28,8 @@ log = logging.getLogger("voxmesh.gateway")
 
 _LANGUAGE = re.compile(r"[a-z]{2,3}")
 FILE_CHUNK_S = 0.5
+MAX_RESUME_PENDING = 64  # finals a resumed stream may hand back for post-processing
+MAX_TRANSCRIPT_CHARS = 20_000
 
 
 def encoding_name(value: int) -> str:
@@ -30,12 +38,41 @@ def encoding_name(value: int) -> str:
     return f"number {value} (unknown)"
 
 
-def chain_config(language: str, partials: bool, post: transcription_pb2.PostProcessing) -> ChainConfig:
+def chain_config(
+    settings: GatewaySettings,
+    language: str,
+    partials: bool,
+    post: transcription_pb2.PostProcessing,
+    resume: transcription_pb2.ResumeFrom | None = None,
+) -> ChainConfig:
     if language and not _LANGUAGE.fullmatch(language):
         raise errors.InvalidArgument(
             f"language {language!r} is not an ISO 639-1 code such as 'en'; leave it empty to let the engine detect it"
         )
-    return ChainConfig(language, partials, post.enabled, post.instruction if post.enabled else "")
+    if post.enabled and len(post.instruction) > settings.max_instruction_chars:
+        raise errors.InvalidArgument(
+            f"the post-processing instruction has {len(post.instruction)} characters; at most "
+            f"{settings.max_instruction_chars} are accepted (VOXMESH_GATEWAY_MAX_INSTRUCTION_CHARS)"
+        )
+    if resume is not None:
+        check_resume(resume)
+    return ChainConfig(language, partials, post.enabled, post.instruction if post.enabled else "", resume)
+
+
+def check_resume(resume: transcription_pb2.ResumeFrom) -> None:
+    if not (math.isfinite(resume.offset_s) and resume.offset_s >= 0):
+        raise errors.InvalidArgument(f"resume.offset_s {resume.offset_s} is not accepted: give 0 or a positive offset")
+    if len(resume.pending) > MAX_RESUME_PENDING:
+        raise errors.InvalidArgument(
+            f"resume.pending has {len(resume.pending)} transcripts; at most {MAX_RESUME_PENDING} are accepted"
+        )
+    ids = [p.utterance_id for p in resume.pending]
+    if len(set(ids)) != len(ids) or any(not 0 < i < max(1, resume.next_utterance_id) for i in ids):
+        raise errors.InvalidArgument(
+            "resume.pending must name distinct utterances, each before resume.next_utterance_id"
+        )
+    if any(len(t) > MAX_TRANSCRIPT_CHARS for t in [*(p.text for p in resume.pending), *resume.context]):
+        raise errors.InvalidArgument(f"a resumed transcript is longer than {MAX_TRANSCRIPT_CHARS} characters")
 
 
 class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer):
@@ -43,6 +80,12 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer):
         self.settings = settings
         self.downstream: Downstream | None = None
         self.active = 0
+        self.chains: set[Chain] = set()
+
+    def drain(self) -> None:
+        """Tell every client stream to resume on another replica."""
+        for chain in self.chains:
+            chain.going_away()
 
     @contextlib.contextmanager
     def _admit(self, method: str):
@@ -77,19 +120,29 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer):
     @rpc.servicer_method("gateway")
     async def StreamingTranscribe(self, request_iterator, context: grpc.aio.ServicerContext):
         with self._admit("StreamingTranscribe"):
-            config, rest = await rpc.config_first(request_iterator, timeout_s=self.settings.first_message_timeout_s)
+            config, rest = await rpc.config_first(
+                request_iterator, timeout_s=self.settings.first_message_timeout_s,
+                idle_timeout_s=self.settings.idle_timeout_s,
+            )
             if config is None:
                 return
             fmt = audio.check_format(
                 encoding_name(config.format.encoding), config.format.sample_rate_hz, config.format.channels
             )
             chain = Chain(
-                chain_config(config.language, config.partial_results, config.post_processing),
+                chain_config(self.settings, config.language, config.partial_results, config.post_processing,
+                             config.resume if config.HasField("resume") else None),
                 self.downstream,
                 self.settings,
             )
-            async for event in chain.run(self._converted(rest, fmt), context.time_remaining()):
-                yield event
+            await self.downstream.require(REQUIRED, self.settings.replica_wait_s)
+            await context.send_initial_metadata(())  # accepted: a client moving its stream here may leave the old gateway
+            self.chains.add(chain)
+            try:
+                async for event in chain.run(self._converted(rest, fmt), context.time_remaining()):
+                    yield event
+            finally:
+                self.chains.discard(chain)
 
     async def _converted(self, rest, fmt: audio.PcmFormat) -> AsyncIterator[bytes]:
         converter = audio.PcmConverter(fmt)
@@ -109,7 +162,8 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer):
         with self._admit("Transcribe"):
             if not request.content:
                 raise errors.InvalidArgument("content is empty: send the bytes of an audio file (WAV, FLAC, OGG, ...)")
-            config = chain_config(request.language, False, request.post_processing)
+            config = chain_config(self.settings, request.language, False, request.post_processing)
+            await self.downstream.require(REQUIRED, self.settings.replica_wait_s)
             samples, rate = await asyncio.to_thread(audio.read_file, request.content)
             pcm = await asyncio.to_thread(audio.to_internal, samples, rate)
             metrics.AUDIO_SECONDS.inc(len(samples) / rate)
@@ -121,6 +175,8 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer):
 
             utterances: dict[int, transcription_pb2.Utterance] = {}
             async for event in Chain(config, self.downstream, self.settings).run(chunks(), context.time_remaining()):
+                if not event.utterance_id:
+                    continue  # progress and going_away: a unary call has nothing to resume
                 utterance = utterances.setdefault(event.utterance_id, transcription_pb2.Utterance(
                     utterance_id=event.utterance_id
                 ))
@@ -157,12 +213,17 @@ class GatewayService:
         self._downstream: Downstream | None = None
 
     def register(self, server: grpc.aio.Server) -> None:
-        transcription_pb2_grpc.add_TranscriptionServicer_to_server(self.servicer, server)
+        rpc.add_servicer(server, self.servicer, transcription_pb2.DESCRIPTOR.services_by_name["Transcription"])
 
-    async def start(self) -> None:
+    async def start(self, health) -> None:
+        """Serve once the VAD and the ASR have a ready replica; from then on, say NOT_SERVING while either has none."""
         self._downstream = Downstream(self.settings)
+        self._downstream.watch(health.follow)
         await self._downstream.wait_ready()
         self.servicer.downstream = self._downstream
+
+    def drain(self) -> None:
+        self.servicer.drain()
 
     async def close(self) -> None:
         self.servicer.downstream = None

@@ -63,21 +63,27 @@ def serve_main(name: str, argv: list[str] | None = None) -> int:
 
 
 async def _up(args: argparse.Namespace) -> int:
-    from voxmesh.stack import LocalStack, StackError
+    from voxmesh.stack import LocalStack, StackError, parse_replicas
 
-    stack = LocalStack(gateway_port=args.port, host=args.host)
+    try:
+        replicas = parse_replicas(args.replicas)
+    except ValueError as exc:
+        print(f"voxmesh up: --replicas: {exc}", file=sys.stderr)
+        return 2
+    stack = LocalStack(gateway_port=args.port, host=args.host, replicas=replicas)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    print("starting vad, asr, llm and gateway ...", file=sys.stderr)
+    print("starting " + ", ".join(f"{name} x{count}" for name, count in replicas.items()) + " ...", file=sys.stderr)
     try:
         async with stack:
-            for name in ("vad", "asr", "llm", "gateway"):
-                print(f"  {name:<8} grpc {stack.address(name):<22} metrics {stack.metrics_url(name)}", file=sys.stderr)
+            for member in stack.members:
+                print(f"  {member.label:<10} grpc {stack.host}:{member.port:<6} "
+                      f"metrics {stack.metrics_url(member.name, member.index)}", file=sys.stderr)
             print(f"voxmesh is up: gateway at {stack.gateway}. Ctrl-C stops it.", file=sys.stderr)
             waiter = asyncio.create_task(stop.wait())
-            watcher = asyncio.create_task(_watch(stack))
+            watcher = asyncio.create_task(_supervise(stack))
             done, _ = await asyncio.wait({waiter, watcher}, return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
             watcher.cancel()
@@ -91,12 +97,25 @@ async def _up(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _watch(stack) -> str:
+RESTARTS_PER_MINUTE = 3
+
+
+async def _supervise(stack) -> str:
+    """Start a replica again when it exits (as a container runtime would); give up on one that keeps exiting."""
+    restarts: dict[str, list[float]] = {}
     while True:
-        for member in stack.members.values():
-            if member.process.poll() is not None:
-                return f"the {member.name} service exited with code {member.process.returncode}"
-        await asyncio.sleep(0.5)
+        for member in stack.members:
+            code = member.process.poll()
+            if code is None:
+                continue
+            recent = [t for t in restarts.get(member.label, []) if time.monotonic() - t < 60]
+            if len(recent) >= RESTARTS_PER_MINUTE:
+                return f"the {member.label} service exited with code {code} {len(recent) + 1} times within a minute"
+            restarts[member.label] = [*recent, time.monotonic()]
+            print(f"voxmesh: {member.label} exited with code {code}; starting it again", file=sys.stderr)
+            await stack.restart(member)
+            print(f"voxmesh: {member.label} is serving again", file=sys.stderr)
+        await asyncio.sleep(0.2)
 
 
 async def _transcribe(args: argparse.Namespace) -> int:
@@ -169,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
     up = commands.add_parser("up", help="run the local stack: four services as four processes on this machine")
     up.add_argument("--port", type=int, default=DEFAULT_PORTS["gateway"], help="the gateway's port (default %(default)s)")
     up.add_argument("--host", default="127.0.0.1", help="address every service binds to (default %(default)s)")
+    up.add_argument("--replicas", default="", metavar="SERVICE=N,...",
+                    help="replicas per service, e.g. asr=2,vad=2,llm=2,gateway=2 (default one each); a replica "
+                         "that exits is started again")
 
     serve = commands.add_parser("serve", help="run one service (settings: --help of each)", add_help=True)
     serve.add_argument("service", choices=sorted(SERVICES))

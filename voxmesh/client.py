@@ -8,11 +8,20 @@
 Calls raise grpc.aio.AioRpcError with the gateway's status code and message when the gateway refuses
 them (INVALID_ARGUMENT for bad input, RESOURCE_EXHAUSTED over its stream limit, ...). `SyncClient` offers
 the same calls for code without an event loop.
+
+Streams resume by themselves (`StreamOptions(resume=True)`, the default): when the call ends UNAVAILABLE
+(its gateway died or stopped) or the gateway says it is going away, the client opens a new call to its
+target, which may land on any gateway replica, resends the audio the stream still needs and goes on; no
+final is delivered twice (see voxmesh/resume.py). A target may name several gateways
+(`ipv4:10.0.0.1:50051,10.0.0.2:50051`): calls go round-robin to those whose health says SERVING.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+import random
 import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
@@ -24,10 +33,22 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from voxmesh import SAMPLE_RATE, audio
 from voxmesh.events import Event, EventDecoder
+from voxmesh.resume import Resumption
 from voxmesh.v1 import transcription_pb2 as pb
 from voxmesh.v1 import transcription_pb2_grpc
 
+log = logging.getLogger("voxmesh.client")
+
 Progress = Callable[[float, float], None]  # (seconds sent, seconds in total)
+
+SERVICE_CONFIG = json.dumps({
+    "loadBalancingConfig": [{"round_robin": {}}],
+    "healthCheckConfig": {"serviceName": pb.DESCRIPTOR.services_by_name["Transcription"].full_name},
+})
+RESUMABLE = frozenset({grpc.StatusCode.UNAVAILABLE})
+FIRST_RETRY_S, LONGEST_RETRY_S = 0.1, 2.0
+MAX_AHEAD_S = 30.0  # audio read from the source ahead of what the gateway has taken
+MAX_MESSAGE_S = 0.25  # longest audio message when audio is sent again (48 kHz stereo: 48 KB)
 
 
 @dataclass(frozen=True)
@@ -36,9 +57,41 @@ class StreamOptions:
     partials: bool = False
     post_processing: bool = True
     instruction: str = ""
+    # Resume the stream on a new call when its gateway goes away; False: the call's end is the stream's end.
+    resume: bool = True
+    # How long to keep trying to resume after the last event, before the last error is raised.
+    resume_timeout_s: float = 30.0
 
     def post(self) -> pb.PostProcessing:
         return pb.PostProcessing(enabled=self.post_processing, instruction=self.instruction)
+
+
+MOVE_RETRY_S = 1.0  # how often to look for another gateway while the one going away still serves
+MOVE_TIMEOUT_S = 2.0  # how long a gateway may take to accept a moved stream
+
+
+class _Call:
+    """One call of a stream, and the task that sends its requests."""
+
+    def __init__(self, call: grpc.aio.StreamStreamCall, sender: asyncio.Task):
+        self.call = call
+        self.sender = sender
+        # The caller's audio source failed: end the call, so that its reader raises that failure.
+        sender.add_done_callback(lambda task: task.cancelled() or task.exception() is None or call.cancel())
+
+    async def read(self) -> pb.TranscriptionEvent:
+        return await self.call.read()
+
+    def raise_source_failure(self) -> None:
+        if self.sender.done() and not self.sender.cancelled():
+            failure = self.sender.exception()
+            if failure is not None and not isinstance(failure, (grpc.aio.AioRpcError, asyncio.InvalidStateError)):
+                raise failure
+
+    async def stop(self) -> None:
+        self.call.cancel()
+        self.sender.cancel()
+        await asyncio.gather(self.sender, return_exceptions=True)
 
 
 class Client:
@@ -52,6 +105,9 @@ class Client:
         """`credentials`: None for plaintext, or e.g. voxmesh.tls.channel_credentials(ca, cert, key) for (m)TLS."""
         self.target = target
         options = [
+            ("grpc.service_config", SERVICE_CONFIG),
+            ("grpc.initial_reconnect_backoff_ms", 100),
+            ("grpc.max_reconnect_backoff_ms", 1000),
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.max_receive_message_length", max_message_bytes),
         ]
@@ -79,30 +135,101 @@ class Client:
         options: StreamOptions = StreamOptions(),
         timeout: float | None = None,
     ) -> AsyncIterator[Event]:
-        """Stream LINEAR16 chunks in the given format; yields events as they arrive."""
+        """Stream LINEAR16 chunks in the given format; yields events as they arrive. A sync iterable is read
+        on a worker thread, so it may block (a microphone, a paced reader)."""
         config = pb.StreamingConfig(
             format=pb.AudioFormat(encoding=pb.AudioFormat.LINEAR16, sample_rate_hz=sample_rate_hz, channels=channels),
             language=options.language,
             partial_results=options.partials,
             post_processing=options.post(),
         )
-
-        async def requests():
-            yield pb.StreamingTranscribeRequest(config=config)
-            if isinstance(chunks, AsyncIterable):
-                async for chunk in chunks:
-                    yield pb.StreamingTranscribeRequest(audio=chunk)
-            else:
-                for chunk in chunks:
-                    yield pb.StreamingTranscribeRequest(audio=chunk)
-
-        call = self._stub.StreamingTranscribe(requests(), timeout=timeout)
+        state = Resumption(sample_rate_hz, channels, options.post_processing)
+        source = _Source(chunks, state, int(MAX_AHEAD_S * sample_rate_hz) * state.frame_bytes)
         decode = EventDecoder()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        retry_s, give_up_at = FIRST_RETRY_S, time.monotonic() + options.resume_timeout_s
+        move_at: float | None = None  # the gateway is going away: when to try moving to another
+        call: _Call | None = None
         try:
-            async for message in call:
-                yield decode(message)
+            while True:
+                if call is None:
+                    call = self._call(config, state, source, deadline, resumed=state.received > 0)
+                try:
+                    message = await call.read()
+                except (grpc.aio.AioRpcError, asyncio.CancelledError) as exc:
+                    call.raise_source_failure()
+                    if isinstance(exc, asyncio.CancelledError):
+                        raise
+                    if not options.resume or exc.code() not in RESUMABLE or time.monotonic() > give_up_at:
+                        raise
+                    log.warning("the stream's call ended %s; resuming from %.2f s", exc.code().name,
+                                state.keep_from / sample_rate_hz, extra={"details": exc.details()})
+                    await call.stop()
+                    call, move_at = None, None
+                    await asyncio.sleep(retry_s * random.uniform(0.5, 1.0))
+                    retry_s = min(2 * retry_s, LONGEST_RETRY_S)
+                    continue
+                if message is grpc.aio.EOF:
+                    return
+                kind = message.WhichOneof("event")
+                if kind == "going_away" and options.resume:
+                    move_at = move_at or time.monotonic()
+                elif state.accept(message) and kind not in ("progress", "going_away"):
+                    retry_s, give_up_at = FIRST_RETRY_S, time.monotonic() + options.resume_timeout_s
+                    yield decode(message)
+                if move_at is not None and time.monotonic() >= move_at:
+                    moved = await self._move(config, state, source, deadline)
+                    if moved is None:  # no other gateway took it: stay while this one finishes the stream
+                        move_at = time.monotonic() + MOVE_RETRY_S
+                    else:
+                        await call.stop()
+                        call, move_at = moved, None
         finally:
-            call.cancel()
+            if call is not None:
+                await call.stop()
+            await source.close()
+
+    def _call(self, config: pb.StreamingConfig, state: Resumption, source: _Source, deadline: float | None,
+              resumed: bool) -> _Call:
+        """A new call for the stream; a resumed one says where it picks up."""
+        request = pb.StreamingConfig()
+        request.CopyFrom(config)
+        if resumed:
+            request.resume.CopyFrom(state.resume_from())
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        call = self._stub.StreamingTranscribe(timeout=remaining)
+        return _Call(call, asyncio.create_task(self._send(call, request, state, source)))
+
+    async def _move(self, config, state: Resumption, source: _Source, deadline: float | None) -> _Call | None:
+        """Resume the stream on another gateway if one accepts it (sends its initial metadata) in time."""
+        call = self._call(config, state, source, deadline, resumed=True)
+        try:
+            await asyncio.wait_for(call.call.initial_metadata(), MOVE_TIMEOUT_S)
+            accepted = not call.call.done()  # a refused call ends with its status, its metadata empty
+        except TimeoutError:
+            accepted = False
+        if not accepted:
+            await call.stop()
+            return None
+        log.info("the gateway is going away; the stream moved to another", extra={"from_s": state.keep_from / state.rate})
+        return call
+
+    @staticmethod
+    async def _send(call, config: pb.StreamingConfig, state: Resumption, source: _Source) -> None:
+        """One call's requests: the config, the kept audio the stream still needs, then new audio."""
+        await call.write(pb.StreamingTranscribeRequest(config=config))
+        position = state.keep_from
+        step = max(1, int(MAX_MESSAGE_S * state.rate)) * state.frame_bytes
+        while True:
+            while position < state.received:
+                chunk = state.audio_from(position, step)
+                await call.write(pb.StreamingTranscribeRequest(audio=chunk))
+                position += len(chunk) // state.frame_bytes
+                source.sent_through(position)
+            if source.done:
+                await call.done_writing()
+                return
+            await source.more()
 
     async def stream_file(
         self,
@@ -204,3 +331,56 @@ class SyncClient:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _Source:
+    """Reads the caller's audio into the stream's `Resumption`, on its own task, so that a call that is
+    replaced never interrupts the caller's iterator; it stays at most `max_ahead` bytes ahead of the sending."""
+
+    def __init__(self, chunks: Iterable[bytes] | AsyncIterable[bytes], state: Resumption, max_ahead: int):
+        self.state = state
+        self.max_ahead = max_ahead
+        self.done = False
+        self._sent = 0
+        self._arrived = asyncio.Event()
+        self._taken = asyncio.Event()
+        self._task = asyncio.create_task(self._read(chunks))
+
+    async def _read(self, chunks) -> None:
+        try:
+            if isinstance(chunks, AsyncIterable):
+                async for chunk in chunks:
+                    await self._add(chunk)
+            else:
+                iterator = iter(chunks)
+                end = object()
+                while (chunk := await asyncio.to_thread(next, iterator, end)) is not end:
+                    await self._add(chunk)
+        finally:
+            self.done = True
+            self._arrived.set()
+
+    async def _add(self, chunk: bytes) -> None:
+        while (self.state.received - self._sent) * self.state.frame_bytes >= self.max_ahead:
+            self._taken.clear()
+            await self._taken.wait()
+        if chunk:
+            self.state.add(chunk)
+        self._arrived.set()
+
+    def sent_through(self, position: int) -> None:
+        self._sent = max(self._sent, position)
+        self._taken.set()
+
+    async def more(self) -> None:
+        """Wait for audio (or the end) beyond what is there now; re-raise the source's failure."""
+        self._arrived.clear()
+        if self._task.done() and self._task.exception() is not None:
+            raise self._task.exception()
+        await self._arrived.wait()
+        if self._task.done() and not self._task.cancelled() and self._task.exception() is not None:
+            raise self._task.exception()
+
+    async def close(self) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)

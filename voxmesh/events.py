@@ -56,6 +56,9 @@ class Processed(Event):
     outcome: str  # on done: "processed", "guarded" or "failed"
     reason: str
     engine: str
+    # The text was post-processed again (after a failover) and came out different: `text` starts over with
+    # `delta`, and what earlier deltas said is void.
+    restart: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,8 @@ class EventDecoder:
                          engine_compute_s=final.engine_compute_s, queue_wait_s=final.queue_wait_s)
         if kind == "processed":
             processed = message.processed
-            so_far = self._processed.get(message.utterance_id, "") + processed.delta
+            so_far = "" if processed.restart else self._processed.get(message.utterance_id, "")
+            so_far += processed.delta
             if processed.done:
                 self._processed.pop(message.utterance_id, None)
                 so_far = processed.text
@@ -107,7 +111,7 @@ class EventDecoder:
                 self._processed[message.utterance_id] = so_far
             return Processed(*base, text=so_far, delta=processed.delta, done=processed.done,
                              outcome=_OUTCOMES.get(processed.outcome, ""), reason=processed.reason,
-                             engine=processed.engine)
+                             engine=processed.engine, restart=processed.restart)
         if kind == "error":
             error = message.error
             return UtteranceFailed(*base, stage=error.stage, code=error.code, message=error.message)

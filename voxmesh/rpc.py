@@ -1,4 +1,5 @@
-"""Servicer helpers every service uses: config-first streams and the mapping of errors to statuses."""
+"""Servicer helpers every service uses: registration that survives undecodable requests, config-first
+streams with time limits, and the mapping of errors to statuses."""
 
 from __future__ import annotations
 
@@ -10,24 +11,89 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+from google.protobuf import descriptor, message_factory
+from google.protobuf.message import DecodeError
 
 from voxmesh import SAMPLE_RATE, errors, metrics
 
 log = logging.getLogger("voxmesh.rpc")
 
 
+class Undecodable:
+    """A request whose bytes are not a valid message of the method's type; the servicer refuses it."""
+
+    def __init__(self, type_name: str):
+        self.type_name = type_name
+
+    def error(self) -> errors.InvalidArgument:
+        return errors.InvalidArgument(
+            f"a request was not a valid {self.type_name} protobuf message; build requests from the "
+            "voxmesh.v1 protos (protos/voxmesh/v1)"
+        )
+
+
+def _decoder(cls: type) -> Any:
+    def decode(data: bytes) -> Any:
+        try:
+            return cls.FromString(data)
+        except DecodeError:
+            return Undecodable(cls.DESCRIPTOR.full_name)
+
+    return decode
+
+
+_HANDLERS = {
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
+
+
+def add_servicer(server: grpc.aio.Server, servicer: Any, service: descriptor.ServiceDescriptor) -> None:
+    """Register a servicer as the generated `add_*Servicer_to_server` does, except that a request whose bytes
+    do not decode reaches the servicer as `Undecodable` (and becomes INVALID_ARGUMENT) instead of crashing
+    the call with UNKNOWN and a traceback."""
+    handlers = {}
+    for method in service.methods:
+        request = message_factory.GetMessageClass(method.input_type)
+        response = message_factory.GetMessageClass(method.output_type)
+        make = _HANDLERS[(method.client_streaming, method.server_streaming)]
+        handlers[method.name] = make(
+            getattr(servicer, method.name),
+            request_deserializer=_decoder(request),
+            response_serializer=response.SerializeToString,
+        )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
+    server.add_registered_method_handlers(service.full_name, handlers)
+
+
+def _decoded(message: Any) -> Any:
+    if isinstance(message, Undecodable):
+        raise message.error()
+    return message
+
+
+async def _next(iterator: AsyncIterator[Any], timeout_s: float | None) -> Any:
+    return _decoded(await asyncio.wait_for(iterator.__anext__(), timeout_s))
+
+
 async def config_first(
-    requests: AsyncIterator[Any], config_field: str = "config", timeout_s: float | None = None
+    requests: AsyncIterator[Any],
+    config_field: str = "config",
+    timeout_s: float | None = None,
+    idle_timeout_s: float | None = None,
 ) -> tuple[Any, AsyncIterator[tuple[str, Any]]]:
     """Split a config-first stream into its config and the (field, value) pairs of the later messages.
 
     Returns (None, empty) for a stream that ends before its first message (a clean end, no error).
     The first message must set `config_field`; a later one that sets it again is INVALID_ARGUMENT.
-    A first message slower than `timeout_s` is DEADLINE_EXCEEDED.
+    A first message slower than `timeout_s`, or a later one that comes more than `idle_timeout_s` after the
+    one before it, is DEADLINE_EXCEEDED. An undecodable message is INVALID_ARGUMENT.
     """
     iterator = requests.__aiter__()
     try:
-        first = await asyncio.wait_for(iterator.__anext__(), timeout_s)
+        first = await _next(iterator, timeout_s)
     except StopAsyncIteration:
         return None, _empty()
     except TimeoutError:
@@ -41,7 +107,7 @@ async def config_first(
             f"the first message of the stream must carry `{config_field}` and nothing else; "
             f"it carried {('`' + kind + '`') if kind else 'nothing'}"
         )
-    return getattr(first, config_field), _rest(iterator, oneof, config_field)
+    return getattr(first, config_field), _rest(iterator, oneof, config_field, idle_timeout_s)
 
 
 async def _empty() -> AsyncIterator[tuple[str, Any]]:
@@ -49,8 +115,19 @@ async def _empty() -> AsyncIterator[tuple[str, Any]]:
     yield  # pragma: no cover
 
 
-async def _rest(iterator: AsyncIterator[Any], oneof: str, config_field: str) -> AsyncIterator[tuple[str, Any]]:
-    async for message in iterator:
+async def _rest(
+    iterator: AsyncIterator[Any], oneof: str, config_field: str, idle_timeout_s: float | None
+) -> AsyncIterator[tuple[str, Any]]:
+    while True:
+        try:
+            message = await _next(iterator, idle_timeout_s)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            raise errors.DeadlineExceeded(
+                f"the stream sent no message for {idle_timeout_s:g} s, the longest a stream may stay silent; "
+                "keep sending audio (silence included) or close the stream"
+            ) from None
         kind = message.WhichOneof(oneof)
         if kind == config_field:
             raise errors.InvalidArgument(
@@ -105,7 +182,7 @@ def servicer_method(service: str):
             metrics.RPC_STREAMS.labels(service, name).inc()
             metrics.RPC_ACTIVE.labels(service).inc()
             try:
-                return await method(self, request, context)
+                return await method(self, _decoded(request), context)
             except asyncio.CancelledError:
                 log.debug("call cancelled by the client", extra={"method": name})
                 raise

@@ -2,8 +2,9 @@
 
 grpc.aio server, grpc.health.v1 (NOT_SERVING until the service's engine is loaded and warmed, SERVING
 after), server reflection, a Prometheus /metrics endpoint, structured logs, and the stop sequence:
-SIGTERM or SIGINT -> NOT_SERVING -> drain delay -> stop taking calls, give in-flight ones the grace period
--> close the engine.
+SIGTERM or SIGINT -> NOT_SERVING, and every open stream is told the service is going away (callers move
+new work to another replica) -> drain delay -> stop taking calls, give in-flight ones the grace period ->
+close the engine.
 """
 
 from __future__ import annotations
@@ -38,11 +39,84 @@ class Service(Protocol):
     def register(self, server: grpc.aio.Server) -> None:
         """Add the servicers to the server (before it starts; they refuse calls until start() is done)."""
 
-    async def start(self) -> None:
-        """Load and warm the engine, off the event loop. Raise VoxmeshError with a clear message on failure."""
+    async def start(self, health: Health) -> None:
+        """Load and warm the engine, off the event loop. Raise VoxmeshError with a clear message on failure.
+        The runtime says SERVING once it returns; a service whose readiness changes later (the gateway's
+        follows its inner services) keeps `health` and sets it."""
+
+    def drain(self) -> None:
+        """The service is stopping: tell every open stream it is going away (it still finishes them)."""
 
     async def close(self) -> None:
         """Release the engine after the server has stopped."""
+
+
+class HealthServicer(health.aio.HealthServicer):
+    """grpc.health.v1 whose Watch streams end once the service drains: the watcher (a client's health check)
+    has seen NOT_SERVING, and a stream left open would be cancelled by the server's stop with an error."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._closing = asyncio.Event()
+
+    async def Watch(self, request: health_pb2.HealthCheckRequest, context: grpc.aio.ServicerContext) -> None:
+        if self._closing.is_set():
+            await context.write(health_pb2.HealthCheckResponse(status=NOT_SERVING))
+            return
+        watch = asyncio.ensure_future(super().Watch(request, context))
+        closing = asyncio.ensure_future(self._closing.wait())
+        try:
+            await asyncio.wait({watch, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (watch, closing):
+                task.cancel()
+                task.add_done_callback(_consume)
+
+    async def enter_graceful_shutdown(self) -> None:
+        await super().enter_graceful_shutdown()
+        self._closing.set()
+
+
+def _consume(task: asyncio.Task) -> None:
+    """Retrieve a finished task's exception: a write to a stopped server's stream fails, and that is fine."""
+    if not task.cancelled():
+        task.exception()
+
+
+class Health:
+    """What a service's health says, for every name it serves: SERVING once the service has started, while
+    what it depends on is ready (the gateway's inner services), and never again once it drains."""
+
+    def __init__(self, servicer: HealthServicer, names: Sequence[str]):
+        self._servicer = servicer
+        self._names = names
+        self._started = False
+        self._dependencies_ready = True
+        self.serving = False
+        self.draining = False
+
+    async def set(self, started: bool) -> None:
+        """The runtime's part: the service has started (its engine is loaded and warm)."""
+        self._started = started
+        await self._apply()
+
+    async def follow(self, dependencies_ready: bool) -> None:
+        """The service's part: whether what it depends on is ready."""
+        self._dependencies_ready = dependencies_ready
+        await self._apply()
+
+    async def _apply(self) -> None:
+        serving = self._started and self._dependencies_ready and not self.draining
+        if serving == self.serving:
+            return
+        self.serving = serving
+        for name in self._names:
+            await self._servicer.set(name, SERVING if serving else NOT_SERVING)
+
+    async def drain(self) -> None:
+        self.draining = True
+        await self._apply()
+        await self._servicer.enter_graceful_shutdown()
 
 
 def server_options(settings: ServiceSettings) -> list[tuple[str, int]]:
@@ -68,8 +142,9 @@ class Server:
         self.settings = settings
         self.names = ("", *service.grpc_services)
         self.server = grpc.aio.server(options=server_options(settings))
-        self.health = health.aio.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        self.health_servicer = HealthServicer()
+        self.health = Health(self.health_servicer, self.names)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health_servicer, self.server)
         service.register(self.server)
         reflection.enable_server_reflection(
             [*service.grpc_services, health.SERVICE_NAME, reflection.SERVICE_NAME], self.server
@@ -78,11 +153,11 @@ class Server:
         # Probes that cannot speak TLS (Kubernetes' gRPC probes) get health alone on a plaintext port.
         self.health_server = grpc.aio.server(options=[("grpc.so_reuseport", 0)]) if settings.health_port else None
         if self.health_server is not None:
-            health_pb2_grpc.add_HealthServicer_to_server(self.health, self.health_server)
+            health_pb2_grpc.add_HealthServicer_to_server(self.health_servicer, self.health_server)
 
     async def start(self) -> int:
         for name in self.names:
-            await self.health.set(name, NOT_SERVING)
+            await self.health_servicer.set(name, NOT_SERVING)
         address = f"{self.settings.host}:{self.settings.port}"
         credentials = tls.server_credentials(self.settings)
         if credentials is None:
@@ -101,13 +176,18 @@ class Server:
         return self.port
 
     async def ready(self) -> None:
-        await self.service.start()
-        for name in self.names:
-            await self.health.set(name, SERVING)
+        await self.service.start(self.health)
+        await self.health.set(True)
         log.info("serving", extra={"services": ",".join(self.service.grpc_services)})
 
+    async def drain(self) -> None:
+        """NOT_SERVING for good, and every open stream told that the service is going away (once)."""
+        if not self.health.draining:
+            await self.health.drain()
+            self.service.drain()
+
     async def stop(self, grace_s: float | None) -> None:
-        await self.health.enter_graceful_shutdown()
+        await self.drain()
         await self.server.stop(grace_s)
         if self.health_server is not None:
             await self.health_server.stop(None)
@@ -150,7 +230,7 @@ async def serve(service: Service, settings: ServiceSettings) -> int:
     else:
         starting.cancel()
 
-    await server.health.enter_graceful_shutdown()
+    await server.drain()
     if code == 0 and settings.drain_delay_s:
         log.info("draining", extra={"delay_s": settings.drain_delay_s})
         await asyncio.sleep(settings.drain_delay_s)

@@ -1,13 +1,18 @@
-"""The local stack: the four services as four OS processes on one machine.
+"""The local stack: the four services as OS processes on one machine, one or more replicas each.
 
-Each service gets its documented default port, or a free one when the default is taken. The stack is
-ready when every service's health check says SERVING; stopping sends SIGTERM (the services drain) and
-kills what has not ended after the grace period.
+Each replica gets a port: a single replica its service's documented default (or a free one when that is
+taken), further replicas free ones. With several replicas of a service, the services that call it get a
+target naming every replica (`ipv4:127.0.0.1:P1,127.0.0.1:P2`) and spread streams over the healthy ones;
+the gateway's target, for clients, names every gateway replica. The stack is ready when every replica's
+health says SERVING. A replica can be killed, stopped and started again on its port (what bench/chaos.py
+and the failover tests do). Stopping the stack sends SIGTERM (the services drain) and kills what has not
+ended after the grace period.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import os
 import signal
@@ -60,13 +65,29 @@ def free_port(host: str, preferred: int, taken: set[int]) -> int:
     return free_port(host, 0, taken)
 
 
+def parse_replicas(text: str) -> dict[str, int]:
+    """`asr=2,vad=2` -> {"asr": 2, "vad": 2}; every service not named has one."""
+    replicas = {name: 1 for name in ORDER}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, count = part.partition("=")
+        if name not in replicas or not count.isdigit() or not 1 <= int(count) <= 16:
+            raise ValueError(f"{part!r} is not SERVICE=N with SERVICE one of {', '.join(ORDER)} and N from 1 to 16")
+        replicas[name] = int(count)
+    return replicas
+
+
 @dataclass
 class Member:
     name: str
+    index: int  # replica number, from 0
     port: int
     metrics_port: int
     process: subprocess.Popen | None = None
     log_path: Path | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}-{self.index + 1}"
 
     def log_tail(self, lines: int = 20) -> str:
         if self.log_path is None or not self.log_path.exists():
@@ -76,23 +97,32 @@ class Member:
 
 @dataclass
 class LocalStack:
-    """Start with `async with LocalStack(...) as stack:`; `stack.gateway` is the address clients call."""
+    """Start with `async with LocalStack(...) as stack:`; `stack.gateway` is the target clients call."""
 
     gateway_port: int = DEFAULT_PORTS["gateway"]
     host: str = "127.0.0.1"
     log_dir: Path | None = None  # None: the services log to this process's stderr
     ready_timeout_s: float = 180.0
-    members: dict[str, Member] = field(default_factory=dict)
+    replicas: dict[str, int] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # extra environment for every service
+    members: list[Member] = field(default_factory=list)
+
+    def replicas_of(self, name: str) -> list[Member]:
+        return [m for m in self.members if m.name == name]
 
     @property
     def gateway(self) -> str:
-        return f"{self.host}:{self.members['gateway'].port}"
+        return self.address("gateway")
 
     def address(self, name: str) -> str:
-        return f"{self.host}:{self.members[name].port}"
+        """The gRPC target of a service: every replica's address."""
+        ports = [m.port for m in self.replicas_of(name)]
+        if len(ports) == 1:
+            return f"{self.host}:{ports[0]}"
+        return "ipv4:" + ",".join(f"{self.host}:{port}" for port in ports)
 
-    def metrics_url(self, name: str) -> str:
-        return f"http://{self.host}:{self.members[name].metrics_port}/metrics"
+    def metrics_url(self, name: str, index: int = 0) -> str:
+        return f"http://{self.host}:{self.replicas_of(name)[index].metrics_port}/metrics"
 
     async def __aenter__(self) -> LocalStack:
         try:
@@ -106,13 +136,22 @@ class LocalStack:
         await asyncio.to_thread(self.stop)
 
     def _plan(self) -> None:
+        counts = {name: self.replicas.get(name, 1) for name in ORDER}
+        if max(counts.values()) > 1:
+            try:
+                ipaddress.IPv4Address(self.host)
+            except ValueError:
+                raise StackError(f"replicas need an IPv4 host address, not {self.host!r}") from None
         taken: set[int] = set()
+        self.members = []
         for name in ORDER:
-            preferred = self.gateway_port if name == "gateway" else DEFAULT_PORTS[name]
-            port = free_port(self.host, preferred, taken)
-            if name == "gateway" and self.gateway_port and port != self.gateway_port:
-                raise StackError(f"port {self.gateway_port} on {self.host} is taken; choose another with --port")
-            self.members[name] = Member(name, port, free_port(self.host, DEFAULT_METRICS_PORTS[name], taken))
+            for index in range(counts[name]):
+                preferred = (self.gateway_port if name == "gateway" else DEFAULT_PORTS[name]) if index == 0 else 0
+                port = free_port(self.host, preferred, taken)
+                if name == "gateway" and index == 0 and self.gateway_port and port != self.gateway_port:
+                    raise StackError(f"port {self.gateway_port} on {self.host} is taken; choose another with --port")
+                metrics = free_port(self.host, DEFAULT_METRICS_PORTS[name] if index == 0 else 0, taken)
+                self.members.append(Member(name, index, port, metrics))
 
     def _command(self, member: Member) -> list[str]:
         command = [
@@ -126,66 +165,90 @@ class LocalStack:
 
     async def start(self) -> None:
         self._plan()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-        for member in self.members.values():
-            stderr = None
-            if self.log_dir is not None:
-                member.log_path = self.log_dir / f"{member.name}.log"
-                stderr = member.log_path.open("w")
-            member.process = subprocess.Popen(
-                self._command(member), env=env, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True
-            )
-            if stderr is not None:
-                stderr.close()
+        for member in self.members:
+            self._launch(member)
         await self.wait_ready()
 
-    async def wait_ready(self) -> None:
+    def _launch(self, member: Member) -> None:
+        stderr = None
+        if self.log_dir is not None:
+            member.log_path = self.log_dir / f"{member.label}.log"
+            stderr = member.log_path.open("a")
+        member.process = subprocess.Popen(
+            self._command(member), env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
+            stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True,
+        )
+        if stderr is not None:
+            stderr.close()
+
+    async def wait_ready(self, members: list[Member] | None = None) -> None:
+        members = self.members if members is None else members
         deadline = time.monotonic() + self.ready_timeout_s
-        waiting = set(self.members)
-        channels = {n: grpc.aio.insecure_channel(self.address(n)) for n in self.members}
+        waiting = {m.label: m for m in members}
+        channels = {label: grpc.aio.insecure_channel(f"{self.host}:{m.port}") for label, m in waiting.items()}
         try:
             while waiting:
-                for name in sorted(waiting):
-                    member = self.members[name]
+                for label, member in sorted(waiting.items()):
                     if member.process.poll() is not None:
                         raise StackError(self._failure(member, f"exited with code {member.process.returncode}"))
                     try:
-                        reply = await health_pb2_grpc.HealthStub(channels[name]).Check(
+                        reply = await health_pb2_grpc.HealthStub(channels[label]).Check(
                             health_pb2.HealthCheckRequest(), timeout=1.0
                         )
                     except grpc.aio.AioRpcError:
                         continue
                     if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        waiting.discard(name)
+                        del waiting[label]
                 if waiting and time.monotonic() > deadline:
                     slow = ", ".join(sorted(waiting))
                     raise StackError(f"{slow} did not report SERVING within {self.ready_timeout_s:g} s")
                 if waiting:
-                    await asyncio.sleep(0.2)
+                    await asyncio.sleep(0.1)
         finally:
             await asyncio.gather(*(c.close() for c in channels.values()))
 
     def _failure(self, member: Member, what: str) -> str:
         tail = member.log_tail()
-        return f"the {member.name} service {what}" + (f"; its last log lines:\n{tail}" if tail else "")
+        return f"the {member.label} service {what}" + (f"; its last log lines:\n{tail}" if tail else "")
+
+    # -- one replica ------------------------------------------------------------------------------
+
+    def kill(self, member: Member) -> None:
+        """SIGKILL: the replica dies at once, as in a crash or an OOM kill."""
+        if member.process.poll() is None:
+            member.process.kill()
+        member.process.wait()
+
+    def terminate(self, member: Member) -> None:
+        """SIGTERM, and wait for the replica to drain and stop (kill it after its grace period)."""
+        self._terminate([member])
+
+    async def restart(self, member: Member) -> None:
+        """Start a stopped replica again on its port, and wait until it says SERVING."""
+        if member.process is not None and member.process.poll() is None:
+            raise StackError(f"{member.label} is still running")
+        self._launch(member)
+        await self.wait_ready([member])
+
+    # -- the whole stack --------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """SIGTERM the gateway first and let it drain its clients, then the inner services; kill stragglers."""
-        self._terminate(["gateway"])
-        self._terminate([n for n in ORDER if n != "gateway"])
+        """SIGTERM the gateways first and let them drain their clients, then the inner services; kill stragglers."""
+        self._terminate(self.replicas_of("gateway"))
+        self._terminate([m for m in self.members if m.name != "gateway"])
 
-    def _terminate(self, names: list[str]) -> None:
-        processes = {n: self.members[n].process for n in names if n in self.members and self.members[n].process}
-        for process in processes.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + max(stop_wait_s(name) for name in processes) if processes else 0
-        for name, process in processes.items():
+    def _terminate(self, members: list[Member]) -> None:
+        running = [m for m in members if m.process is not None]
+        for member in running:
+            if member.process.poll() is None:
+                member.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + max((stop_wait_s(m.name) for m in running), default=0)
+        for member in running:
             try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+                member.process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                log.warning("killing a service that did not stop", extra={"service": name})
-                process.kill()
-                process.wait()
+                log.warning("killing a service that did not stop", extra={"service": member.label})
+                member.process.kill()
+                member.process.wait()

@@ -15,7 +15,7 @@ from services.asr.scheduler import Scheduler
 from services.asr.session import RedecodeSession, Session
 from voxmesh import errors, rpc
 from voxmesh.settings import AsrSettings
-from voxmesh.v1 import asr_pb2, asr_pb2_grpc
+from voxmesh.v1 import asr_pb2, asr_pb2_grpc, common_pb2
 
 log = logging.getLogger("voxmesh.asr")
 
@@ -27,6 +27,13 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer):
         self.settings = settings
         self.engine: AsrEngine | None = None
         self.scheduler: Scheduler | LockstepScheduler | None = None
+        self._outs: set[asyncio.Queue] = set()  # each open stream's responses
+
+    def drain(self) -> None:
+        """Tell every open stream that the service is going away; each still gets its answers."""
+        going_away = asr_pb2.RecognizeResponse(going_away=common_pb2.GoingAway(reason="the ASR service is stopping"))
+        for out in self._outs:
+            asyncio.create_task(out.put(going_away))
 
     def _check_language(self, language: str) -> str | None:
         languages = self.engine.languages
@@ -49,12 +56,14 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer):
         out: asyncio.Queue = asyncio.Queue(maxsize=64)
         session = self._session(out.put, language, config.partial_results)
         reader = asyncio.create_task(self._read(rest, session, out))
+        self._outs.add(out)
         try:
             while (item := await out.get()) is not _DONE:
                 if isinstance(item, BaseException):
                     raise item
                 yield item
         finally:
+            self._outs.discard(out)
             reader.cancel()
             session.cancel()
             await asyncio.gather(reader, return_exceptions=True)
@@ -93,9 +102,12 @@ class AsrService:
         self.servicer = RecognizerServicer(settings)
 
     def register(self, server: grpc.aio.Server) -> None:
-        asr_pb2_grpc.add_RecognizerServicer_to_server(self.servicer, server)
+        rpc.add_servicer(server, self.servicer, asr_pb2.DESCRIPTOR.services_by_name["Recognizer"])
 
-    async def start(self) -> None:
+    def drain(self) -> None:
+        self.servicer.drain()
+
+    async def start(self, health) -> None:
         engine = await asyncio.to_thread(load_engine, self.settings)
         await asyncio.to_thread(engine.warmup)
         if getattr(engine, "streaming", False):

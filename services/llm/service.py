@@ -1,8 +1,10 @@
 """The PostProcessor servicer: protocol only.
 
 Each stream's transcripts are processed in order by one task, each with the stream's previous transcripts
-as context; streams run concurrently. A stream may have `max_pending` transcripts waiting; one more is
-answered with RESOURCE_EXHAUSTED for that utterance, and the stream goes on.
+as context (a stream that continues another after a failover starts with the context its config gives);
+streams run concurrently. A stream may have `max_pending` transcripts waiting; one more is answered with
+RESOURCE_EXHAUSTED for that utterance, and the stream goes on. When the service drains, every stream is
+told `going_away` and still gets the answers to what it has sent.
 """
 
 from __future__ import annotations
@@ -42,6 +44,13 @@ class PostProcessorServicer(llm_pb2_grpc.PostProcessorServicer):
     def __init__(self, settings: LlmSettings):
         self.settings = settings
         self.engine: LlmEngine | None = None
+        self._outs: set[asyncio.Queue] = set()  # each open stream's responses
+
+    def drain(self) -> None:
+        """Tell every open stream that the service is going away; each still gets its answers."""
+        going_away = llm_pb2.ProcessResponse(going_away=common_pb2.GoingAway(reason="the LLM service is stopping"))
+        for out in self._outs:
+            asyncio.create_task(out.put(going_away))
 
     @rpc.servicer_method("llm")
     async def Process(self, request_iterator, context: grpc.aio.ServicerContext):
@@ -59,14 +68,16 @@ class PostProcessorServicer(llm_pb2_grpc.PostProcessorServicer):
         out: asyncio.Queue = asyncio.Queue(maxsize=64)
         tasks = [
             asyncio.create_task(self._read(rest, pending, out)),
-            asyncio.create_task(self._work(config.instruction or None, pending, out)),
+            asyncio.create_task(self._work(config.instruction or None, list(config.context), pending, out)),
         ]
+        self._outs.add(out)
         try:
             while (item := await out.get()) is not _DONE:
                 if isinstance(item, BaseException):
                     raise item
                 yield item
         finally:
+            self._outs.discard(out)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -97,8 +108,10 @@ class PostProcessorServicer(llm_pb2_grpc.PostProcessorServicer):
         except Exception as exc:  # noqa: BLE001 - handed to the call, which maps it to a status
             await out.put(exc)
 
-    async def _work(self, instruction: str | None, pending: asyncio.Queue, out: asyncio.Queue) -> None:
+    async def _work(self, instruction: str | None, earlier: list[str], pending: asyncio.Queue, out: asyncio.Queue) -> None:
         context: deque[str] = deque(maxlen=self.settings.context_utterances)
+        if context.maxlen:
+            context.extend(t[: self.settings.max_transcript_chars] for t in earlier[-context.maxlen :])
         while (segment := await pending.get()) is not _DONE:
             metrics.PENDING.dec()
             request = LlmRequest(segment.text, instruction, tuple(context))
@@ -148,9 +161,12 @@ class LlmService:
         self.servicer = PostProcessorServicer(settings)
 
     def register(self, server: grpc.aio.Server) -> None:
-        llm_pb2_grpc.add_PostProcessorServicer_to_server(self.servicer, server)
+        rpc.add_servicer(server, self.servicer, llm_pb2.DESCRIPTOR.services_by_name["PostProcessor"])
 
-    async def start(self) -> None:
+    def drain(self) -> None:
+        self.servicer.drain()
+
+    async def start(self, health) -> None:
         engine = await asyncio.to_thread(load_engine, self.settings)
         await engine.warmup()
         self.servicer.engine = engine

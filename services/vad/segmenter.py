@@ -11,6 +11,13 @@ The segmenter owns the state machine; a classifier answers one question per fram
   is lost or sent twice.
 Audio of any chunk size is accepted; an incomplete frame waits for the next chunk. Offsets are in samples
 from the stream's start.
+
+A segmenter can continue a stream another one was segmenting (a failover): it starts at an offset, with
+the next utterance id, and, when that other one was inside an utterance, in speech. It may first be given
+some audio from before the offset (`warmup`), which it only listens to: a classifier that has adapted to the
+speaker and the noise decides as the one it replaces did, where a fresh one would end speech early.
+`settled` says where it could be continued from: every sample before it is in an utterance already
+announced (with its audio emitted) or is not speech.
 """
 
 from __future__ import annotations
@@ -67,7 +74,19 @@ Event = SpeechStarted | SpeechAudio | SpeechEnded
 
 
 class Segmenter:
-    def __init__(self, is_speech: Callable[[bytes], bool], config: SegmenterConfig = SegmenterConfig()):
+    def __init__(
+        self,
+        is_speech: Callable[[bytes], bool],
+        config: SegmenterConfig = SegmenterConfig(),
+        *,
+        offset: int = 0,
+        next_utterance: int = 1,
+        open_since: int | None = None,
+        warmup: int = 0,
+    ):
+        """`offset`: the stream offset (samples) where segmenting starts. `warmup`: samples pushed before
+        `offset`, only listened to. `next_utterance`: the id the next utterance gets. `open_since`:
+        continue inside utterance `next_utterance`, begun at that offset and already announced."""
         self.is_speech = is_speech
         self.config = config
         self.frame_samples = SAMPLE_RATE * config.frame_ms // 1000
@@ -79,14 +98,31 @@ class Segmenter:
         self._split_pause = config.frames(SPLIT_PAUSE_MS)
         self._unvoiced_run = 0
         self._pending = bytearray()
-        self.position = 0  # samples consumed into frames
-        self.utterances = 0
+        self.position = offset - warmup + warmup % self.frame_samples  # samples consumed into frames
+        self._skip = warmup % self.frame_samples * SAMPLE_WIDTH  # bytes of warm-up that make no whole frame
+        self._listen_until = offset
+        self.utterances = next_utterance - 1  # the id of the latest utterance
         self._speaking = False
         self._utterance_start = 0
         self._kept: deque[bytes] = deque(maxlen=config.frames(config.pre_roll_ms) + self._start_frames)
         self._window: deque[bool] = deque(maxlen=self._start_frames)
         self._out = bytearray()
         self._out_start = 0
+        if open_since is not None:
+            self.utterances = next_utterance
+            self._speaking = True
+            self._utterance_start = open_since
+            self._window = deque(maxlen=self._end_frames)
+
+    @property
+    def settled(self) -> int:
+        """Every sample before this offset is in an announced utterance whose audio was emitted, or is not
+        speech: in quiet, the frames kept for a possible start are not settled yet."""
+        if self.position <= self._listen_until:
+            return self._listen_until
+        if self._speaking:
+            return self.position
+        return self.position - sum(len(frame) for frame in self._kept) // SAMPLE_WIDTH
 
     @property
     def speaking(self) -> bool:
@@ -94,6 +130,9 @@ class Segmenter:
 
     def push(self, pcm: bytes) -> list[Event]:
         """Feed audio of any length; returns the events it completes."""
+        if self._skip:
+            skipped, self._skip = min(self._skip, len(pcm)), max(0, self._skip - len(pcm))
+            pcm = pcm[skipped:]
         self._pending += pcm
         events: list[Event] = []
         whole = len(self._pending) - len(self._pending) % self._frame_bytes
@@ -121,6 +160,11 @@ class Segmenter:
         voiced = self.is_speech(frame)
         frame_start = self.position
         self.position += self.frame_samples
+        if frame_start < self._listen_until:  # warm-up: the classifier adapts; speech keeps its end window
+            if self._speaking:
+                self._window.append(voiced)
+                self._unvoiced_run = 0 if voiced else self._unvoiced_run + 1
+            return
         if not self._speaking:
             self._kept.append(frame)
             self._window.append(voiced)

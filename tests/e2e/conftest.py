@@ -25,7 +25,7 @@ def stack(tmp_path_factory):
         raise
     yield local
     local.stop()
-    for member in local.members.values():
+    for member in local.members:
         assert member.process.returncode == 0, f"{member.name} stopped with {member.process.returncode}:\n{member.log_tail()}"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 import grpc
@@ -11,6 +12,8 @@ from gateway.service import GatewayService
 from services.asr.service import AsrService
 from services.llm.service import LlmService
 from services.vad.service import VadService
+from tests.conftest import chunks
+from voxmesh.client import Client, StreamOptions
 from voxmesh.runtime import Server
 from voxmesh.settings import AsrSettings, GatewaySettings, LlmSettings, VadSettings
 
@@ -95,3 +98,112 @@ def assert_one_final_per_utterance(events, utterances: int, engine_prefix: str) 
     finals = [e for e in events if e.WhichOneof("event") == "final"]
     assert len(ended) == utterances and sorted(f.utterance_id for f in finals) == ended
     assert all(f.final.engine.startswith(engine_prefix) for f in finals)
+
+
+# -- replicas that stop, drain and come back (failover tests) ------------------------------------
+
+
+class Replica:
+    """One replica of a service on its own in-process server; it can stop, drain and start again on its port."""
+
+    def __init__(self, make):
+        self.make = make  # port -> service
+        self.port = 0
+        self.server: Server | None = None
+        self.service = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def start(self) -> Replica:
+        self.service = self.make(self.port)
+        self.server = Server(self.service, self.service.settings)
+        self.port = await self.server.start()
+        await self.server.ready()
+        return self
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        await self.server.stop(grace_s)
+        self.server = None
+
+    @property
+    def open_streams(self) -> int:
+        return len(getattr(self.service.servicer, "_outs", ())) or 0
+
+
+def vad(**overrides):
+    return Replica(lambda port: _with_settings(VadService, VadSettings, port, overrides))
+
+
+def asr(**overrides):
+    return Replica(lambda port: _with_settings(AsrService, AsrSettings, port, overrides))
+
+
+def llm(*engines, **overrides):
+    """An LLM replica with the rules engine, or with each of `engines` in turn, one per start."""
+    turns = list(engines)
+
+    def make(port):
+        service = _with_settings(LlmService, LlmSettings, port, overrides)
+        if turns:
+            engine = turns.pop(0)
+
+            async def start(health=None):
+                service.servicer.engine = engine
+
+            service.start = start
+        return service
+
+    return Replica(make)
+
+
+def _with_settings(service_cls, settings_cls, port, overrides):
+    return service_cls(settings(settings_cls, port=port, **overrides))
+
+
+def target(replicas: list[Replica]) -> str:
+    return "ipv4:" + ",".join(r.address for r in replicas)
+
+
+@contextlib.asynccontextmanager
+async def gateway(vads, asrs, llms, **overrides):
+    all_replicas = [*vads, *asrs, *llms]
+    for replica in all_replicas:
+        await replica.start()
+    gateway_settings = settings(GatewaySettings, vad_target=target(vads), asr_target=target(asrs),
+                                llm_target=target(llms), **overrides)
+    service = GatewayService(gateway_settings)
+    try:
+        async with running(service, gateway_settings) as address:
+            yield address
+    finally:
+        for replica in all_replicas:
+            if replica.server is not None:
+                await replica.stop()
+
+
+async def live(pcm: bytes, speed: float):
+    """The audio in 100 ms chunks, `speed` times faster than real time."""
+    for piece in chunks(pcm, 3200):
+        yield piece
+        await asyncio.sleep(0.1 / speed)
+
+
+async def run_stream(address, pcm, during=None, speed: float = 5.0, **options) -> list:
+    """Every event of one stream through the gateway; `during(event)` is awaited for each as it arrives."""
+    events = []
+    async with Client(address) as client:
+        async for event in client.stream(live(pcm, speed), options=StreamOptions(**options)):
+            events.append(event)
+            if during is not None:
+                await during(event)
+    return events
+
+
+def assert_exactly_one_final_each(events, utterances: int) -> None:
+    started = [e.utterance for e in events if e.type == "speech_start"]
+    finals = [e.utterance for e in events if e.type == "final"]
+    assert started == list(range(1, utterances + 1)), "no utterance announced twice"
+    assert finals == started, "every utterance got exactly one final, in order"
+    assert not [e for e in events if e.type == "error"]

@@ -73,7 +73,7 @@ class FailingLlmEngine:
 async def test_a_failing_post_processor_fails_processed_text_only(sample_pcm):
     llm = LlmService(settings(LlmSettings))
 
-    async def start():
+    async def start(health=None):
         llm.servicer.engine = FailingLlmEngine()
 
     llm.start = start
@@ -86,8 +86,8 @@ async def test_a_failing_post_processor_fails_processed_text_only(sample_pcm):
     assert all(d.outcome == common_pb2.PROCESSING_OUTCOME_FAILED and "the model fell over" in d.reason for d in done)
 
 
-async def test_the_llm_service_going_away_fails_post_processing_and_the_call_goes_on(sample_pcm):
-    async with mesh() as (address, servers), channel_to(address) as channel:
+async def test_the_llm_service_gone_for_good_fails_post_processing_only_and_the_call_goes_on(sample_pcm):
+    async with mesh(gateway={"processed_timeout_s": 1.0}) as (address, servers), channel_to(address) as channel:
         stub = transcription_pb2_grpc.TranscriptionStub(channel)
 
         async def live():
@@ -104,7 +104,8 @@ async def test_the_llm_service_going_away_fails_post_processing_and_the_call_goe
     assert len(finals(events)) == 4, "every utterance was still transcribed"
     done = {e.utterance_id: e.processed for e in events if e.WhichOneof("event") == "processed" and e.processed.done}
     assert sorted(done) == [1, 2, 3, 4], "every final got a done message"
-    assert done[4].outcome == common_pb2.PROCESSING_OUTCOME_FAILED and "post-processor" in done[4].reason
+    assert done[4].outcome == common_pb2.PROCESSING_OUTCOME_FAILED
+    assert done[4].reason.startswith("UNAVAILABLE") and "no LLM replica was reachable" in done[4].reason
 
 
 async def test_a_client_that_sends_no_config_is_cut_off():

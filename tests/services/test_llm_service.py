@@ -68,7 +68,7 @@ class RecordingEngine:
 def with_engine(engine, **overrides) -> LlmService:
     service = LlmService(settings(LlmSettings, **overrides))
 
-    async def start():
+    async def start(health=None):
         service.servicer.engine = engine
 
     service.start = start

@@ -20,9 +20,9 @@ class SlowStartVad(VadService):
         super().__init__(config)
         self.loaded = asyncio.Event()
 
-    async def start(self):
+    async def start(self, health):
         await self.loaded.wait()
-        await super().start()
+        await super().start(health)
 
 
 async def status(channel, service: str = "") -> str:
@@ -43,7 +43,9 @@ async def test_health_is_not_serving_until_the_engine_is_warm_and_after_stop_beg
         service.loaded.set()
         await ready
         assert await status(channel) == "SERVING"
-        await server.health.enter_graceful_shutdown()  # what SIGTERM does first
+        await server.drain()  # what SIGTERM does first
+        assert await status(channel) == "NOT_SERVING"
+        await server.health.set(True)  # a late readiness report does not undo the drain
         assert await status(channel) == "NOT_SERVING"
     await server.stop(None)
 

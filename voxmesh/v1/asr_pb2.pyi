@@ -41,15 +41,17 @@ class RecognizeRequest(_message.Message):
     def __init__(self, config: _Optional[_Union[RecognizeConfig, _Mapping]] = ..., audio: _Optional[_Union[UtteranceAudio, _Mapping]] = ..., end: _Optional[_Union[UtteranceEnd, _Mapping]] = ...) -> None: ...
 
 class RecognizeResponse(_message.Message):
-    __slots__ = ("utterance_id", "audio_s", "partial", "final", "error")
+    __slots__ = ("utterance_id", "audio_s", "partial", "final", "error", "going_away")
     UTTERANCE_ID_FIELD_NUMBER: _ClassVar[int]
     AUDIO_S_FIELD_NUMBER: _ClassVar[int]
     PARTIAL_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    GOING_AWAY_FIELD_NUMBER: _ClassVar[int]
     utterance_id: int
     audio_s: float
     partial: _common_pb2.PartialTranscript
     final: _common_pb2.FinalTranscript
     error: _common_pb2.UtteranceError
-    def __init__(self, utterance_id: _Optional[int] = ..., audio_s: _Optional[float] = ..., partial: _Optional[_Union[_common_pb2.PartialTranscript, _Mapping]] = ..., final: _Optional[_Union[_common_pb2.FinalTranscript, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.UtteranceError, _Mapping]] = ...) -> None: ...
+    going_away: _common_pb2.GoingAway
+    def __init__(self, utterance_id: _Optional[int] = ..., audio_s: _Optional[float] = ..., partial: _Optional[_Union[_common_pb2.PartialTranscript, _Mapping]] = ..., final: _Optional[_Union[_common_pb2.FinalTranscript, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.UtteranceError, _Mapping]] = ..., going_away: _Optional[_Union[_common_pb2.GoingAway, _Mapping]] = ...) -> None: ...

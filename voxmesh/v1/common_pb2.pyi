@@ -50,20 +50,22 @@ class FinalTranscript(_message.Message):
     def __init__(self, text: _Optional[str] = ..., language: _Optional[str] = ..., engine: _Optional[str] = ..., engine_compute_s: _Optional[float] = ..., queue_wait_s: _Optional[float] = ...) -> None: ...
 
 class ProcessedText(_message.Message):
-    __slots__ = ("delta", "done", "text", "outcome", "reason", "engine")
+    __slots__ = ("delta", "done", "text", "outcome", "reason", "engine", "restart")
     DELTA_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     OUTCOME_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     ENGINE_FIELD_NUMBER: _ClassVar[int]
+    RESTART_FIELD_NUMBER: _ClassVar[int]
     delta: str
     done: bool
     text: str
     outcome: ProcessingOutcome
     reason: str
     engine: str
-    def __init__(self, delta: _Optional[str] = ..., done: _Optional[bool] = ..., text: _Optional[str] = ..., outcome: _Optional[_Union[ProcessingOutcome, str]] = ..., reason: _Optional[str] = ..., engine: _Optional[str] = ...) -> None: ...
+    restart: bool
+    def __init__(self, delta: _Optional[str] = ..., done: _Optional[bool] = ..., text: _Optional[str] = ..., outcome: _Optional[_Union[ProcessingOutcome, str]] = ..., reason: _Optional[str] = ..., engine: _Optional[str] = ..., restart: _Optional[bool] = ...) -> None: ...
 
 class UtteranceError(_message.Message):
     __slots__ = ("stage", "code", "message")
@@ -74,3 +76,9 @@ class UtteranceError(_message.Message):
     code: str
     message: str
     def __init__(self, stage: _Optional[str] = ..., code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class GoingAway(_message.Message):
+    __slots__ = ("reason",)
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    def __init__(self, reason: _Optional[str] = ...) -> None: ...

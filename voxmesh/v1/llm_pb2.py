@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from voxmesh.v1 import common_pb2 as voxmesh_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14voxmesh/v1/llm.proto\x12\nvoxmesh.v1\x1a\x17voxmesh/v1/common.proto\"$\n\rProcessConfig\x12\x13\n\x0binstruction\x18\x01 \x01(\t\"7\n\x11TranscriptSegment\x12\x14\n\x0cutterance_id\x18\x01 \x01(\r\x12\x0c\n\x04text\x18\x02 \x01(\t\"}\n\x0eProcessRequest\x12+\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x19.voxmesh.v1.ProcessConfigH\x00\x12\x33\n\ntranscript\x18\x02 \x01(\x0b\x32\x1d.voxmesh.v1.TranscriptSegmentH\x00\x42\t\n\x07request\"\x8e\x01\n\x0fProcessResponse\x12\x14\n\x0cutterance_id\x18\x01 \x01(\r\x12.\n\tprocessed\x18\n \x01(\x0b\x32\x19.voxmesh.v1.ProcessedTextH\x00\x12+\n\x05\x65rror\x18\x0b \x01(\x0b\x32\x1a.voxmesh.v1.UtteranceErrorH\x00\x42\x08\n\x06result2W\n\rPostProcessor\x12\x46\n\x07Process\x12\x1a.voxmesh.v1.ProcessRequest\x1a\x1b.voxmesh.v1.ProcessResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14voxmesh/v1/llm.proto\x12\nvoxmesh.v1\x1a\x17voxmesh/v1/common.proto\"5\n\rProcessConfig\x12\x13\n\x0binstruction\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontext\x18\x02 \x03(\t\"7\n\x11TranscriptSegment\x12\x14\n\x0cutterance_id\x18\x01 \x01(\r\x12\x0c\n\x04text\x18\x02 \x01(\t\"}\n\x0eProcessRequest\x12+\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x19.voxmesh.v1.ProcessConfigH\x00\x12\x33\n\ntranscript\x18\x02 \x01(\x0b\x32\x1d.voxmesh.v1.TranscriptSegmentH\x00\x42\t\n\x07request\"\xbb\x01\n\x0fProcessResponse\x12\x14\n\x0cutterance_id\x18\x01 \x01(\r\x12.\n\tprocessed\x18\n \x01(\x0b\x32\x19.voxmesh.v1.ProcessedTextH\x00\x12+\n\x05\x65rror\x18\x0b \x01(\x0b\x32\x1a.voxmesh.v1.UtteranceErrorH\x00\x12+\n\ngoing_away\x18\x0c \x01(\x0b\x32\x15.voxmesh.v1.GoingAwayH\x00\x42\x08\n\x06result2W\n\rPostProcessor\x12\x46\n\x07Process\x12\x1a.voxmesh.v1.ProcessRequest\x1a\x1b.voxmesh.v1.ProcessResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,13 +33,13 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'voxmesh.v1.llm_pb2', _globa
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PROCESSCONFIG']._serialized_start=61
-  _globals['_PROCESSCONFIG']._serialized_end=97
-  _globals['_TRANSCRIPTSEGMENT']._serialized_start=99
-  _globals['_TRANSCRIPTSEGMENT']._serialized_end=154
-  _globals['_PROCESSREQUEST']._serialized_start=156
-  _globals['_PROCESSREQUEST']._serialized_end=281
-  _globals['_PROCESSRESPONSE']._serialized_start=284
-  _globals['_PROCESSRESPONSE']._serialized_end=426
-  _globals['_POSTPROCESSOR']._serialized_start=428
-  _globals['_POSTPROCESSOR']._serialized_end=515
+  _globals['_PROCESSCONFIG']._serialized_end=114
+  _globals['_TRANSCRIPTSEGMENT']._serialized_start=116
+  _globals['_TRANSCRIPTSEGMENT']._serialized_end=171
+  _globals['_PROCESSREQUEST']._serialized_start=173
+  _globals['_PROCESSREQUEST']._serialized_end=298
+  _globals['_PROCESSRESPONSE']._serialized_start=301
+  _globals['_PROCESSRESPONSE']._serialized_end=488
+  _globals['_POSTPROCESSOR']._serialized_start=490
+  _globals['_POSTPROCESSOR']._serialized_end=577
 # @@protoc_insertion_point(module_scope)

@@ -1,16 +1,19 @@
 from voxmesh.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ProcessConfig(_message.Message):
-    __slots__ = ("instruction",)
+    __slots__ = ("instruction", "context")
     INSTRUCTION_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
     instruction: str
-    def __init__(self, instruction: _Optional[str] = ...) -> None: ...
+    context: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, instruction: _Optional[str] = ..., context: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TranscriptSegment(_message.Message):
     __slots__ = ("utterance_id", "text")
@@ -29,11 +32,13 @@ class ProcessRequest(_message.Message):
     def __init__(self, config: _Optional[_Union[ProcessConfig, _Mapping]] = ..., transcript: _Optional[_Union[TranscriptSegment, _Mapping]] = ...) -> None: ...
 
 class ProcessResponse(_message.Message):
-    __slots__ = ("utterance_id", "processed", "error")
+    __slots__ = ("utterance_id", "processed", "error", "going_away")
     UTTERANCE_ID_FIELD_NUMBER: _ClassVar[int]
     PROCESSED_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    GOING_AWAY_FIELD_NUMBER: _ClassVar[int]
     utterance_id: int
     processed: _common_pb2.ProcessedText
     error: _common_pb2.UtteranceError
-    def __init__(self, utterance_id: _Optional[int] = ..., processed: _Optional[_Union[_common_pb2.ProcessedText, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.UtteranceError, _Mapping]] = ...) -> None: ...
+    going_away: _common_pb2.GoingAway
+    def __init__(self, utterance_id: _Optional[int] = ..., processed: _Optional[_Union[_common_pb2.ProcessedText, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.UtteranceError, _Mapping]] = ..., going_away: _Optional[_Union[_common_pb2.GoingAway, _Mapping]] = ...) -> None: ...

@@ -33,16 +33,44 @@ class PostProcessing(_message.Message):
     def __init__(self, enabled: _Optional[bool] = ..., instruction: _Optional[str] = ...) -> None: ...
 
 class StreamingConfig(_message.Message):
-    __slots__ = ("format", "language", "partial_results", "post_processing")
+    __slots__ = ("format", "language", "partial_results", "post_processing", "resume")
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     PARTIAL_RESULTS_FIELD_NUMBER: _ClassVar[int]
     POST_PROCESSING_FIELD_NUMBER: _ClassVar[int]
+    RESUME_FIELD_NUMBER: _ClassVar[int]
     format: AudioFormat
     language: str
     partial_results: bool
     post_processing: PostProcessing
-    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., language: _Optional[str] = ..., partial_results: _Optional[bool] = ..., post_processing: _Optional[_Union[PostProcessing, _Mapping]] = ...) -> None: ...
+    resume: ResumeFrom
+    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., language: _Optional[str] = ..., partial_results: _Optional[bool] = ..., post_processing: _Optional[_Union[PostProcessing, _Mapping]] = ..., resume: _Optional[_Union[ResumeFrom, _Mapping]] = ...) -> None: ...
+
+class ResumeFrom(_message.Message):
+    __slots__ = ("offset_s", "next_utterance_id", "pending", "context")
+    OFFSET_S_FIELD_NUMBER: _ClassVar[int]
+    NEXT_UTTERANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    PENDING_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    offset_s: float
+    next_utterance_id: int
+    pending: _containers.RepeatedCompositeFieldContainer[PendingTranscript]
+    context: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, offset_s: _Optional[float] = ..., next_utterance_id: _Optional[int] = ..., pending: _Optional[_Iterable[_Union[PendingTranscript, _Mapping]]] = ..., context: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class PendingTranscript(_message.Message):
+    __slots__ = ("utterance_id", "start_s", "end_s", "text", "processed_so_far")
+    UTTERANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    START_S_FIELD_NUMBER: _ClassVar[int]
+    END_S_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    PROCESSED_SO_FAR_FIELD_NUMBER: _ClassVar[int]
+    utterance_id: int
+    start_s: float
+    end_s: float
+    text: str
+    processed_so_far: str
+    def __init__(self, utterance_id: _Optional[int] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., text: _Optional[str] = ..., processed_so_far: _Optional[str] = ...) -> None: ...
 
 class StreamingTranscribeRequest(_message.Message):
     __slots__ = ("config", "audio")
@@ -63,26 +91,36 @@ class SpeechEnded(_message.Message):
     def __init__(self, reason: _Optional[_Union[_common_pb2.SpeechEndReason, str]] = ...) -> None: ...
 
 class TranscriptionEvent(_message.Message):
-    __slots__ = ("utterance_id", "start_s", "end_s", "speech_started", "speech_ended", "partial", "final", "processed", "error")
+    __slots__ = ("utterance_id", "start_s", "end_s", "settled_through_s", "speech_started", "speech_ended", "partial", "final", "processed", "error", "progress", "going_away")
     UTTERANCE_ID_FIELD_NUMBER: _ClassVar[int]
     START_S_FIELD_NUMBER: _ClassVar[int]
     END_S_FIELD_NUMBER: _ClassVar[int]
+    SETTLED_THROUGH_S_FIELD_NUMBER: _ClassVar[int]
     SPEECH_STARTED_FIELD_NUMBER: _ClassVar[int]
     SPEECH_ENDED_FIELD_NUMBER: _ClassVar[int]
     PARTIAL_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
     PROCESSED_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    GOING_AWAY_FIELD_NUMBER: _ClassVar[int]
     utterance_id: int
     start_s: float
     end_s: float
+    settled_through_s: float
     speech_started: SpeechStarted
     speech_ended: SpeechEnded
     partial: _common_pb2.PartialTranscript
     final: _common_pb2.FinalTranscript
     processed: _common_pb2.ProcessedText
     error: _common_pb2.UtteranceError
-    def __init__(self, utterance_id: _Optional[int] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., speech_started: _Optional[_Union[SpeechStarted, _Mapping]] = ..., speech_ended: _Optional[_Union[SpeechEnded, _Mapping]] = ..., partial: _Optional[_Union[_common_pb2.PartialTranscript, _Mapping]] = ..., final: _Optional[_Union[_common_pb2.FinalTranscript, _Mapping]] = ..., processed: _Optional[_Union[_common_pb2.ProcessedText, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.UtteranceError, _Mapping]] = ...) -> None: ...
+    progress: StreamProgress
+    going_away: _common_pb2.GoingAway
+    def __init__(self, utterance_id: _Optional[int] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., settled_through_s: _Optional[float] = ..., speech_started: _Optional[_Union[SpeechStarted, _Mapping]] = ..., speech_ended: _Optional[_Union[SpeechEnded, _Mapping]] = ..., partial: _Optional[_Union[_common_pb2.PartialTranscript, _Mapping]] = ..., final: _Optional[_Union[_common_pb2.FinalTranscript, _Mapping]] = ..., processed: _Optional[_Union[_common_pb2.ProcessedText, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.UtteranceError, _Mapping]] = ..., progress: _Optional[_Union[StreamProgress, _Mapping]] = ..., going_away: _Optional[_Union[_common_pb2.GoingAway, _Mapping]] = ...) -> None: ...
+
+class StreamProgress(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class TranscribeRequest(_message.Message):
     __slots__ = ("content", "language", "post_processing")

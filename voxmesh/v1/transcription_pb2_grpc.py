@@ -51,7 +51,8 @@ class TranscriptionServicer:
 
     def StreamingTranscribe(self, request_iterator, context):
         """Live transcription. The first request carries only `config`; every later one only `audio`.
-        Responses are events, each tied to an utterance and to offsets in the audio.
+        Responses are events, each tied to an utterance and to offsets in the audio. Finals (and errors) come
+        in utterance order.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -7,10 +7,24 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class DetectConfig(_message.Message):
-    __slots__ = ("sample_rate_hz",)
+    __slots__ = ("sample_rate_hz", "offset_s", "next_utterance_id", "open_utterance", "warmup_s")
     SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_S_FIELD_NUMBER: _ClassVar[int]
+    NEXT_UTTERANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    OPEN_UTTERANCE_FIELD_NUMBER: _ClassVar[int]
+    WARMUP_S_FIELD_NUMBER: _ClassVar[int]
     sample_rate_hz: int
-    def __init__(self, sample_rate_hz: _Optional[int] = ...) -> None: ...
+    offset_s: float
+    next_utterance_id: int
+    open_utterance: OpenUtterance
+    warmup_s: float
+    def __init__(self, sample_rate_hz: _Optional[int] = ..., offset_s: _Optional[float] = ..., next_utterance_id: _Optional[int] = ..., open_utterance: _Optional[_Union[OpenUtterance, _Mapping]] = ..., warmup_s: _Optional[float] = ...) -> None: ...
+
+class OpenUtterance(_message.Message):
+    __slots__ = ("start_s",)
+    START_S_FIELD_NUMBER: _ClassVar[int]
+    start_s: float
+    def __init__(self, start_s: _Optional[float] = ...) -> None: ...
 
 class DetectRequest(_message.Message):
     __slots__ = ("config", "audio")
@@ -37,19 +51,29 @@ class SpeechEnd(_message.Message):
     def __init__(self, reason: _Optional[_Union[_common_pb2.SpeechEndReason, str]] = ...) -> None: ...
 
 class DetectResponse(_message.Message):
-    __slots__ = ("utterance_id", "start_s", "end_s", "input_through_s", "start", "audio", "end")
+    __slots__ = ("utterance_id", "start_s", "end_s", "input_through_s", "settled_through_s", "start", "audio", "end", "progress", "going_away")
     UTTERANCE_ID_FIELD_NUMBER: _ClassVar[int]
     START_S_FIELD_NUMBER: _ClassVar[int]
     END_S_FIELD_NUMBER: _ClassVar[int]
     INPUT_THROUGH_S_FIELD_NUMBER: _ClassVar[int]
+    SETTLED_THROUGH_S_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    GOING_AWAY_FIELD_NUMBER: _ClassVar[int]
     utterance_id: int
     start_s: float
     end_s: float
     input_through_s: float
+    settled_through_s: float
     start: SpeechStart
     audio: SpeechAudio
     end: SpeechEnd
-    def __init__(self, utterance_id: _Optional[int] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., input_through_s: _Optional[float] = ..., start: _Optional[_Union[SpeechStart, _Mapping]] = ..., audio: _Optional[_Union[SpeechAudio, _Mapping]] = ..., end: _Optional[_Union[SpeechEnd, _Mapping]] = ...) -> None: ...
+    progress: DetectProgress
+    going_away: _common_pb2.GoingAway
+    def __init__(self, utterance_id: _Optional[int] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., input_through_s: _Optional[float] = ..., settled_through_s: _Optional[float] = ..., start: _Optional[_Union[SpeechStart, _Mapping]] = ..., audio: _Optional[_Union[SpeechAudio, _Mapping]] = ..., end: _Optional[_Union[SpeechEnd, _Mapping]] = ..., progress: _Optional[_Union[DetectProgress, _Mapping]] = ..., going_away: _Optional[_Union[_common_pb2.GoingAway, _Mapping]] = ...) -> None: ...
+
+class DetectProgress(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...

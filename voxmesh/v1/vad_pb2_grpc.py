@@ -46,7 +46,8 @@ class VoiceActivityServicer:
 
     def Detect(self, request_iterator, context):
         """The first request carries only `config`; every later one only `audio`, in chunks of any size.
-        Responses: for each utterance, `start`, then its audio (pre-roll included), then `end`.
+        Responses: for each utterance, `start`, then its audio (pre-roll included), then `end`; `progress`
+        while nothing else is said; `going_away` when the service is stopping.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

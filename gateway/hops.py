@@ -1,0 +1,297 @@
+"""The chain's three hops, each a `Hop` (gateway/hop.py) that knows what its streams carry and what a new
+stream must be sent again after a failover.
+
+- VadHop: the client's audio. It keeps the audio the VAD has not settled (`settled_through_s`); a new VAD
+  stream starts at the settled offset with the next utterance id, inside the open utterance when there is
+  one, so times and ids continue, no utterance is announced twice and no sample is skipped. The new VAD
+  first listens to the open utterance's audio and a few seconds before it (`warmup_s`): a classifier that
+  has not adapted to the speaker ends utterances early, and segments differently from the one it replaces.
+- AsrHop: each utterance's audio and end. Every utterance rides on one stream; when that stream is lost its
+  unanswered utterances are replayed on the next one (held audio, then the end if it came), and answers
+  from the lost stream are dropped. When the ASR goes away, its stream finishes the utterances it has and
+  new ones go to a new stream: the move happens at an utterance boundary.
+- LlmHop: finals to post-process, in order. A transcript without its done is sent again to the next stream,
+  whose config carries the transcripts before it as context; what the client already has of its processed
+  text is not sent twice (gateway/lifecycle.py's DeltaLedger).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import TYPE_CHECKING
+
+from gateway import metrics
+from gateway.hop import Hop, Stream, now
+from gateway.lifecycle import UNRESOLVED, State, Utterance
+from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH
+from voxmesh.v1 import asr_pb2, llm_pb2, vad_pb2
+
+if TYPE_CHECKING:
+    from gateway.chain import Chain
+
+log = logging.getLogger("voxmesh.gateway.hops")
+
+MAX_CHUNK_BYTES = SAMPLE_RATE * SAMPLE_WIDTH  # one second per message when audio is sent again
+MAX_UNSETTLED_S = 60.0  # audio the VAD may leave unsettled before the client's audio waits for it
+WARMUP_S = 3.0  # audio kept before the open utterance (or the settled offset) for a new VAD to listen to
+MAX_SENT_MARKS = 1024  # send times kept for the VAD hop's latency (~100 s of 100 ms chunks)
+MAX_CONTEXT = 8  # transcripts kept for a new post-processor stream's context (the LLM keeps what it uses)
+
+
+def samples(seconds: float) -> int:
+    return round(seconds * SAMPLE_RATE)
+
+
+class VadHop(Hop):
+    name = "vad"
+
+    def __init__(self, chain: Chain, offset: int, next_utterance: int):
+        super().__init__(chain)
+        self.buffer = bytearray()  # client audio from `start` (samples): the unsettled part, and a warm-up
+        self.start = offset
+        self.settled = offset  # every sample before it is settled (see vad.proto)
+        self.received = offset  # samples of client audio so far (the buffer's end)
+        self.sent = offset  # samples sent on the current stream
+        self.next_utterance = next_utterance
+        self.open_since: int | None = None  # start of the announced utterance the VAD is inside
+        self.input_done = False
+        self.finished = False  # the VAD answered all of the input
+        self._room = asyncio.Event()
+        self._room.set()
+        self._marks: deque[tuple[int, float]] = deque(maxlen=MAX_SENT_MARKS)  # (samples sent, when)
+
+    def _call(self, timeout):
+        return self.chain.downstream.vad.Detect(timeout=timeout, wait_for_ready=True)
+
+    def _config(self) -> vad_pb2.DetectRequest:
+        config = vad_pb2.DetectConfig(
+            sample_rate_hz=SAMPLE_RATE, offset_s=self.settled / SAMPLE_RATE, next_utterance_id=self.next_utterance,
+            warmup_s=(self.settled - self.start) / SAMPLE_RATE,
+        )
+        if self.open_since is not None:
+            config.open_utterance.start_s = self.open_since / SAMPLE_RATE
+        return vad_pb2.DetectRequest(config=config)
+
+    async def push(self, pcm: bytes) -> None:
+        """Client audio (16 kHz mono): keep it until settled, send it when a stream is up."""
+        while (self.received - self.settled) / SAMPLE_RATE >= MAX_UNSETTLED_S and not self.closed:
+            self._room.clear()
+            await self._room.wait()
+        self.buffer += pcm
+        self.received += len(pcm) // SAMPLE_WIDTH
+        async with self.lock:
+            if self.current is not None:
+                await self._send(self.current)
+
+    async def end_input(self) -> None:
+        self.input_done = True
+        async with self.lock:
+            if self.current is not None:
+                await self._send(self.current)
+
+    async def _replay(self, stream: Stream) -> None:
+        self.sent = self.start
+        await self._send(stream)
+
+    async def _send(self, stream: Stream) -> None:
+        """Under the lock: what the stream has not had of the buffer, then its half-close once input is done."""
+        while self.sent < self.received:
+            start = (self.sent - self.start) * SAMPLE_WIDTH
+            chunk = bytes(self.buffer[start : start + MAX_CHUNK_BYTES])
+            if not await self.write(stream, vad_pb2.DetectRequest(audio=chunk)):
+                return
+            self.sent += len(chunk) // SAMPLE_WIDTH
+            self._marks.append((self.sent, now()))
+        if self.input_done:
+            await self.half_close(stream)
+
+    async def _handle(self, stream: Stream, response: vad_pb2.DetectResponse) -> None:
+        if stream is not self.current:
+            return  # a replaced stream's late answer: the new stream says it again
+        self._observe_hop(response.input_through_s)
+        await self.chain.on_vad(response)
+        kind = response.WhichOneof("event")
+        if kind == "start":
+            self.open_since, self.next_utterance = samples(response.start_s), response.utterance_id
+        elif kind == "end":
+            self.open_since, self.next_utterance = None, response.utterance_id + 1
+        self.settled = max(self.settled, min(self.received, samples(response.settled_through_s)))
+        keep_from = min(self.settled, self.open_since if self.open_since is not None else self.settled)
+        keep_from = max(self.start, keep_from - samples(WARMUP_S))
+        if keep_from > self.start:
+            del self.buffer[: (keep_from - self.start) * SAMPLE_WIDTH]
+            self.start = keep_from
+        self._room.set()
+
+    async def _going_away(self, stream: Stream, response: vad_pb2.DetectResponse) -> None:
+        # Segmenting is cheap and its state moves exactly: continue on a new stream from the settled offset.
+        await self._handle(stream, response)
+        await self._lost(stream, "the VAD service is going away")
+
+    def _unanswered(self, stream: Stream) -> bool:
+        return not self.finished
+
+    def _orphaned(self, stream: Stream) -> None:
+        pass  # the buffer is what a new stream needs
+
+    def _wants_stream(self) -> bool:
+        return not self.finished
+
+    async def _ended(self, stream: Stream) -> bool:
+        if stream is self.current and stream.writing_done and self.sent >= self.received:
+            self.finished = True
+            self.down_since = None
+            await self.chain.vad_finished()
+            return True
+        return False
+
+    def _observe_hop(self, input_through_s: float) -> None:
+        """The VAD hop's latency: from sending the chunk holding the last sample it had read to its answer."""
+        through = samples(input_through_s)
+        while len(self._marks) > 1 and self._marks[0][0] < through:
+            self._marks.popleft()
+        if self._marks and self._marks[0][0] >= through:
+            metrics.HOP.labels("vad").observe(now() - self._marks[0][1])
+
+    async def close(self) -> None:
+        await super().close()
+        self._room.set()
+
+
+class AsrHop(Hop):
+    name = "asr"
+
+    def _call(self, timeout):
+        return self.chain.downstream.asr.Recognize(timeout=timeout, wait_for_ready=True)
+
+    def _config(self) -> asr_pb2.RecognizeRequest:
+        return asr_pb2.RecognizeRequest(config=asr_pb2.RecognizeConfig(
+            sample_rate_hz=SAMPLE_RATE, language=self.chain.config.language,
+            partial_results=self.chain.config.partials,
+        ))
+
+    def _on(self, stream: Stream, *states: State) -> list[Utterance]:
+        return [u for u in self.chain.utterances.values() if u.asr_stream is stream and u.state in states]
+
+    async def sync(self, utterance: Utterance) -> None:
+        """Send the utterance's stream what it has not had of it: audio, then the end once it came."""
+        async with self.lock:
+            await self._sync(utterance)
+
+    async def _sync(self, u: Utterance) -> None:
+        if u.state not in UNRESOLVED:
+            return
+        if u.asr_stream is None:
+            if self.current is None:
+                self.connect()
+                return  # the next stream's replay sends it
+            u.asr_stream, u.asr_sent, u.asr_end_sent = self.current, 0, False
+        stream = u.asr_stream
+        while u.asr_sent < len(u.audio):
+            chunk = bytes(u.audio[u.asr_sent : u.asr_sent + MAX_CHUNK_BYTES])
+            request = asr_pb2.RecognizeRequest(audio=asr_pb2.UtteranceAudio(utterance_id=u.id, audio=chunk))
+            if not await self.write(stream, request):
+                return
+            u.asr_sent += len(chunk)
+        if u.state is State.ENDED and not u.asr_end_sent:
+            if u.end_sent_at is None:
+                u.end_sent_at = now()
+            if not await self.write(stream, asr_pb2.RecognizeRequest(end=asr_pb2.UtteranceEnd(utterance_id=u.id))):
+                return
+            u.asr_end_sent = True
+            if stream.retiring and not self._on(stream, State.OPEN):
+                await self.half_close(stream)
+
+    async def _replay(self, stream: Stream) -> None:
+        for utterance in sorted(self.chain.utterances.values(), key=lambda u: u.id):
+            if utterance.asr_stream is None:
+                await self._sync(utterance)
+
+    async def _handle(self, stream: Stream, response: asr_pb2.RecognizeResponse) -> None:
+        utterance = self.chain.utterances.get(response.utterance_id)
+        if utterance is None or utterance.asr_stream is not stream:
+            return  # an utterance answered already, or moved to another stream since
+        await self.chain.on_asr(utterance, response)
+
+    async def _retire(self, stream: Stream) -> None:
+        await super()._retire(stream)
+        if not self._on(stream, State.OPEN):
+            await self.half_close(stream)
+
+    def _unanswered(self, stream: Stream) -> bool:
+        return bool(self._on(stream, *UNRESOLVED))
+
+    def _orphaned(self, stream: Stream) -> None:
+        for utterance in self._on(stream, *UNRESOLVED):
+            utterance.asr_stream, utterance.asr_sent, utterance.asr_end_sent = None, 0, False
+
+
+class LlmHop(Hop):
+    name = "llm"
+
+    def __init__(self, chain: Chain, context: list[str]):
+        super().__init__(chain)
+        self.history: deque[tuple[int, str]] = deque(((0, text) for text in context[-MAX_CONTEXT:]),
+                                                     maxlen=2 * MAX_CONTEXT)
+
+    def _call(self, timeout):
+        return self.chain.downstream.llm.Process(timeout=timeout, wait_for_ready=True)
+
+    def _waiting(self) -> list[Utterance]:
+        return sorted((u for u in self.chain.utterances.values()
+                       if u.state is State.PROCESSING and u.llm_stream is None), key=lambda u: u.id)
+
+    def _config(self) -> llm_pb2.ProcessRequest:
+        waiting = self._waiting()
+        first = waiting[0].id if waiting else None
+        context = [text for id_, text in self.history if first is None or id_ < first][-MAX_CONTEXT:]
+        return llm_pb2.ProcessRequest(config=llm_pb2.ProcessConfig(
+            instruction=self.chain.config.instruction, context=context
+        ))
+
+    async def submit(self, utterance: Utterance) -> None:
+        """A released final to post-process."""
+        self.history.append((utterance.id, utterance.final.text))
+        async with self.lock:
+            await self._sync(utterance)
+
+    async def _sync(self, u: Utterance) -> None:
+        if u.state is not State.PROCESSING or u.llm_stream is not None:
+            return
+        if self.current is None:
+            self.connect()
+            return
+        u.llm_stream = self.current
+        u.processed.again()
+        if u.llm_sent_at is None:
+            u.llm_sent_at = now()
+        request = llm_pb2.ProcessRequest(transcript=llm_pb2.TranscriptSegment(utterance_id=u.id, text=u.final.text))
+        await self.write(self.current, request)  # a failed call is seen by its reader, which fails over
+
+    async def _replay(self, stream: Stream) -> None:
+        for utterance in self._waiting():
+            await self._sync(utterance)
+
+    async def _handle(self, stream: Stream, response: llm_pb2.ProcessResponse) -> None:
+        utterance = self.chain.utterances.get(response.utterance_id)
+        if utterance is None or utterance.llm_stream is not stream:
+            return
+        await self.chain.on_llm(utterance, response)
+
+    async def _retire(self, stream: Stream) -> None:
+        await super()._retire(stream)
+        await self.half_close(stream)  # transcripts are whole: the next one can go to the new stream
+
+    def _unanswered(self, stream: Stream) -> bool:
+        return any(u.llm_stream is stream and u.state is State.PROCESSING for u in self.chain.utterances.values())
+
+    def _orphaned(self, stream: Stream) -> None:
+        for utterance in self.chain.utterances.values():
+            if utterance.llm_stream is stream and utterance.state is State.PROCESSING:
+                utterance.llm_stream = None
+
+    def _wants_stream(self) -> bool:
+        return bool(self._waiting())
+
