@@ -183,6 +183,8 @@ class Chain:
         elif kind == "end" and utterance.end(response.end_s, now()):
             await self._emit(utterance.event(speech_ended=transcription_pb2.SpeechEnded(reason=response.end.reason)))
             await self.asr.sync(utterance)
+            self._retire(utterance)
+            await self._maybe_end()
 
     async def vad_finished(self) -> None:
         await self._maybe_end()
@@ -239,13 +241,12 @@ class Chain:
         self._retire(utterance)
         await self._maybe_end()
 
-    async def hop_failed(self, stage: str, exc: grpc.aio.AioRpcError) -> None:
+    async def hop_failed(self, stage: str, code: grpc.StatusCode, details: str) -> None:
         """A downstream answered with a status that is not failed over."""
-        details = exc.details() or exc.code().name
         if stage != "llm":
-            await self._fail(errors.DownstreamError(stage, exc.code(), details))
+            await self._fail(errors.DownstreamError(stage, code, details))
             return
-        self._llm_failure = f"{exc.code().name}: the post-processor failed: {details}"
+        self._llm_failure = f"{code.name}: the post-processor failed: {details}"
         for utterance in list(self.utterances.values()):
             if utterance.state is State.PROCESSING:
                 await self._emit_processing_failed(utterance, self._llm_failure)

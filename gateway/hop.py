@@ -48,6 +48,15 @@ def now() -> float:
     return time.perf_counter()
 
 
+class Refused(Exception):
+    """A service refused a new stream's config with a status that is not failed over."""
+
+    def __init__(self, code: grpc.StatusCode, details: str):
+        super().__init__(details)
+        self.code = code
+        self.details = details
+
+
 @dataclass(eq=False)
 class Stream:
     call: grpc.aio.StreamStreamCall
@@ -120,6 +129,9 @@ class Hop(abc.ABC):
                 try:
                     await asyncio.wait_for(self._open(), OPEN_TIMEOUT_S)
                     return
+                except Refused as refused:
+                    await self.chain.hop_failed(self.name, refused.code, refused.details)
+                    return
                 except (grpc.aio.AioRpcError, asyncio.InvalidStateError, TimeoutError) as exc:
                     log.info("opening a downstream stream failed; retrying",
                              extra={"stage": self.name, "error": _reason(exc)})
@@ -129,12 +141,18 @@ class Hop(abc.ABC):
     async def _open(self) -> None:
         call = self._call(self.chain.timeout)
         stream = Stream(call, next(self._numbers))
+        was_down = self.down_since
         try:
+            await call.write(self._config())
+            await call.initial_metadata()  # the service accepted the config, or the call ended with why not
+            if call.done():
+                code = await call.code()
+                if code not in FAILOVER_CODES:
+                    raise Refused(code, await call.details())
+                raise asyncio.InvalidStateError(f"the stream ended {code.name} as it opened")
             async with self.lock:
-                await call.write(self._config())
                 self.streams.add(stream)
-                self.current, was_down = stream, self.down_since
-                self.down_since = None
+                self.current, self.down_since = stream, None
                 await self._replay(stream)
         except BaseException:
             call.cancel()
@@ -178,7 +196,7 @@ class Hop(abc.ABC):
                     return  # replaced while it answered
         except grpc.aio.AioRpcError as exc:
             if exc.code() not in FAILOVER_CODES:
-                await self.chain.hop_failed(self.name, exc)
+                await self.chain.hop_failed(self.name, exc.code(), exc.details() or exc.code().name)
                 return
             await self._lost(stream, _reason(exc))
             return

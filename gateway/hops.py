@@ -292,6 +292,3 @@ class LlmHop(Hop):
             if utterance.llm_stream is stream and utterance.state is State.PROCESSING:
                 utterance.llm_stream = None
 
-    def _wants_stream(self) -> bool:
-        return bool(self._waiting())
-

@@ -74,8 +74,8 @@ class Utterance:
 
     @property
     def finished(self) -> bool:
-        """Released, and nothing more can happen to it."""
-        return self.released and self.state in (State.DONE, State.FAILED)
+        """Released, its end said, and nothing more can happen to it."""
+        return self.released and self.ended_at is not None and self.state in (State.DONE, State.FAILED)
 
     def advance(self, state: State) -> bool:
         """Move to `state` if the machine allows it from where the utterance is; False (nothing changes) if not."""
@@ -87,10 +87,12 @@ class Utterance:
     # -- transitions with what comes with them ----------------------------------------------------
 
     def end(self, end_s: float, now: float) -> bool:
-        if not self.advance(State.ENDED):
+        """The VAD ended it; True the first time. An utterance the ASR already failed stays FAILED."""
+        if self.ended_at is not None:
             return False
         self.end_s = end_s
         self.ended_at = now
+        self.advance(State.ENDED)
         return True
 
     def resolve(self, now: float, final: common_pb2.FinalTranscript | None = None,
@@ -118,7 +120,8 @@ class Utterance:
         return self.event(final=self.final)
 
     def processing_done(self) -> bool:
-        return self.advance(State.DONE)
+        """The post-processor's done (or its failure) came: PROCESSING -> DONE."""
+        return self.state is State.PROCESSING and self.advance(State.DONE)
 
     # -- held audio -------------------------------------------------------------------------------
 

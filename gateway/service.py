@@ -136,7 +136,7 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer):
                 self.settings,
             )
             await self.downstream.require(REQUIRED, self.settings.replica_wait_s)
-            await context.send_initial_metadata(())  # accepted: a client moving its stream here may leave the old gateway
+            await rpc.accepted(context)  # a client moving its stream here may now leave the gateway it was on
             self.chains.add(chain)
             try:
                 async for event in chain.run(self._converted(rest, fmt), context.time_remaining()):

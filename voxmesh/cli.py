@@ -129,7 +129,7 @@ async def _transcribe(args: argparse.Namespace) -> int:
         return 2
     options = StreamOptions(
         language=args.language, partials=args.partials, post_processing=args.post_processing,
-        instruction=args.instruction,
+        instruction=args.instruction, resume=args.resume,
     )
     console = Console(as_json=args.json)
     audio_s = 0.0
@@ -208,6 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     transcribe.add_argument("--post-processing", action=argparse.BooleanOptionalAction, default=True,
                             help="post-process finals with the LLM service (default on)")
     transcribe.add_argument("--instruction", default="", help="instruction for the post-processor")
+    transcribe.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                            help="resume the stream on another gateway replica when its gateway goes away (default on)")
     _tls_flags(transcribe)
 
     health = commands.add_parser("health", help="ask a voxmesh service whether it is SERVING (exit code 0 if so)")

@@ -45,7 +45,9 @@ SERVICE_CONFIG = json.dumps({
     "loadBalancingConfig": [{"round_robin": {}}],
     "healthCheckConfig": {"serviceName": pb.DESCRIPTOR.services_by_name["Transcription"].full_name},
 })
-RESUMABLE = frozenset({grpc.StatusCode.UNAVAILABLE})
+# grpc's own status for a write to a call whose connection broke (grpc/grpc#34148): the gateway is gone.
+BROKEN_WRITE = (grpc.StatusCode.INTERNAL, "Internal error from Core")
+MAX_RESUMES_WITHOUT_EVENTS = 5
 FIRST_RETRY_S, LONGEST_RETRY_S = 0.1, 2.0
 MAX_AHEAD_S = 30.0  # audio read from the source ahead of what the gateway has taken
 MAX_MESSAGE_S = 0.25  # longest audio message when audio is sent again (48 kHz stereo: 48 KB)
@@ -70,12 +72,18 @@ MOVE_RETRY_S = 1.0  # how often to look for another gateway while the one going 
 MOVE_TIMEOUT_S = 2.0  # how long a gateway may take to accept a moved stream
 
 
+def _resumable(exc: grpc.aio.AioRpcError) -> bool:
+    """The call ended because its gateway went away (not because the gateway refused something)."""
+    return exc.code() == grpc.StatusCode.UNAVAILABLE or (exc.code(), exc.details()) == BROKEN_WRITE
+
+
 class _Call:
     """One call of a stream, and the task that sends its requests."""
 
-    def __init__(self, call: grpc.aio.StreamStreamCall, sender: asyncio.Task):
+    def __init__(self, call: grpc.aio.StreamStreamCall, sender: asyncio.Task, resumed: bool):
         self.call = call
         self.sender = sender
+        self.resumed = resumed  # it picks up a stream an earlier call began (until its first message)
         # The caller's audio source failed: end the call, so that its reader raises that failure.
         sender.add_done_callback(lambda task: task.cancelled() or task.exception() is None or call.cancel())
 
@@ -149,6 +157,7 @@ class Client:
         deadline = None if timeout is None else time.monotonic() + timeout
         retry_s, give_up_at = FIRST_RETRY_S, time.monotonic() + options.resume_timeout_s
         move_at: float | None = None  # the gateway is going away: when to try moving to another
+        resumes = 0  # calls ended and resumed since the last event
         call: _Call | None = None
         try:
             while True:
@@ -160,22 +169,28 @@ class Client:
                     call.raise_source_failure()
                     if isinstance(exc, asyncio.CancelledError):
                         raise
-                    if not options.resume or exc.code() not in RESUMABLE or time.monotonic() > give_up_at:
+                    resumes += 1
+                    if (not options.resume or not _resumable(exc) or time.monotonic() > give_up_at
+                            or resumes > MAX_RESUMES_WITHOUT_EVENTS):
                         raise
                     log.warning("the stream's call ended %s; resuming from %.2f s", exc.code().name,
                                 state.keep_from / sample_rate_hz, extra={"details": exc.details()})
                     await call.stop()
                     call, move_at = None, None
-                    await asyncio.sleep(retry_s * random.uniform(0.5, 1.0))
-                    retry_s = min(2 * retry_s, LONGEST_RETRY_S)
+                    if resumes > 1:  # the first try goes at once: round_robin picks another gateway
+                        await asyncio.sleep(retry_s * random.uniform(0.5, 1.0))
+                        retry_s = min(2 * retry_s, LONGEST_RETRY_S)
                     continue
                 if message is grpc.aio.EOF:
                     return
+                if call.resumed:
+                    call.resumed = False
+                    log.info("the stream resumed on a new call", extra={"from_s": state.keep_from / sample_rate_hz})
                 kind = message.WhichOneof("event")
                 if kind == "going_away" and options.resume:
                     move_at = move_at or time.monotonic()
                 elif state.accept(message) and kind not in ("progress", "going_away"):
-                    retry_s, give_up_at = FIRST_RETRY_S, time.monotonic() + options.resume_timeout_s
+                    retry_s, give_up_at, resumes = FIRST_RETRY_S, time.monotonic() + options.resume_timeout_s, 0
                     yield decode(message)
                 if move_at is not None and time.monotonic() >= move_at:
                     moved = await self._move(config, state, source, deadline)
@@ -198,7 +213,7 @@ class Client:
             request.resume.CopyFrom(state.resume_from())
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         call = self._stub.StreamingTranscribe(timeout=remaining)
-        return _Call(call, asyncio.create_task(self._send(call, request, state, source)))
+        return _Call(call, asyncio.create_task(self._send(call, request, state, source)), resumed)
 
     async def _move(self, config, state: Resumption, source: _Source, deadline: float | None) -> _Call | None:
         """Resume the stream on another gateway if one accepts it (sends its initial metadata) in time."""
@@ -211,13 +226,17 @@ class Client:
         if not accepted:
             await call.stop()
             return None
-        log.info("the gateway is going away; the stream moved to another", extra={"from_s": state.keep_from / state.rate})
         return call
 
     @staticmethod
     async def _send(call, config: pb.StreamingConfig, state: Resumption, source: _Source) -> None:
-        """One call's requests: the config, the kept audio the stream still needs, then new audio."""
+        """One call's requests: the config, then (once the gateway accepted it) the kept audio the stream
+        still needs, then new audio. Waiting for the acceptance means a refused config reaches the caller
+        with its own status: grpc reports a write to a call that has ended as INTERNAL, hiding the real one."""
         await call.write(pb.StreamingTranscribeRequest(config=config))
+        await call.initial_metadata()
+        if call.done():
+            return
         position = state.keep_from
         step = max(1, int(MAX_MESSAGE_S * state.rate)) * state.frame_bytes
         while True:
@@ -361,6 +380,11 @@ class _Source:
             self._arrived.set()
 
     async def _add(self, chunk: bytes) -> None:
+        if len(chunk) % self.state.frame_bytes:
+            raise ValueError(
+                f"an audio chunk of {len(chunk)} bytes is not a whole number of samples: LINEAR16 with "
+                f"{self.state.frame_bytes // 2} channel(s) takes a multiple of {self.state.frame_bytes} bytes"
+            )
         while (self.state.received - self._sent) * self.state.frame_bytes >= self.max_ahead:
             self._taken.clear()
             await self._taken.wait()

@@ -198,6 +198,13 @@ def servicer_method(service: str):
     return wrap
 
 
+async def accepted(context: grpc.aio.ServicerContext) -> None:
+    """Say the stream's config was accepted, by sending the initial metadata now. The caller waits for it
+    before it sends more: a refused config then reaches it with its own status, and not as the INTERNAL
+    that grpc reports for a write to a call that has already ended."""
+    await context.send_initial_metadata(())
+
+
 def require_internal_rate(sample_rate_hz: int) -> None:
     """Inner services speak 16 kHz only; the gateway converts everything else."""
     if sample_rate_hz != SAMPLE_RATE:

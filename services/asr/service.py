@@ -53,6 +53,7 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer):
             return
         rpc.require_internal_rate(config.sample_rate_hz)
         language = self._check_language(config.language)
+        await rpc.accepted(context)
         out: asyncio.Queue = asyncio.Queue(maxsize=64)
         session = self._session(out.put, language, config.partial_results)
         reader = asyncio.create_task(self._read(rest, session, out))

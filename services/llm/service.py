@@ -64,6 +64,7 @@ class PostProcessorServicer(llm_pb2_grpc.PostProcessorServicer):
                 f"the instruction has {len(config.instruction)} characters; at most "
                 f"{self.settings.max_instruction_chars} are accepted"
             )
+        await rpc.accepted(context)
         pending: asyncio.Queue = asyncio.Queue(maxsize=self.settings.max_pending)
         out: asyncio.Queue = asyncio.Queue(maxsize=64)
         tasks = [

@@ -122,6 +122,7 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer):
             return
         rpc.require_internal_rate(config.sample_rate_hz)
         segmenter = self.segmenter(**check_resume(config))
+        await rpc.accepted(context)
         told = segmenter.settled  # how far the responses sent so far have settled the stream
         going_away_sent = False
         async for _, audio in rest:

@@ -191,6 +191,16 @@ def test_termination_grace_outlasts_drain_delay_and_grace(name):
 
 
 @overlays
+def test_connections_age_out_so_new_replicas_get_streams(name):
+    # Without an age, a caller's one HTTP/2 connection per replica never closes, DNS is never asked
+    # again, and replicas added by a scale-up get no streams; a stream past the age's grace fails over.
+    for service in SERVICES:
+        settings = settings_of(name, service)
+        assert 0 < settings.max_connection_age_s <= 900, service
+        assert settings.max_connection_age_grace_s <= settings.max_connection_age_s, service
+
+
+@overlays
 def test_gateway_reaches_the_inner_services_through_their_headless_services(name):
     docs = rendered(name)
     services = by_kind(docs, "Service")

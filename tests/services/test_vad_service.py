@@ -40,6 +40,11 @@ async def test_sample_gives_start_audio_end_per_sentence(sample_pcm):
     ([vad_pb2.DetectRequest(config=vad_pb2.DetectConfig(sample_rate_hz=8000))], "16000"),
     ([CONFIG, CONFIG], "only in the first message"),
     ([CONFIG, vad_pb2.DetectRequest(audio=b"\0\0\0")], "whole number of samples"),
+    ([vad_pb2.DetectRequest(config=vad_pb2.DetectConfig(sample_rate_hz=16000, offset_s=-1))], "positive offset"),
+    ([vad_pb2.DetectRequest(config=vad_pb2.DetectConfig(sample_rate_hz=16000, offset_s=1, warmup_s=2))],
+     "no more than offset_s"),
+    ([vad_pb2.DetectRequest(config=vad_pb2.DetectConfig(
+        sample_rate_hz=16000, offset_s=1, open_utterance=vad_pb2.OpenUtterance(start_s=2)))], "at or before"),
 ])
 async def test_bad_input_is_invalid_argument(requests, words):
     with pytest.raises(grpc.aio.AioRpcError) as caught:
@@ -52,3 +57,43 @@ async def test_bad_input_is_invalid_argument(requests, words):
 async def test_empty_stream_ends_cleanly():
     assert await detect([]) == []
     assert await detect([CONFIG]) == []
+
+
+async def test_silence_is_settled_by_progress_responses_about_once_a_second():
+    responses = await detect([CONFIG, *(vad_pb2.DetectRequest(audio=c) for c in chunks(bytes(16000 * 2 * 5), 3200))])
+    progress = [r for r in responses if r.WhichOneof("event") == "progress"]
+    assert 4 <= len(progress) <= 5
+    settled = [r.settled_through_s for r in progress]
+    assert settled == sorted(settled) and settled[-1] > 4.0
+    assert all(r.settled_through_s <= r.input_through_s for r in progress)
+
+
+async def test_a_stream_that_continues_another_keeps_its_offsets_and_ids(sample_pcm):
+    whole = await detect([CONFIG, *(vad_pb2.DetectRequest(audio=c) for c in chunks(sample_pcm, 3200))])
+    ends = [r for r in whole if r.WhichOneof("event") == "end"]
+    cut = ends[1]  # continue after utterance 2, as a failover would from its settled offset
+    config = vad_pb2.DetectRequest(config=vad_pb2.DetectConfig(
+        sample_rate_hz=16000, offset_s=cut.settled_through_s, next_utterance_id=3, warmup_s=1.0,
+    ))
+    rest = sample_pcm[round((cut.settled_through_s - 1.0) * 16000) * 2 :]
+    again = await detect([config, *(vad_pb2.DetectRequest(audio=c) for c in chunks(rest, 3200))])
+
+    def said(responses):
+        return [(r.utterance_id, r.WhichOneof("event"), round(r.start_s, 2), round(r.end_s, 2))
+                for r in responses if r.WhichOneof("event") in ("start", "end")]
+
+    assert said(again) == said(whole)[4:], "utterances 3 and 4 again, at the same offsets"
+
+
+async def test_a_draining_vad_tells_each_stream_it_is_going_away(sample_pcm):
+    service = VadService(settings(VadSettings))
+    async with running(service, service.servicer.settings) as address, channel_to(address) as channel:
+        call = vad_pb2_grpc.VoiceActivityStub(channel).Detect()
+        await call.write(CONFIG)
+        await call.write(vad_pb2.DetectRequest(audio=sample_pcm[:32000]))
+        service.drain()
+        await call.write(vad_pb2.DetectRequest(audio=sample_pcm[32000:35200]))
+        await call.done_writing()
+        responses = [r async for r in call]
+    going = [r for r in responses if r.WhichOneof("event") == "going_away"]
+    assert len(going) == 1 and going[0].settled_through_s > 0

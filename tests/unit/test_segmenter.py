@@ -143,3 +143,66 @@ def test_real_human_speech_onset_is_not_clipped(jfk_pcm):
     envelope = np.convolve(samples, np.ones(160) / 160, mode="same")
     onset = int(np.argmax(envelope > 0.1 * envelope.max()))
     assert found[1][0] <= onset - int(0.1 * RATE), "the first utterance starts at least 100 ms before the onset"
+
+
+def webrtc(aggressiveness: int = 2):
+    vad = webrtcvad.Vad(aggressiveness)
+    return lambda frame: vad.is_speech(frame, RATE)
+
+
+def continued(pcm: bytes, cut_s: float, warm: bool):
+    """Segment `pcm` with one segmenter up to `cut_s`, then with a new one from where the first had settled
+    (inside the open utterance if there is one), as the gateway does when a VAD replica dies."""
+    first = Segmenter(webrtc())
+    cut = int(cut_s * RATE) * 2
+    events = []
+    for piece in chunks(pcm[:cut], 3200):
+        events += first.push(piece)
+    settled = first.settled
+    open_since = first._utterance_start if first.speaking else None
+    warmup = min(settled, settled - (open_since if open_since is not None else settled) + 3 * RATE) if warm else 0
+    second = Segmenter(webrtc(), offset=settled, warmup=warmup, open_since=open_since,
+                       next_utterance=first.utterances if first.speaking else first.utterances + 1)
+    return events + run(second, pcm[(settled - warmup) * 2 :])
+
+
+def bounds(events):
+    return [(e.utterance, type(e).__name__, getattr(e, "start", None) or getattr(e, "end", None))
+            for e in events if not isinstance(e, SpeechAudio)]
+
+
+@pytest.mark.parametrize("cut_s", [1.0, 2.5, 4.0, 6.5, 9.0])
+def test_a_segmenter_that_continues_another_with_a_warm_up_segments_real_speech_the_same(jfk_pcm, cut_s):
+    whole = run(Segmenter(webrtc()), jfk_pcm)
+    again = continued(jfk_pcm, cut_s, warm=True)
+    assert bounds(again) == bounds(whole)
+    audio = b"".join(e.pcm for e in again if isinstance(e, SpeechAudio))
+    assert audio == b"".join(e.pcm for e in whole if isinstance(e, SpeechAudio)), "no sample lost or sent twice"
+
+
+def test_without_the_warm_up_a_fresh_classifier_ends_real_speech_early(jfk_pcm):
+    # Why the gateway keeps the open utterance's audio for a new VAD to listen to: webrtcvad adapts to
+    # the speaker, and a fresh one cut into speech finds pauses the adapted one does not.
+    whole = run(Segmenter(webrtc()), jfk_pcm)
+    cold = continued(jfk_pcm, 2.5, warm=False)
+    assert len([e for e in cold if isinstance(e, SpeechEnded)]) > len([e for e in whole if isinstance(e, SpeechEnded)])
+
+
+def test_settled_is_where_a_continuation_may_start():
+    segmenter = Segmenter(loud)
+    segmenter.push(silence(1.0))
+    kept = segmenter.config.frames(segmenter.config.pre_roll_ms + segmenter.config.speech_start_ms)
+    assert segmenter.settled == segmenter.position - kept * segmenter.frame_samples, "quiet: the kept frames wait"
+    events = segmenter.push(tone(0.5))
+    assert segmenter.speaking and segmenter.settled == segmenter.position, "speech: every frame read was sent"
+    assert isinstance(events[-1], SpeechAudio) and events[-1].end == segmenter.settled
+
+
+def test_a_continuation_keeps_offsets_and_ids_and_does_not_announce_the_open_utterance_again():
+    segmenter = Segmenter(loud, offset=48000, next_utterance=7, open_since=40000)
+    events = run(segmenter, tone(0.5) + silence(1.0) + tone(1.0) + silence(1.0))
+    said = [e for e in events if not isinstance(e, SpeechAudio)]
+    assert [type(e).__name__ for e in said] == ["SpeechEnded", "SpeechStarted", "SpeechEnded"]
+    assert said[0].utterance == 7 and said[1].utterance == 8
+    assert events[0].start == 48000, "the open utterance's audio continues at the offset"
+    assert said[1].start > 48000 + 8000
