@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -28,11 +29,12 @@ from dataclasses import dataclass, field
 import grpc
 
 from gateway import metrics
-from gateway.downstream import Downstream
-from gateway.hop import now
+from gateway.admission import Admission
+from gateway.downstream import NAMES, Downstream
+from gateway.hop import Refused, now
 from gateway.hops import AsrHop, LlmHop, VadHop, samples
 from gateway.lifecycle import State, Utterance
-from voxmesh import errors
+from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH, errors
 from voxmesh.settings import GatewaySettings
 from voxmesh.v1 import asr_pb2, common_pb2, llm_pb2, transcription_pb2, vad_pb2
 
@@ -49,13 +51,18 @@ class ChainConfig:
     post_processing: bool = False
     instruction: str = ""
     resume: transcription_pb2.ResumeFrom | None = field(default=None, compare=False)
+    recorded: bool = False  # the audio was recorded: flow-controlled, never paced (transcription.proto)
 
 
 class Chain:
-    def __init__(self, config: ChainConfig, downstream: Downstream, settings: GatewaySettings):
+    def __init__(self, config: ChainConfig, downstream: Downstream, settings: GatewaySettings,
+                 admission: Admission | None = None):
+        """`admission`: where a live stream reports its ASR replica's load (gateway/admission.py)."""
         self.config = config
         self.downstream = downstream
         self.settings = settings
+        self.admission = admission
+        self.final_timeout_s = settings.recorded_final_timeout_s if config.recorded else settings.final_timeout_s
         self.timeout: float | None = None  # every downstream call's deadline
         self.utterances: dict[int, Utterance] = {}
         self._unreleased: deque[int] = deque()  # announced utterances whose final or error is not out, in order
@@ -82,15 +89,37 @@ class Chain:
         self.utterances[utterance.id] = utterance
         self.llm.history.append((utterance.id, pending.text))
 
-    async def run(
-        self, audio: AsyncIterator[bytes], deadline_s: float | None = None
-    ) -> AsyncIterator[transcription_pb2.TranscriptionEvent]:
-        """Events of the stream, in order; raises the error that ended it early. `deadline_s`: the
-        client's remaining time, passed on to every downstream call."""
+    @property
+    def hops(self) -> list:
+        return [hop for hop in (self.vad, self.asr, self.llm) if hop is not None]
+
+    async def start(self, deadline_s: float | None = None) -> None:
+        """Open a stream to each inner service; return once the VAD and the ASR have accepted theirs (the
+        LLM may come later). Raises the status of a service that refused its config (a language the ASR
+        lacks, say), or UNAVAILABLE naming the service that did not answer in `replica_wait_s`.
+        `deadline_s`: the client's remaining time, passed on to every downstream call."""
         self.timeout = min(self.settings.max_stream_s, deadline_s if deadline_s is not None else math.inf)
-        hops = [hop for hop in (self.vad, self.asr, self.llm) if hop is not None]
-        for hop in hops:
+        for hop in self.hops:
             hop.connect()
+        try:
+            opened = await asyncio.gather(*(hop.opened(self.settings.replica_wait_s) for hop in self.hops))
+        except Refused as refused:
+            await self.close()
+            stage = next(hop.name for hop in self.hops if hop.refused is refused)
+            raise errors.DownstreamError(stage, refused.code, refused.details) from None
+        missing = [hop.name for hop, ok in zip(self.hops, opened, strict=True) if not ok and hop.name != "llm"]
+        if missing:
+            await self.close()
+            raise errors.Unavailable(
+                f"the {' and the '.join(NAMES[name] for name in missing)} service did not take the stream within "
+                f"{self.settings.replica_wait_s:g} s; retry later"
+            )
+
+    async def close(self) -> None:
+        await asyncio.gather(*(hop.close() for hop in self.hops), return_exceptions=True)
+
+    async def run(self, audio: AsyncIterator[bytes]) -> AsyncIterator[transcription_pb2.TranscriptionEvent]:
+        """Events of the stream, once `start` has returned, in order; raises the error that ended it early."""
         tasks = [
             asyncio.create_task(self._guard(self._pump(audio)), name="pump"),
             asyncio.create_task(self._guard(self._watchdog()), name="watchdog"),
@@ -104,7 +133,7 @@ class Chain:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await asyncio.gather(*(hop.close() for hop in hops), return_exceptions=True)
+            await self.close()
             for utterance in self.utterances.values():
                 utterance.release_audio()
 
@@ -127,9 +156,17 @@ class Chain:
             await self._fail(exc)
 
     async def _pump(self, audio: AsyncIterator[bytes]) -> None:
+        """Client audio to the VAD; a live stream that runs more than `live_burst_s` ahead of real time is
+        read no faster than it plays (its client's sends wait), so that it cannot flood the engines."""
+        started, heard_s = time.monotonic(), 0.0
         async for pcm in audio:
-            if pcm:
-                await self.vad.push(pcm)
+            if not pcm:
+                continue
+            await self.vad.push(pcm)
+            heard_s += len(pcm) / (SAMPLE_RATE * SAMPLE_WIDTH)
+            ahead = heard_s - (time.monotonic() - started) - self.settings.live_burst_s
+            if ahead > 0 and not self.config.recorded:
+                await asyncio.sleep(ahead)
         await self.vad.end_input()
 
     async def _watchdog(self) -> None:
@@ -137,7 +174,7 @@ class Chain:
             await asyncio.sleep(WATCHDOG_INTERVAL_S)
             at = now()
             for utterance in list(self.utterances.values()):
-                if utterance.state is State.ENDED and at - utterance.ended_at > self.settings.final_timeout_s:
+                if utterance.state is State.ENDED and at - utterance.ended_at > self.final_timeout_s:
                     utterance.fail(at, "asr", *self._overdue("asr", "final transcript", "of speech end"))
                 elif (utterance.state is State.PROCESSING
                       and at - utterance.released_at > self.settings.processed_timeout_s):
@@ -153,7 +190,7 @@ class Chain:
 
     def _overdue(self, stage: str, what: str, since: str) -> tuple[str, str]:
         hop = self.asr if stage == "asr" else self.llm
-        timeout = self.settings.final_timeout_s if stage == "asr" else self.settings.processed_timeout_s
+        timeout = self.final_timeout_s if stage == "asr" else self.settings.processed_timeout_s
         if hop is not None and hop.current is None:
             return "UNAVAILABLE", f"no {what} within {timeout:g} s {since}: no {stage.upper()} replica was reachable"
         return "DEADLINE_EXCEEDED", f"no {what} within {timeout:g} s {since}"
@@ -188,6 +225,10 @@ class Chain:
 
     async def vad_finished(self) -> None:
         await self._maybe_end()
+
+    def on_asr_load(self, utilization: float) -> None:
+        if self.admission is not None:
+            self.admission.report(self, utilization)
 
     async def on_asr(self, utterance: Utterance, response: asr_pb2.RecognizeResponse) -> None:
         at = now()

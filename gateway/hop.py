@@ -79,6 +79,8 @@ class Hop(abc.ABC):
         self._connecting: asyncio.Task | None = None
         self._numbers = itertools.count(1)
         self.closed = False
+        self._first = asyncio.Event()  # the first stream is open, or the service refused it
+        self.refused: Refused | None = None
 
     # -- what each hop says -----------------------------------------------------------------------
 
@@ -130,6 +132,8 @@ class Hop(abc.ABC):
                     await asyncio.wait_for(self._open(), OPEN_TIMEOUT_S)
                     return
                 except Refused as refused:
+                    self.refused = refused
+                    self._first.set()
                     await self.chain.hop_failed(self.name, refused.code, refused.details)
                     return
                 except (grpc.aio.AioRpcError, asyncio.InvalidStateError, TimeoutError) as exc:
@@ -137,6 +141,17 @@ class Hop(abc.ABC):
                              extra={"stage": self.name, "error": _reason(exc)})
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(2 * delay, LONGEST_RETRY_S)
+
+    async def opened(self, timeout_s: float) -> bool:
+        """Wait until the hop's first stream is open: True; False if none opened in time. Raises the
+        refusal, when the service refused the stream's config."""
+        try:
+            await asyncio.wait_for(self._first.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        if self.refused is not None:
+            raise self.refused
+        return True
 
     async def _open(self) -> None:
         call = self._call(self.chain.timeout)
@@ -161,6 +176,7 @@ class Hop(abc.ABC):
                 self.current, self.down_since = None, was_down
             raise
         stream.reader = asyncio.create_task(self._read(stream), name=f"read-{self.name}-{stream.number}")
+        self._first.set()
         if stream.number > 1:
             metrics.FAILOVERS.labels(self.name).inc()
             log.info("downstream stream replaced", extra={"stage": self.name, "stream": stream.number})

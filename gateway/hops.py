@@ -169,7 +169,7 @@ class AsrHop(Hop):
     def _config(self) -> asr_pb2.RecognizeRequest:
         return asr_pb2.RecognizeRequest(config=asr_pb2.RecognizeConfig(
             sample_rate_hz=SAMPLE_RATE, language=self.chain.config.language,
-            partial_results=self.chain.config.partials,
+            partial_results=self.chain.config.partials, recorded=self.chain.config.recorded,
         ))
 
     def _on(self, stream: Stream, *states: State) -> list[Utterance]:
@@ -210,6 +210,7 @@ class AsrHop(Hop):
                 await self._sync(utterance)
 
     async def _handle(self, stream: Stream, response: asr_pb2.RecognizeResponse) -> None:
+        self.chain.on_asr_load(response.engine_utilization)
         utterance = self.chain.utterances.get(response.utterance_id)
         if utterance is None or utterance.asr_stream is not stream:
             return  # an utterance answered already, or moved to another stream since

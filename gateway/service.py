@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from gateway import metrics
+from gateway.admission import Admission
 from gateway.chain import Chain, ChainConfig
 from gateway.downstream import REQUIRED, Downstream
 from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH, audio, errors, rpc
@@ -27,7 +28,7 @@ from voxmesh.v1 import common_pb2, transcription_pb2, transcription_pb2_grpc
 log = logging.getLogger("voxmesh.gateway")
 
 _LANGUAGE = re.compile(r"[a-z]{2,3}")
-FILE_CHUNK_S = 0.5
+FILE_CHUNK_BYTES = SAMPLE_RATE * SAMPLE_WIDTH // 2  # a recording goes to the VAD in half seconds
 MAX_RESUME_PENDING = 64  # finals a resumed stream may hand back for post-processing
 MAX_TRANSCRIPT_CHARS = 20_000
 
@@ -44,10 +45,12 @@ def chain_config(
     partials: bool,
     post: transcription_pb2.PostProcessing,
     resume: transcription_pb2.ResumeFrom | None = None,
+    recorded: bool = False,
 ) -> ChainConfig:
     if language and not _LANGUAGE.fullmatch(language):
         raise errors.InvalidArgument(
-            f"language {language!r} is not an ISO 639-1 code such as 'en'; leave it empty to let the engine detect it"
+            f"language {errors.quote(language)} is not an ISO 639-1 code such as 'en'; leave it empty to let the "
+            "engine detect it"
         )
     if post.enabled and len(post.instruction) > settings.max_instruction_chars:
         raise errors.InvalidArgument(
@@ -56,7 +59,7 @@ def chain_config(
         )
     if resume is not None:
         check_resume(resume)
-    return ChainConfig(language, partials, post.enabled, post.instruction if post.enabled else "", resume)
+    return ChainConfig(language, partials, post.enabled, post.instruction if post.enabled else "", resume, recorded)
 
 
 def check_resume(resume: transcription_pb2.ResumeFrom) -> None:
@@ -81,6 +84,7 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer):
         self.downstream: Downstream | None = None
         self.active = 0
         self.chains: set[Chain] = set()
+        self.admission = Admission(settings.admit_utilization)
 
     def drain(self) -> None:
         """Tell every client stream to resume on another replica."""
@@ -129,20 +133,26 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer):
             fmt = audio.check_format(
                 encoding_name(config.format.encoding), config.format.sample_rate_hz, config.format.channels
             )
+            recorded = config.source == transcription_pb2.AUDIO_SOURCE_RECORDED
             chain = Chain(
                 chain_config(self.settings, config.language, config.partial_results, config.post_processing,
-                             config.resume if config.HasField("resume") else None),
+                             config.resume if config.HasField("resume") else None, recorded),
                 self.downstream,
                 self.settings,
+                None if recorded else self.admission,
             )
             await self.downstream.require(REQUIRED, self.settings.replica_wait_s)
-            await rpc.accepted(context)  # a client moving its stream here may now leave the gateway it was on
+            if not recorded:
+                self.admission.admit(chain)
             self.chains.add(chain)
             try:
-                async for event in chain.run(self._converted(rest, fmt), context.time_remaining()):
+                await chain.start(context.time_remaining())
+                await rpc.accepted(context)  # a client moving its stream here may now leave the gateway it was on
+                async for event in chain.run(self._converted(rest, fmt)):
                     yield event
             finally:
                 self.chains.discard(chain)
+                self.admission.ended(chain)
 
     async def _converted(self, rest, fmt: audio.PcmFormat) -> AsyncIterator[bytes]:
         converter = audio.PcmConverter(fmt)
@@ -162,19 +172,22 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer):
         with self._admit("Transcribe"):
             if not request.content:
                 raise errors.InvalidArgument("content is empty: send the bytes of an audio file (WAV, FLAC, OGG, ...)")
-            config = chain_config(self.settings, request.language, False, request.post_processing)
+            config = chain_config(self.settings, request.language, False, request.post_processing, recorded=True)
+            decoder = audio.RecordingDecoder(request.content, self.settings.max_file_s, self.settings.decode_block_s)
             await self.downstream.require(REQUIRED, self.settings.replica_wait_s)
-            samples, rate = await asyncio.to_thread(audio.read_file, request.content)
-            pcm = await asyncio.to_thread(audio.to_internal, samples, rate)
-            metrics.AUDIO_SECONDS.inc(len(samples) / rate)
-            step = int(FILE_CHUNK_S * SAMPLE_RATE) * SAMPLE_WIDTH
+            metrics.AUDIO_SECONDS.inc(decoder.seconds)
 
             async def chunks() -> AsyncIterator[bytes]:
-                for offset in range(0, len(pcm), step):
-                    yield pcm[offset : offset + step]
+                blocks = decoder.blocks()
+                end = object()
+                while (block := await asyncio.to_thread(next, blocks, end)) is not end:
+                    for offset in range(0, len(block), FILE_CHUNK_BYTES):
+                        yield block[offset : offset + FILE_CHUNK_BYTES]
 
             utterances: dict[int, transcription_pb2.Utterance] = {}
-            async for event in Chain(config, self.downstream, self.settings).run(chunks(), context.time_remaining()):
+            chain = Chain(config, self.downstream, self.settings)
+            await chain.start(context.time_remaining())
+            async for event in chain.run(chunks()):
                 if not event.utterance_id:
                     continue  # progress and going_away: a unary call has nothing to resume
                 utterance = utterances.setdefault(event.utterance_id, transcription_pb2.Utterance(
@@ -188,7 +201,7 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer):
                     utterance.processed.CopyFrom(event.processed)
             ordered = [utterances[k] for k in sorted(utterances)]
             return transcription_pb2.TranscribeResponse(
-                utterances=ordered, duration_s=len(samples) / rate, text=joined_text(ordered)
+                utterances=ordered, duration_s=decoder.seconds, text=joined_text(ordered)
             )
 
 

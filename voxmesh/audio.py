@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,9 @@ from voxmesh import SAMPLE_RATE, errors
 
 MIN_RATE, MAX_RATE = 8_000, 48_000
 CHANNELS = (1, 2)
+# What a whole recording (Transcribe) may declare: any rate libsndfile and soxr handle well, up to 8 channels.
+FILE_RATES = (8_000, 192_000)
+MAX_FILE_CHANNELS = 8
 
 
 @dataclass(frozen=True)
@@ -87,14 +91,72 @@ def pcm_to_float(pcm: bytes | bytearray) -> np.ndarray:
     return np.frombuffer(bytes(pcm), dtype="<i2").astype(np.float32) / 32768.0
 
 
+def _unreadable(exc: Exception) -> errors.InvalidArgument:
+    reason = getattr(exc, "error_string", "") or "libsndfile does not recognise the data"
+    return errors.InvalidArgument(
+        f"the audio could not be read ({reason.strip()}); send a file libsndfile reads: WAV, FLAC, OGG, ..."
+    )
+
+
 def read_file(source: str | Path | bytes) -> tuple[np.ndarray, int]:
-    """Any file libsndfile reads (WAV, FLAC, OGG, ...): int16 samples shaped (frames, channels), and the rate."""
+    """Any file libsndfile reads (WAV, FLAC, OGG, ...): int16 samples shaped (frames, channels), and the rate.
+    The whole file in memory: for the client's own files; the gateway decodes uploads with RecordingDecoder."""
     handle = io.BytesIO(source) if isinstance(source, bytes) else source
     try:
         samples, rate = soundfile.read(handle, dtype="int16", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError, TypeError) as exc:
-        raise errors.InvalidArgument(f"the audio could not be read ({exc}); send a file libsndfile reads: WAV, FLAC, OGG, ...") from exc
+        raise _unreadable(exc) from exc
     return samples, rate
+
+
+class RecordingDecoder:
+    """An uploaded recording decoded block by block to 16 kHz mono LINEAR16, so that memory is bounded by
+    the block and not by the file. The header is checked first: its rate, its channels and its length
+    (a file that says it lasts longer than `max_seconds` is refused before anything is decoded, and one
+    whose data runs past its header's length stops there)."""
+
+    def __init__(self, content: bytes, max_seconds: float, block_s: float):
+        try:
+            self._file = soundfile.SoundFile(io.BytesIO(content))
+        except (soundfile.LibsndfileError, RuntimeError, TypeError) as exc:
+            raise _unreadable(exc) from exc
+        rate, channels, frames = self._file.samplerate, self._file.channels, self._file.frames
+        if not FILE_RATES[0] <= rate <= FILE_RATES[1]:
+            raise errors.InvalidArgument(
+                f"the file declares a sample rate of {rate} Hz; files from {FILE_RATES[0]} to {FILE_RATES[1]} Hz "
+                "are accepted"
+            )
+        if not 1 <= channels <= MAX_FILE_CHANNELS:
+            raise errors.InvalidArgument(
+                f"the file declares {channels} channels; files of 1 to {MAX_FILE_CHANNELS} channels are accepted"
+            )
+        self.rate = rate
+        self.max_frames = int(max_seconds * rate)
+        if frames > self.max_frames:
+            raise errors.InvalidArgument(
+                f"the file lasts {frames / rate:.0f} s; Transcribe takes files of at most {max_seconds:g} s "
+                "(VOXMESH_GATEWAY_MAX_FILE_S): stream longer audio with StreamingTranscribe"
+            )
+        self.seconds = frames / rate
+        self._block = max(1, int(block_s * rate))
+
+    def blocks(self) -> Iterator[bytes]:
+        """16 kHz mono LINEAR16, a block at a time (blocking: run it off the event loop)."""
+        resampler = soxr.ResampleStream(self.rate, SAMPLE_RATE, 1, dtype="float32") if self.rate != SAMPLE_RATE else None
+        read = 0
+        try:
+            for block in self._file.blocks(blocksize=self._block, dtype="int16", always_2d=True):
+                read += len(block)
+                if read > self.max_frames:
+                    break  # the data goes on past what the header said: the header's length is the limit
+                mono = block.astype(np.float32).mean(axis=1) / 32768.0
+                yield _to_int16(resampler.resample_chunk(mono) if resampler else mono)
+        except (soundfile.LibsndfileError, RuntimeError) as exc:
+            raise _unreadable(exc) from exc
+        finally:
+            self._file.close()
+        if resampler is not None:
+            yield _to_int16(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
 
 
 def to_internal(samples: np.ndarray, rate: int) -> bytes:

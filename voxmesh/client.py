@@ -19,6 +19,7 @@ final is delivered twice (see voxmesh/resume.py). A target may name several gate
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import random
@@ -63,6 +64,9 @@ class StreamOptions:
     resume: bool = True
     # How long to keep trying to resume after the last event, before the last error is raised.
     resume_timeout_s: float = 30.0
+    # The audio was recorded and is sent faster than it plays: it waits for the mesh's capacity instead of
+    # being refused, and yields to live streams (stream_file sets it for pace="fast").
+    recorded: bool = False
 
     def post(self) -> pb.PostProcessing:
         return pb.PostProcessing(enabled=self.post_processing, instruction=self.instruction)
@@ -150,6 +154,7 @@ class Client:
             language=options.language,
             partial_results=options.partials,
             post_processing=options.post(),
+            source=pb.AUDIO_SOURCE_RECORDED if options.recorded else pb.AUDIO_SOURCE_LIVE,
         )
         state = Resumption(sample_rate_hz, channels, options.post_processing)
         source = _Source(chunks, state, int(MAX_AHEAD_S * sample_rate_hz) * state.frame_bytes)
@@ -282,6 +287,8 @@ class Client:
                 if progress:
                     progress(sent_s, total_s)
 
+        if pace == "fast":
+            options = dataclasses.replace(options, recorded=True)
         async for event in self.stream(
             chunks(), sample_rate_hz=rate, channels=samples.shape[1], options=options, timeout=timeout
         ):

@@ -11,8 +11,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from google.protobuf import descriptor, message_factory
+from google.protobuf import any_pb2, descriptor, duration_pb2, message_factory
 from google.protobuf.message import DecodeError
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 from voxmesh import SAMPLE_RATE, errors, metrics
 
@@ -138,6 +140,26 @@ async def _rest(
         yield kind, getattr(message, kind)
 
 
+DRAIN_S = 0.2
+
+
+async def _drain(requests: Any) -> None:
+    """Before a streaming call is refused, read what its client is still sending, for a moment: a client
+    write that meets an ended call makes grpc report INTERNAL 'Internal error from Core' to that client in
+    place of the real status (grpc/grpc#34148)."""
+    if not hasattr(requests, "__aiter__"):
+        return
+
+    async def read_all() -> None:
+        async for _ in requests:
+            pass
+
+    try:
+        await asyncio.wait_for(read_all(), DRAIN_S)
+    except (TimeoutError, Exception):  # noqa: BLE001 - the call is being refused anyway
+        pass
+
+
 async def _abort(service: str, context: grpc.aio.ServicerContext, exc: BaseException) -> None:
     code, message = errors.status_of(exc)
     metrics.RPC_ERRORS.labels(service, code.name).inc()
@@ -145,7 +167,15 @@ async def _abort(service: str, context: grpc.aio.ServicerContext, exc: BaseExcep
         log.error("call failed", exc_info=exc, extra={"code": code.name})
     else:
         log.info("call refused", extra={"code": code.name, "reason": message})
-    await context.abort(code, message)
+    retry_after_s = getattr(exc, "retry_after_s", None)
+    if retry_after_s is None:
+        await context.abort(code, message)
+    detail = any_pb2.Any()
+    detail.Pack(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(
+        seconds=int(retry_after_s), nanos=int(retry_after_s % 1 * 1e9)
+    )))
+    status = rpc_status.to_status(status_pb2.Status(code=code.value[0], message=message, details=[detail]))
+    await context.abort(status.code, status.details, status.trailing_metadata)
 
 
 def servicer_method(service: str):
@@ -171,6 +201,7 @@ def servicer_method(service: str):
                 except grpc.aio.AbortError:
                     raise
                 except Exception as exc:  # noqa: BLE001 - every failure becomes a status
+                    await _drain(request)
                     await _abort(service, context, exc)
                 finally:
                     metrics.RPC_ACTIVE.labels(service).dec()

@@ -125,6 +125,16 @@ def server_options(settings: ServiceSettings) -> list[tuple[str, int]]:
         ("grpc.max_send_message_length", settings.max_message_bytes),
         # A port another process holds is an error, not a port silently shared with it.
         ("grpc.so_reuseport", 0),
+        # Pings find peers that died without closing their connection (a frozen client, a lost host):
+        # their calls end and free what they hold.
+        ("grpc.keepalive_time_ms", int(settings.keepalive_s * 1000)),
+        ("grpc.keepalive_timeout_ms", int(settings.keepalive_timeout_s * 1000)),
+        ("grpc.http2.ping_timeout_ms", int(settings.keepalive_timeout_s * 1000)),  # what grpc 1.85 acts on
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),  # a silent stream is pinged too
+        # Callers' own pings (the gateway's channels ping every 30 s) are welcome down to every 10 s.
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
+        ("grpc.http2.max_ping_strikes", 0),
     ] + ([
         # Clients reconnect (and re-resolve DNS, finding new replicas) after this age; streams in flight
         # get the grace period to finish on the old connection.

@@ -35,6 +35,8 @@ class ServiceSettings(BaseSettings):
     max_connection_age_s: float = Field(0.0, ge=0, description="Close client connections after this many seconds (0: never), so that clients re-resolve DNS and spread over new replicas.")
     max_connection_age_grace_s: float = Field(3600.0, ge=0, description="Time streams in flight get to finish on a connection closed for its age.")
     health_port: int = Field(0, ge=0, le=65535, description="A second, plaintext port serving only grpc.health.v1 (for probes that cannot speak TLS); 0: none.")
+    keepalive_s: float = Field(30.0, gt=0, description="Seconds between keepalive pings to each client connection, which find peers that died without closing it.")
+    keepalive_timeout_s: float = Field(10.0, gt=0, description="Seconds a keepalive ping may go unanswered before the connection, and every call on it, is closed.")
 
 
 class VadSettings(ServiceSettings):
@@ -63,7 +65,8 @@ class AsrSettings(ServiceSettings):
     beam_size: int = Field(5, ge=1, description="Beam width of final transcripts.")
     partial_beam_size: int = Field(1, ge=1, description="Beam width of partial re-decodes (cheaper than finals).")
     partial_interval_s: float = Field(1.0, gt=0, description="A growing utterance is re-decoded for a partial each time this much new audio has arrived.")
-    queue_size: int = Field(64, ge=1, description="Requests the engine's queue holds (streaming engines: utterances in flight); one more final is answered RESOURCE_EXHAUSTED.")
+    queue_size: int = Field(64, ge=1, description="Requests of live streams the engine's queue holds (streaming engines: utterances in flight); one more live final is answered RESOURCE_EXHAUSTED (recorded streams wait instead, bounded by max_stream_utterances each).")
+    max_stream_utterances: int = Field(8, ge=1, description="Utterances one stream may have open or waiting for the engine; one more is answered RESOURCE_EXHAUSTED on a live stream, and waits for room (the stream is flow-controlled) on a recorded one.")
     max_batch_size: int = Field(8, ge=1, description="Most requests the scheduler hands the engine at once (engines that cannot batch take one).")
     batch_wait_ms: float = Field(5.0, ge=0, description="How long the scheduler waits for a batch to fill once it has one request.")
     max_utterance_s: float = Field(120.0, gt=0, description="Longest utterance accepted; more audio makes that utterance fail with INVALID_ARGUMENT.")
@@ -109,6 +112,11 @@ class GatewaySettings(ServiceSettings):
     idle_timeout_s: float = Field(30.0, gt=0, description="Longest a client stream may go without sending a message after its config; a silent one ends with DEADLINE_EXCEEDED and frees its slot.")
     replica_wait_s: float = Field(5.0, ge=0, description="How long a new call waits for a ready replica of the VAD and the ASR service before it fails UNAVAILABLE.")
     max_instruction_chars: int = Field(2000, ge=0, description="Longest post-processing instruction a stream may send (keep it at or under the LLM service's max_instruction_chars).")
+    admit_utilization: float = Field(0.6, gt=0, le=1, description="A new live stream is admitted only while the ASR engines' busy share expected with it stays at or under this (the engines report it); above, RESOURCE_EXHAUSTED with a retry hint. max_streams stays the hard cap.")
+    live_burst_s: float = Field(10.0, ge=0, description="How far ahead of real time a live stream's audio may run before the gateway paces it (reads it no faster than it plays); a stream sent faster should say it is recorded.")
+    recorded_final_timeout_s: float = Field(600.0, gt=0, description="final_timeout_s for recorded streams and Transcribe, whose utterances wait for the engine behind live ones.")
+    max_file_s: float = Field(3600.0, gt=0, description="Longest recording Transcribe takes, checked against the file's header before anything is decoded.")
+    decode_block_s: float = Field(1.0, gt=0, le=60, description="Seconds of a Transcribe recording decoded and resampled at a time: what bounds the memory a decode takes, whatever the file's length.")
     event_queue_size: int = Field(256, ge=1, description="Events buffered per client stream before the chain waits for the client to read.")
     final_timeout_s: float = Field(30.0, gt=0, description="Seconds after speech end within which a final transcript must arrive (failovers to another ASR replica included); else the utterance is reported failed. Also how long the VAD may stay unreachable before the call ends.")
     processed_timeout_s: float = Field(30.0, gt=0, description="Seconds after a final within which post-processing must finish; else it is reported failed.")

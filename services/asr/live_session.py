@@ -21,9 +21,8 @@ class _Streamed(Utterance):
 
 
 class LiveSession(Session):
-    def __init__(self, scheduler: LockstepScheduler, emit: Emit, *, engine_name: str, partials: bool,
-                 max_utterance_s: float):
-        super().__init__(emit, engine_name=engine_name, max_utterance_s=max_utterance_s)
+    def __init__(self, scheduler: LockstepScheduler, emit: Emit, *, engine_name: str, partials: bool, **limits):
+        super().__init__(emit, engine_name=engine_name, **limits)
         self.scheduler = scheduler
         self.partials = partials
 

@@ -71,6 +71,10 @@ class LockstepScheduler:
     def active(self) -> int:
         return len(self._waiting) + sum(len(c.members) for c in self._cohorts)
 
+    @property
+    def utilization(self) -> float:
+        return self._thread.utilization
+
     def start(self) -> None:
         self._thread.start(self._run)
 

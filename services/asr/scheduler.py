@@ -1,12 +1,17 @@
-"""The scheduler: one engine per process, shared by every stream through one bounded queue.
+"""The scheduler: one engine per process, shared by every stream.
 
-Requests from all streams wait in two queues (finals first, then partial re-decodes). One worker takes up
-to the engine's batch size at a time, after waiting at most `batch_wait_ms` for a batch to fill, and runs
-the engine on a dedicated thread so the event loop never blocks. Under load partials are skipped rather
-than delaying finals: a final that finds the queue full evicts the oldest waiting partial, and only a
-queue full of finals refuses a final. A batch that fails is split in halves and retried (an out-of-memory
-on a large batch may pass in smaller ones); a request that still fails is answered with its error, and
-the worker goes on.
+Requests wait in three classes, each a queue per stream: finals of live streams, finals of recorded
+streams, partial re-decodes. One worker takes up to the engine's batch size at a time (after waiting at
+most `batch_wait_ms` for a batch to fill) and runs the engine on a dedicated thread so the event loop never
+blocks. It serves live finals first, then recorded ones, and partials only while no final waits; within
+a class it takes streams in turn (round-robin), so one stream's burst delays only that stream.
+Live requests share a bounded queue: under load partials are skipped rather than delaying finals (a live
+final that finds the queue full evicts the oldest waiting partial), and only a queue full of live finals
+refuses one. Recorded finals are never refused here: each recorded stream may have only a few utterances
+in flight (the session waits for room), so they are bounded per stream instead.
+A batch that fails is split in halves and retried (an out-of-memory on a large batch may pass in smaller
+ones); a request that still fails is answered with its error, and the worker goes on. `utilization` is the
+share of the last seconds the engine was busy: what the gateway admits new live streams by.
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
 from services.asr import metrics
@@ -38,11 +44,55 @@ class Transcript:
 class _Job:
     request: AsrRequest
     future: asyncio.Future
+    stream: Hashable
     enqueued: float = field(default_factory=time.perf_counter)
 
     @property
     def kind(self) -> str:
         return "final" if self.request.final else "partial"
+
+
+class _Turns:
+    """Jobs of one class, a queue per stream, taken a stream at a time in turn."""
+
+    def __init__(self) -> None:
+        self._queues: OrderedDict[Hashable, deque[_Job]] = OrderedDict()
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        return (job for queue in self._queues.values() for job in queue)
+
+    def append(self, job: _Job) -> None:
+        self._queues.setdefault(job.stream, deque()).append(job)
+        self.size += 1
+
+    def pop(self) -> _Job:
+        """The oldest job of the stream whose turn it is; that stream goes to the back."""
+        stream, queue = next(iter(self._queues.items()))
+        job = queue.popleft()
+        self.size -= 1
+        if queue:
+            self._queues.move_to_end(stream)
+        else:
+            del self._queues[stream]
+        return job
+
+    def pop_oldest(self) -> _Job:
+        """The job waiting longest, whatever its stream."""
+        stream = min(self._queues, key=lambda s: self._queues[s][0].enqueued)
+        queue = self._queues[stream]
+        job = queue.popleft()
+        self.size -= 1
+        if not queue:
+            del self._queues[stream]
+        return job
+
+    def clear(self) -> None:
+        self._queues.clear()
+        self.size = 0
 
 
 class Scheduler:
@@ -52,13 +102,18 @@ class Scheduler:
         self.max_batch_size = max(1, min(max_batch_size, engine.max_batch_size))
         self.batch_wait_s = batch_wait_s
         self.batch_sizes: Counter[int] = Counter()  # engine calls by batch size, for tests and logs
-        self._finals: deque[_Job] = deque()
-        self._partials: deque[_Job] = deque()
+        self._finals = _Turns()  # live streams' finals
+        self._recorded = _Turns()  # recorded streams' finals
+        self._partials = _Turns()
         self._thread = EngineThread("asr-engine")
 
     @property
     def depth(self) -> int:
-        return len(self._finals) + len(self._partials)
+        return len(self._finals) + len(self._recorded) + len(self._partials)
+
+    @property
+    def utilization(self) -> float:
+        return self._thread.utilization
 
     def start(self) -> None:
         self._thread.start(self._run)
@@ -66,32 +121,37 @@ class Scheduler:
     async def close(self) -> None:
         """Refuse new requests, answer the waiting ones as UNAVAILABLE, let the running batch finish."""
         self._thread.stopping = True
-        for job in (*self._finals, *self._partials):
+        for job in (*self._finals, *self._recorded, *self._partials):
             if not job.future.done():
                 job.future.set_exception(errors.Unavailable("the ASR service is stopping"))
-        self._finals.clear()
-        self._partials.clear()
+        for turns in (self._finals, self._recorded, self._partials):
+            turns.clear()
         await self._thread.stop()
 
-    def submit(self, request: AsrRequest) -> asyncio.Future | None:
-        """Queue a request. A full queue raises RESOURCE_EXHAUSTED for a final and skips a partial (None)."""
+    def submit(self, request: AsrRequest, stream: Hashable = None, recorded: bool = False) -> asyncio.Future | None:
+        """Queue a request of a stream. For a live stream, a full queue raises RESOURCE_EXHAUSTED for a final
+        and skips a partial (None); a recorded stream's final always waits its turn."""
         if self._thread.stopping:
             raise errors.Unavailable("the ASR service is stopping; its engine takes no more requests")
-        if self.depth >= self.queue_size and request.final and self._partials:
-            evicted = self._partials.popleft()
-            evicted.future.cancel()
-            metrics.REQUESTS.labels("partial", "evicted").inc()
-        if self.depth >= self.queue_size:
-            kind = "final" if request.final else "partial"
-            metrics.REQUESTS.labels(kind, "rejected").inc()
-            if not request.final:
-                return None
-            raise errors.ResourceExhausted(
-                f"the ASR queue is full ({self.queue_size} finals waiting for the engine); "
-                "retry later or add ASR replicas"
-            )
-        job = _Job(request, asyncio.get_running_loop().create_future())
-        (self._finals if request.final else self._partials).append(job)
+        job = _Job(request, asyncio.get_running_loop().create_future(), stream)
+        if request.final and recorded:
+            self._recorded.append(job)
+        else:
+            live = len(self._finals) + len(self._partials)
+            if live >= self.queue_size and request.final and self._partials:
+                evicted = self._partials.pop_oldest()
+                evicted.future.cancel()
+                metrics.REQUESTS.labels("partial", "evicted").inc()
+                live -= 1
+            if live >= self.queue_size:
+                metrics.REQUESTS.labels(job.kind, "rejected").inc()
+                if not request.final:
+                    return None
+                raise errors.ResourceExhausted(
+                    f"the ASR queue is full ({self.queue_size} finals of live streams waiting for the engine); "
+                    "retry later or add ASR replicas"
+                )
+            (self._finals if request.final else self._partials).append(job)
         metrics.QUEUE_DEPTH.set(self.depth)
         self._thread.wake()
         return job.future
@@ -120,17 +180,18 @@ class Scheduler:
                 job.future.set_exception(errors.EngineError(f"the ASR engine failed on this utterance: {exc}"))
 
     def _take(self) -> list[_Job]:
-        """Finals first; partials only while no final waits. Jobs whose stream went away are dropped."""
+        """Live finals, then recorded finals, each a stream at a time in turn; partials only while no final
+        waits. Jobs whose stream went away are dropped."""
         batch: list[_Job] = []
-        for queue in (self._finals, self._partials):
-            while queue and len(batch) < self.max_batch_size:
-                job = queue.popleft()
+        for turns in (self._finals, self._recorded, self._partials):
+            if batch and turns is self._partials:
+                break
+            while turns and len(batch) < self.max_batch_size:
+                job = turns.pop()
                 if job.future.cancelled():
                     metrics.REQUESTS.labels(job.kind, "cancelled").inc()
                     continue
                 batch.append(job)
-            if batch and queue is self._finals:
-                break
         return batch
 
     async def _execute(self, jobs: list[_Job]) -> None:

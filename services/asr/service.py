@@ -39,7 +39,7 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer):
         languages = self.engine.languages
         if language and languages is not None and language not in languages:
             raise errors.InvalidArgument(
-                f"language {language!r} is not available: the engine {self.engine.name} transcribes "
+                f"language {errors.quote(language)} is not available: the engine {self.engine.name} transcribes "
                 f"{', '.join(sorted(languages))} only"
             )
         return language or None
@@ -55,13 +55,14 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer):
         language = self._check_language(config.language)
         await rpc.accepted(context)
         out: asyncio.Queue = asyncio.Queue(maxsize=64)
-        session = self._session(out.put, language, config.partial_results)
+        session = self._session(out.put, language, config.partial_results, config.recorded)
         reader = asyncio.create_task(self._read(rest, session, out))
         self._outs.add(out)
         try:
             while (item := await out.get()) is not _DONE:
                 if isinstance(item, BaseException):
                     raise item
+                item.engine_utilization = self.scheduler.utilization
                 yield item
         finally:
             self._outs.discard(out)
@@ -69,18 +70,19 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer):
             session.cancel()
             await asyncio.gather(reader, return_exceptions=True)
 
-    def _session(self, emit, language: str | None, partials: bool) -> Session:
+    def _session(self, emit, language: str | None, partials: bool, recorded: bool) -> Session:
+        limits = {"max_utterance_s": self.settings.max_utterance_s, "recorded": recorded,
+                  "max_in_flight": self.settings.max_stream_utterances}
         if isinstance(self.scheduler, LockstepScheduler):
-            return LiveSession(self.scheduler, emit, engine_name=self.engine.name, partials=partials,
-                               max_utterance_s=self.settings.max_utterance_s)
+            return LiveSession(self.scheduler, emit, engine_name=self.engine.name, partials=partials, **limits)
         return RedecodeSession(self.scheduler, emit, engine_name=self.engine.name, language=language,
-                               partials=partials, partial_interval_s=self.settings.partial_interval_s,
-                               max_utterance_s=self.settings.max_utterance_s)
+                               partials=partials, partial_interval_s=self.settings.partial_interval_s, **limits)
 
     @staticmethod
     async def _read(rest, session: Session, out: asyncio.Queue) -> None:
         try:
             async for kind, message in rest:
+                await session.admit(message.utterance_id)
                 if kind == "audio":
                     rpc.require_whole_samples(message.audio)
                     session.audio(message.utterance_id, message.audio)

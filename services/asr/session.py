@@ -43,24 +43,43 @@ class Utterance:
 
 class Session(abc.ABC):
     """What every kind of session does: validate the stream's order of messages, bound utterance
-    length, answer every utterance exactly once (a final or an error), and drain at the stream's end.
-    Subclasses say how audio becomes text: `_open_utterance`, `_grow`, `_finish`, `_stop`."""
+    length and the utterances in flight, answer every utterance exactly once (a final or an error), and
+    drain at the stream's end. Subclasses say how audio becomes text: `_open_utterance`, `_grow`,
+    `_finish`, `_stop`.
 
-    def __init__(self, emit: Emit, *, engine_name: str, max_utterance_s: float):
+    A stream may have `max_in_flight` utterances open or waiting for their answer. One more is refused
+    (RESOURCE_EXHAUSTED) on a live stream; on a recorded one, `admit` waits for room, and with it the
+    reading of the stream's requests: the caller's sends wait (flow control) instead of anything being shed.
+    """
+
+    def __init__(self, emit: Emit, *, engine_name: str, max_utterance_s: float, recorded: bool = False,
+                 max_in_flight: int = 8):
         self.emit = emit
         self.engine_name = engine_name
         self.max_bytes = int(max_utterance_s * SAMPLE_RATE) * SAMPLE_WIDTH
         self.max_utterance_s = max_utterance_s
+        self.recorded = recorded
+        self.max_in_flight = max_in_flight
         self._open: dict[int, Utterance] = {}
         self._ended: set[int] = set()
+        self._in_flight: set[int] = set()  # seen and not yet answered
+        self._room = asyncio.Event()
+        self._room.set()
         self._tasks: set[asyncio.Task] = set()
+
+    async def admit(self, utterance_id: int) -> None:
+        """Before a message of an utterance: on a recorded stream, wait until a new utterance has room."""
+        if self.recorded and utterance_id not in self._in_flight and utterance_id not in self._ended:
+            while len(self._in_flight) >= self.max_in_flight:
+                self._room.clear()
+                await self._room.wait()
 
     def audio(self, utterance_id: int, pcm: bytes) -> None:
         if utterance_id in self._ended:
             raise errors.InvalidArgument(f"audio for utterance {utterance_id} arrived after its end")
         utterance = self._open.get(utterance_id)
         if utterance is None:
-            utterance = self._open[utterance_id] = self._open_utterance(utterance_id)
+            utterance = self._open[utterance_id] = self._new(utterance_id)
         if utterance.failed:
             return
         metrics.AUDIO_SECONDS.inc(len(pcm) / (SAMPLE_WIDTH * SAMPLE_RATE))
@@ -77,9 +96,26 @@ class Session(abc.ABC):
         if utterance_id in self._ended:
             raise errors.InvalidArgument(f"utterance {utterance_id} was ended twice")
         self._ended.add(utterance_id)
-        utterance = self._open.pop(utterance_id, None) or self._open_utterance(utterance_id)
+        utterance = self._open.pop(utterance_id, None) or self._new(utterance_id)
         if not utterance.failed:
             self._finish(utterance)
+
+    def _new(self, utterance_id: int) -> Utterance:
+        full = len(self._in_flight) >= self.max_in_flight
+        self._in_flight.add(utterance_id)
+        if full:  # a live stream (a recorded one waited in `admit`): refuse it, the stream goes on
+            utterance = Utterance(utterance_id)
+            self._give_up(utterance, errors.ResourceExhausted(
+                f"this stream already has {self.max_in_flight} utterances open or waiting for the engine, the "
+                "most one stream may have (VOXMESH_ASR_MAX_STREAM_UTTERANCES); send recorded audio as "
+                "recorded, or slower"
+            ))
+            return utterance
+        return self._open_utterance(utterance_id)
+
+    def _answered(self, utterance: Utterance) -> None:
+        self._in_flight.discard(utterance.id)
+        self._room.set()
 
     async def drain(self) -> None:
         """Wait until every ended utterance has been answered; answer the ones never ended as failed."""
@@ -109,6 +145,7 @@ class Session(abc.ABC):
         task.add_done_callback(self._tasks.discard)
 
     async def _fail(self, utterance: Utterance, exc: errors.VoxmeshError) -> None:
+        self._answered(utterance)
         UTTERANCE_ERRORS.labels("asr", exc.code.name).inc()
         log.info("utterance failed", extra={"utterance": utterance.id, "code": exc.code.name, "reason": str(exc)})
         await self.emit(asr_pb2.RecognizeResponse(
@@ -119,6 +156,7 @@ class Session(abc.ABC):
 
     async def _final(self, utterance: Utterance, transcript_text: str, language: str, compute_s: float,
                      queue_wait_s: float) -> None:
+        self._answered(utterance)
         await self.emit(asr_pb2.RecognizeResponse(
             utterance_id=utterance.id,
             audio_s=utterance.seconds,
@@ -164,8 +202,8 @@ class RedecodeSession(Session):
     """Engines that transcribe whole utterances (whisper, voxtral) through the batching scheduler."""
 
     def __init__(self, scheduler: Scheduler, emit: Emit, *, engine_name: str, language: str | None,
-                 partials: bool, partial_interval_s: float, max_utterance_s: float):
-        super().__init__(emit, engine_name=engine_name, max_utterance_s=max_utterance_s)
+                 partials: bool, partial_interval_s: float, **limits):
+        super().__init__(emit, engine_name=engine_name, **limits)
         self.scheduler = scheduler
         self.language = language
         self.partials = partials
@@ -199,7 +237,7 @@ class RedecodeSession(Session):
     async def _partial(self, utterance: _Redecoded) -> None:
         audio_s = utterance.seconds
         try:
-            future = self.scheduler.submit(self._request(utterance, final=False))
+            future = self.scheduler.submit(self._request(utterance, final=False), stream=self)
             if future is None:
                 return  # skipped under load
             try:
@@ -221,7 +259,7 @@ class RedecodeSession(Session):
 
     async def _transcribe(self, utterance: _Redecoded) -> None:
         try:
-            future = self.scheduler.submit(self._request(utterance, final=True))
+            future = self.scheduler.submit(self._request(utterance, final=True), stream=self, recorded=self.recorded)
             try:
                 transcript = await future
             except asyncio.CancelledError:

@@ -37,3 +37,38 @@ def test_streaming_conversion_matches_whole_file_conversion(rate, channels):
 def test_unreadable_file_is_invalid_argument():
     with pytest.raises(errors.InvalidArgument):
         audio.read_file(b"not audio at all")
+
+
+def lying_wav(rate: int, frames: int) -> bytes:
+    """A WAV whose header declares `rate` and `frames` 16-bit mono samples (the data holds them, silent)."""
+    import struct
+
+    data = bytes(frames * 2)
+    return (b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE" + b"fmt "
+            + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16) + b"data" + struct.pack("<I", len(data)) + data)
+
+
+def test_an_upload_that_declares_an_absurd_rate_is_refused_before_decoding():
+    with pytest.raises(errors.InvalidArgument, match="declares a sample rate of 1 Hz"):
+        audio.RecordingDecoder(lying_wav(1, 3600), max_seconds=3600, block_s=1.0)
+
+
+def test_an_upload_longer_than_the_limit_is_refused_from_its_header():
+    with pytest.raises(errors.InvalidArgument, match="lasts 120 s; Transcribe takes files of at most 60 s"):
+        audio.RecordingDecoder(lying_wav(8000, 8000 * 120), max_seconds=60, block_s=1.0)
+
+
+def test_an_unreadable_upload_says_so_without_an_object_repr():
+    with pytest.raises(errors.InvalidArgument) as caught:
+        audio.RecordingDecoder(b"not audio at all", max_seconds=60, block_s=1.0)
+    assert "0x" not in str(caught.value) and "BytesIO" not in str(caught.value)
+    assert "Format not recognised" in str(caught.value)
+
+
+def test_decoding_in_blocks_gives_what_decoding_the_whole_file_gives(jfk_path):
+    whole = audio.to_internal(*audio.read_file(jfk_path))
+    blocks = b"".join(audio.RecordingDecoder(jfk_path.read_bytes(), max_seconds=60, block_s=0.25).blocks())
+    assert abs(len(blocks) - len(whole)) <= 4
+    samples = np.frombuffer(whole, "<i2").astype(np.float64)
+    decoded = np.frombuffer(blocks, "<i2")[: len(samples)].astype(np.float64)
+    assert np.abs(samples[: len(decoded)] - decoded).max() <= 2, "the same samples, up to rounding"

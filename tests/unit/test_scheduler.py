@@ -154,3 +154,46 @@ async def test_close_answers_waiting_requests_and_lets_the_running_batch_finish(
         await waiting
     with pytest.raises(errors.Unavailable):
         scheduler.submit(request(2))
+
+
+async def test_streams_take_turns_so_one_streams_burst_delays_only_that_stream():
+    engine = RecordingEngine(max_batch_size=1)
+    scheduler = await scheduler_for(engine)
+    engine.gate.clear()
+    running = scheduler.submit(request(0), stream="burst")
+    await asyncio.sleep(0.05)
+    burst = [scheduler.submit(request(i), stream="burst") for i in range(1, 5)]
+    other = scheduler.submit(request(9), stream="other")
+    engine.gate.set()
+    await asyncio.gather(running, *burst, other)
+    assert engine.batches[:3] == [["F0"], ["F1"], ["F9"]], "the other stream's final came second, not fifth"
+
+
+async def test_live_finals_go_before_recorded_ones_and_recorded_ones_are_never_refused():
+    engine = RecordingEngine(max_batch_size=1)
+    scheduler = await scheduler_for(engine, queue_size=1)
+    engine.gate.clear()
+    running = scheduler.submit(request(0), stream="file", recorded=True)
+    await asyncio.sleep(0.05)
+    recorded = [scheduler.submit(request(i), stream="file", recorded=True) for i in range(1, 6)]
+    live = scheduler.submit(request(7), stream="call")
+    with pytest.raises(errors.ResourceExhausted):
+        scheduler.submit(request(8), stream="another call")  # live work is bounded by the queue
+    engine.gate.set()
+    await asyncio.gather(running, *recorded, live)
+    assert engine.batches[:2] == [["F0"], ["F7"]]
+    assert len(engine.batches) == 7, "every recorded final was served"
+
+
+async def test_utilization_is_the_engines_busy_share():
+    engine = RecordingEngine(max_batch_size=1)
+    scheduler = await scheduler_for(engine)
+    assert scheduler.utilization == 0.0
+    engine.gate.clear()
+    running = scheduler.submit(request(0))
+    await asyncio.sleep(0.3)
+    scheduler._thread._utilization = (-1.0, 0.0)  # measure again now
+    assert 0.02 <= scheduler.utilization <= 0.04, "about 0.3 s busy of the 10 s window"
+    engine.gate.set()
+    await running
+    await scheduler.close()

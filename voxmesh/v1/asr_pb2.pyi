@@ -7,14 +7,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RecognizeConfig(_message.Message):
-    __slots__ = ("sample_rate_hz", "language", "partial_results")
+    __slots__ = ("sample_rate_hz", "language", "partial_results", "recorded")
     SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     PARTIAL_RESULTS_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_FIELD_NUMBER: _ClassVar[int]
     sample_rate_hz: int
     language: str
     partial_results: bool
-    def __init__(self, sample_rate_hz: _Optional[int] = ..., language: _Optional[str] = ..., partial_results: _Optional[bool] = ...) -> None: ...
+    recorded: bool
+    def __init__(self, sample_rate_hz: _Optional[int] = ..., language: _Optional[str] = ..., partial_results: _Optional[bool] = ..., recorded: _Optional[bool] = ...) -> None: ...
 
 class UtteranceAudio(_message.Message):
     __slots__ = ("utterance_id", "audio")
@@ -41,17 +43,19 @@ class RecognizeRequest(_message.Message):
     def __init__(self, config: _Optional[_Union[RecognizeConfig, _Mapping]] = ..., audio: _Optional[_Union[UtteranceAudio, _Mapping]] = ..., end: _Optional[_Union[UtteranceEnd, _Mapping]] = ...) -> None: ...
 
 class RecognizeResponse(_message.Message):
-    __slots__ = ("utterance_id", "audio_s", "partial", "final", "error", "going_away")
+    __slots__ = ("utterance_id", "audio_s", "engine_utilization", "partial", "final", "error", "going_away")
     UTTERANCE_ID_FIELD_NUMBER: _ClassVar[int]
     AUDIO_S_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_UTILIZATION_FIELD_NUMBER: _ClassVar[int]
     PARTIAL_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     GOING_AWAY_FIELD_NUMBER: _ClassVar[int]
     utterance_id: int
     audio_s: float
+    engine_utilization: float
     partial: _common_pb2.PartialTranscript
     final: _common_pb2.FinalTranscript
     error: _common_pb2.UtteranceError
     going_away: _common_pb2.GoingAway
-    def __init__(self, utterance_id: _Optional[int] = ..., audio_s: _Optional[float] = ..., partial: _Optional[_Union[_common_pb2.PartialTranscript, _Mapping]] = ..., final: _Optional[_Union[_common_pb2.FinalTranscript, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.UtteranceError, _Mapping]] = ..., going_away: _Optional[_Union[_common_pb2.GoingAway, _Mapping]] = ...) -> None: ...
+    def __init__(self, utterance_id: _Optional[int] = ..., audio_s: _Optional[float] = ..., engine_utilization: _Optional[float] = ..., partial: _Optional[_Union[_common_pb2.PartialTranscript, _Mapping]] = ..., final: _Optional[_Union[_common_pb2.FinalTranscript, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.UtteranceError, _Mapping]] = ..., going_away: _Optional[_Union[_common_pb2.GoingAway, _Mapping]] = ...) -> None: ...

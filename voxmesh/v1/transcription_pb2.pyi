@@ -8,6 +8,15 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class AudioSource(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    AUDIO_SOURCE_UNSPECIFIED: _ClassVar[AudioSource]
+    AUDIO_SOURCE_LIVE: _ClassVar[AudioSource]
+    AUDIO_SOURCE_RECORDED: _ClassVar[AudioSource]
+AUDIO_SOURCE_UNSPECIFIED: AudioSource
+AUDIO_SOURCE_LIVE: AudioSource
+AUDIO_SOURCE_RECORDED: AudioSource
+
 class AudioFormat(_message.Message):
     __slots__ = ("encoding", "sample_rate_hz", "channels")
     class Encoding(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
@@ -33,18 +42,20 @@ class PostProcessing(_message.Message):
     def __init__(self, enabled: _Optional[bool] = ..., instruction: _Optional[str] = ...) -> None: ...
 
 class StreamingConfig(_message.Message):
-    __slots__ = ("format", "language", "partial_results", "post_processing", "resume")
+    __slots__ = ("format", "language", "partial_results", "post_processing", "resume", "source")
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     PARTIAL_RESULTS_FIELD_NUMBER: _ClassVar[int]
     POST_PROCESSING_FIELD_NUMBER: _ClassVar[int]
     RESUME_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
     format: AudioFormat
     language: str
     partial_results: bool
     post_processing: PostProcessing
     resume: ResumeFrom
-    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., language: _Optional[str] = ..., partial_results: _Optional[bool] = ..., post_processing: _Optional[_Union[PostProcessing, _Mapping]] = ..., resume: _Optional[_Union[ResumeFrom, _Mapping]] = ...) -> None: ...
+    source: AudioSource
+    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., language: _Optional[str] = ..., partial_results: _Optional[bool] = ..., post_processing: _Optional[_Union[PostProcessing, _Mapping]] = ..., resume: _Optional[_Union[ResumeFrom, _Mapping]] = ..., source: _Optional[_Union[AudioSource, str]] = ...) -> None: ...
 
 class ResumeFrom(_message.Message):
     __slots__ = ("offset_s", "next_utterance_id", "pending", "context")
