@@ -1,16 +1,18 @@
 """Admission of new live streams by what the mesh can take, not by a count alone.
 
-Every ASR response says how busy its replica's engine was over the last seconds (`engine_utilization`).
-The gateway keeps the latest figure of each live stream's replica, and admits one more live stream only
-while the busy share it expects with that stream stays at or under `admit_utilization`:
+Every ASR answer says how busy its replica's engine was over the last seconds (`engine_utilization`).
+The gateway learns what one live stream costs, and admits one more only while the engines' busy share it
+expects with that stream stays at or under `admit_utilization`:
 
-    expected = mean utilization x (live streams + 1) / live streams old enough to be in the figure
+    expected = cost of one live stream x (live streams + 1)
 
-A stream counts in the figure once it is as old as the engine's window; a younger one has not had its
-utterances transcribed yet, so until then each stream is taken to cost as much as a mature one costs
-on average, or more (the division by the mature ones only). A refusal is RESOURCE_EXHAUSTED with
-google.rpc.RetryInfo. Recorded streams are not counted: they wait for capacity instead (asr.proto).
-`max_streams` stays as the hard cap on every call.
+The cost is learned from the streams old enough to be in the engines' window: the mean utilization their
+replicas report, over their number (a younger stream, whose utterances are not all in the figure yet, is
+left out of the count but its load is in the figure: the cost comes out high rather than low). Until a
+stream is that old the cost is `PRIOR_COST` (a tenth of an engine), and it is then updated as a moving
+average, so a gateway admits its first streams cautiously and then by what it has seen. A refusal is
+RESOURCE_EXHAUSTED with google.rpc.RetryInfo. Recorded streams are not counted: they wait for capacity
+instead (asr.proto). `max_streams` stays the hard cap on every call.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from voxmesh.engine_thread import UTILIZATION_WINDOW_S
 
 FRESH_S = 5.0  # how old a utilization figure may be
 RETRY_AFTER_S = 5.0
+PRIOR_COST = 0.1  # an engine's busy share per live stream, until one has been measured
+LEARNING = 0.2  # weight of each new measurement of the cost in its moving average
 
 
 @dataclass
@@ -35,17 +39,20 @@ class _Live:
 class Admission:
     def __init__(self, admit_utilization: float):
         self.admit_utilization = admit_utilization
+        self.cost = PRIOR_COST
         self._live: dict[object, _Live] = {}
 
-    def expected(self, now: float | None = None) -> float:
+    def expected(self) -> float:
         """The engines' busy share expected with one more live stream."""
-        now = time.monotonic() if now is None else now
+        return self.cost * (len(self._live) + 1)
+
+    def _learn(self, now: float) -> None:
         reports = [s.utilization for s in self._live.values()
                    if s.utilization is not None and now - s.reported <= FRESH_S]
-        if not reports:
-            return 0.0
         mature = sum(1 for s in self._live.values() if now - s.started >= UTILIZATION_WINDOW_S)
-        return sum(reports) / len(reports) * (len(self._live) + 1) / max(1, mature)
+        if reports and mature:
+            measured = sum(reports) / len(reports) / mature
+            self.cost += LEARNING * (measured - self.cost)
 
     def admit(self, stream: object) -> None:
         """Count a new live stream in, or RESOURCE_EXHAUSTED with a retry hint."""
@@ -64,6 +71,7 @@ class Admission:
         live = self._live.get(stream)
         if live is not None:
             live.utilization, live.reported = utilization, time.monotonic()
+            self._learn(live.reported)
 
     def ended(self, stream: object) -> None:
         self._live.pop(stream, None)

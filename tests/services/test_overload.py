@@ -99,27 +99,37 @@ async def test_a_flooding_stream_beside_a_live_one_delays_only_itself(monkeypatc
 
 
 async def test_a_live_stream_is_refused_with_a_retry_hint_when_the_engines_are_busy(monkeypatch, sample_pcm):
-    fixed_cost(monkeypatch, 0.5)
-    monkeypatch.setattr(admission, "UTILIZATION_WINDOW_S", 0.0)  # every stream counts in the figure at once
-    async with mesh(gateway={"admit_utilization": 0.05}) as (address, _), channel_to(address) as channel:
+    monkeypatch.setattr(admission, "PRIOR_COST", 0.5)  # each live stream keeps the engines half busy
+    async with mesh(gateway={"admit_utilization": 0.9}) as (address, _), channel_to(address) as channel:
         stub = transcription_pb2_grpc.TranscriptionStub(channel)
-        busy = stub.StreamingTranscribe(iter([config(post=False), *audio_requests(sample_pcm)]))
-        assert [e async for e in busy if e.WhichOneof("event") == "final"]  # the engine has been busy
         holding = stub.StreamingTranscribe()
         await holding.write(config(post=False))
         await holding.write(pb.StreamingTranscribeRequest(audio=sample_pcm[: 16000 * 2 * 4]))
-        await asyncio.sleep(1.0)  # its final reports the engine's load
+        await holding.initial_metadata()  # admitted: 50% expected
         with pytest.raises(grpc.aio.AioRpcError) as caught:
-            [e async for e in stub.StreamingTranscribe(iter([config(post=False)]))]
+            [e async for e in stub.StreamingTranscribe(iter([config(post=False)]))]  # 100% expected
         recorded = config(post=False)
         recorded.config.source = pb.AUDIO_SOURCE_RECORDED
         assert [e async for e in stub.StreamingTranscribe(iter([recorded]))] == [], "recorded streams wait instead"
-        holding.cancel()
+        await holding.done_writing()
+        assert [e async for e in holding if e.WhichOneof("event") == "final"], "the admitted stream is served"
+        again = stub.StreamingTranscribe(iter([config(post=False)]))
+        assert [e async for e in again] == [], "its slot is free again once it ended"
     code, details = status_of(caught)
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED and "at capacity for live streams" in details
     status = rpc_status.from_call(caught.value)
     retry = error_details_pb2.RetryInfo()
     assert status.details[0].Unpack(retry) and retry.retry_delay.seconds == admission.RETRY_AFTER_S
+
+
+async def test_the_gateway_learns_a_live_streams_cost_from_what_the_asr_reports(monkeypatch, sample_pcm):
+    fixed_cost(monkeypatch, 0.5)
+    monkeypatch.setattr(admission, "UTILIZATION_WINDOW_S", 0.0)  # every stream is in the engine's figure at once
+    async with mesh() as (address, servers):
+        gate = servers["gateway"].service.servicer.admission
+        events = await events_of(address, sample_pcm, post_processing=False)
+    assert len([e for e in events if e.type == "final"]) == 4
+    assert gate.cost != admission.PRIOR_COST and 0 < gate.cost < 1
 
 
 async def test_a_frozen_client_is_found_by_keepalive_and_its_slot_freed(sample_pcm):
@@ -192,3 +202,14 @@ async def test_a_long_recording_through_transcribe_loses_nothing_on_a_busy_engin
     for reply in replies:
         assert [u.utterance_id for u in reply.utterances] == [1, 2, 3, 4]
         assert all(u.HasField("final") and not u.HasField("error") for u in reply.utterances)
+
+
+async def test_a_language_the_engine_lacks_is_invalid_argument_every_time_not_now_and_then_internal(sample_pcm):
+    async with mesh() as (address, _), channel_to(address) as channel:
+        stub = transcription_pb2_grpc.TranscriptionStub(channel)
+        codes = []
+        for _ in range(30):  # the client keeps writing audio while the refusal comes back
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                [e async for e in stub.StreamingTranscribe(iter([config(language="fr"), *audio_requests(sample_pcm[:64000])]))]
+            codes.append(caught.value.code())
+    assert set(codes) == {grpc.StatusCode.INVALID_ARGUMENT}
