@@ -247,6 +247,7 @@ async def main() -> None:
 
     logs = Path(tempfile.mkdtemp(prefix="voxmesh-chaos-"))
     env = {f"VOXMESH_{name.upper()}_LOG_FORMAT": "json" for name in ORDER}
+    env["VOXMESH_GATEWAY_ADMIT_UTILIZATION"] = "2"  # admission off: the bench picks its own stream count
     replicas = parse_replicas("vad=2,asr=2,llm=2,gateway=2")
     print(f"stack: {', '.join(f'{n} x{c}' for n, c in replicas.items())}; logs in {logs}")
     print(f"speech: {', '.join(f.name for f in FILES)}, each file one stream at real-time pace")

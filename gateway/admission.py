@@ -1,18 +1,19 @@
 """Admission of new live streams by what the mesh can take, not by a count alone.
 
-Every ASR answer says how busy its replica's engine was over the last seconds (`engine_utilization`).
-The gateway learns what one live stream costs, and admits one more only while the engines' busy share it
-expects with that stream stays at or under `admit_utilization`:
+Every ASR answer says, over its replica's last 10 s, what share of the time its engine worked for live
+streams and how many live streams it served on average (asr.proto). Their ratio is what one live stream
+costs; the gateway keeps a moving average of it (`PRIOR_COST`, a tenth of an engine, until one is
+measured). It admits one more live stream only while the busy share it expects with it stays at or under
+`admit_utilization`:
 
-    expected = cost of one live stream x (live streams + 1)
+    expected = how busy its streams' replicas say they are
+               + cost x (1 + the part of its young streams the replicas' figures do not hold yet)
 
-The cost is learned from the streams old enough to be in the engines' window: the mean utilization their
-replicas report, over their number (a younger stream, whose utterances are not all in the figure yet, is
-left out of the count but its load is in the figure: the cost comes out high rather than low). Until a
-stream is that old the cost is `PRIOR_COST` (a tenth of an engine), and it is then updated as a moving
-average, so a gateway admits its first streams cautiously and then by what it has seen. A refusal is
-RESOURCE_EXHAUSTED with google.rpc.RetryInfo. Recorded streams are not counted: they wait for capacity
-instead (asr.proto). `max_streams` stays the hard cap on every call.
+A stream younger than the window is in the figures only for the part of the window it has lived (and its
+speech takes a few seconds more to reach the engine), so a burst of new streams is not admitted on a figure
+that has not seen them. A refusal is RESOURCE_EXHAUSTED with google.rpc.RetryInfo. A stream that resumes
+on this gateway (its gateway went away) is not new load and is always admitted. Recorded streams are not
+counted: they wait for capacity instead. `max_streams` stays the hard cap on every call.
 """
 
 from __future__ import annotations
@@ -21,12 +22,12 @@ import time
 from dataclasses import dataclass
 
 from voxmesh import errors
-from voxmesh.engine_thread import UTILIZATION_WINDOW_S
+from voxmesh.load import WINDOW_S
 
-FRESH_S = 5.0  # how old a utilization figure may be
+FRESH_S = 5.0  # how old a replica's figure may be
 RETRY_AFTER_S = 5.0
 PRIOR_COST = 0.1  # an engine's busy share per live stream, until one has been measured
-LEARNING = 0.2  # weight of each new measurement of the cost in its moving average
+LEARNING = 0.1  # weight of each new measurement of the cost in its moving average
 
 
 @dataclass
@@ -44,20 +45,16 @@ class Admission:
 
     def expected(self) -> float:
         """The engines' busy share expected with one more live stream."""
-        return self.cost * (len(self._live) + 1)
-
-    def _learn(self, now: float) -> None:
-        reports = [s.utilization for s in self._live.values()
+        now = time.monotonic()
+        figures = [s.utilization for s in self._live.values()
                    if s.utilization is not None and now - s.reported <= FRESH_S]
-        mature = sum(1 for s in self._live.values() if now - s.started >= UTILIZATION_WINDOW_S)
-        if reports and mature:
-            measured = sum(reports) / len(reports) / mature
-            self.cost += LEARNING * (measured - self.cost)
+        busy = sum(figures) / len(figures) if figures else 0.0
+        unseen = sum(1 - min(1.0, (now - s.started) / WINDOW_S) for s in self._live.values())
+        return busy + self.cost * (1 + unseen)
 
-    def admit(self, stream: object) -> None:
+    def admit(self, stream: object, resumed: bool = False) -> None:
         """Count a new live stream in, or RESOURCE_EXHAUSTED with a retry hint."""
-        expected = self.expected()
-        if expected > self.admit_utilization:
+        if not resumed and self.admit_utilization <= 1 and (expected := self.expected()) > self.admit_utilization:
             raise errors.ResourceExhausted(
                 f"the mesh is at capacity for live streams: its speech engines would be {expected:.0%} busy with "
                 f"one more, over the {self.admit_utilization:.0%} that keeps every stream's latency "
@@ -66,12 +63,14 @@ class Admission:
             )
         self._live[stream] = _Live(time.monotonic())
 
-    def report(self, stream: object, utilization: float) -> None:
-        """What the ASR replica of a live stream said of its engine."""
+    def report(self, stream: object, utilization: float, live_streams: float) -> None:
+        """What the ASR replica of a live stream said of its engine's last seconds."""
         live = self._live.get(stream)
-        if live is not None:
-            live.utilization, live.reported = utilization, time.monotonic()
-            self._learn(live.reported)
+        if live is None:
+            return
+        live.utilization, live.reported = utilization, time.monotonic()
+        if live_streams >= 0.5:
+            self.cost += LEARNING * (utilization / live_streams - self.cost)
 
     def ended(self, stream: object) -> None:
         self._live.pop(stream, None)

@@ -226,9 +226,9 @@ class Chain:
     async def vad_finished(self) -> None:
         await self._maybe_end()
 
-    def on_asr_load(self, utilization: float) -> None:
+    def on_asr_load(self, response: asr_pb2.RecognizeResponse) -> None:
         if self.admission is not None:
-            self.admission.report(self, utilization)
+            self.admission.report(self, response.engine_utilization, response.engine_live_streams)
 
     async def on_asr(self, utterance: Utterance, response: asr_pb2.RecognizeResponse) -> None:
         at = now()

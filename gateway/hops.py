@@ -210,7 +210,7 @@ class AsrHop(Hop):
                 await self._sync(utterance)
 
     async def _handle(self, stream: Stream, response: asr_pb2.RecognizeResponse) -> None:
-        self.chain.on_asr_load(response.engine_utilization)
+        self.chain.on_asr_load(response)
         utterance = self.chain.utterances.get(response.utterance_id)
         if utterance is None or utterance.asr_stream is not stream:
             return  # an utterance answered already, or moved to another stream since

@@ -143,7 +143,7 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer):
             )
             await self.downstream.require(REQUIRED, self.settings.replica_wait_s)
             if not recorded:
-                self.admission.admit(chain)
+                self.admission.admit(chain, resumed=config.HasField("resume"))
             self.chains.add(chain)
             try:
                 await chain.start(context.time_remaining())

@@ -112,7 +112,7 @@ class GatewaySettings(ServiceSettings):
     idle_timeout_s: float = Field(30.0, gt=0, description="Longest a client stream may go without sending a message after its config; a silent one ends with DEADLINE_EXCEEDED and frees its slot.")
     replica_wait_s: float = Field(5.0, ge=0, description="How long a new call waits for a ready replica of the VAD and the ASR service before it fails UNAVAILABLE.")
     max_instruction_chars: int = Field(2000, ge=0, description="Longest post-processing instruction a stream may send (keep it at or under the LLM service's max_instruction_chars).")
-    admit_utilization: float = Field(0.5, gt=0, le=1, description="A new live stream is admitted only while the ASR engines' busy share expected with it stays at or under this (the engines report it); above, RESOURCE_EXHAUSTED with a retry hint. max_streams stays the hard cap.")
+    admit_utilization: float = Field(0.5, gt=0, description="A new live stream is admitted only while the ASR engines' busy share expected with it stays at or under this (the engines report it); above, RESOURCE_EXHAUSTED with a retry hint. Above 1: admit by max_streams alone.")
     live_burst_s: float = Field(10.0, ge=0, description="How far ahead of real time a live stream's audio may run before the gateway paces it (reads it no faster than it plays); a stream sent faster should say it is recorded.")
     recorded_final_timeout_s: float = Field(600.0, gt=0, description="final_timeout_s for recorded streams and Transcribe, whose utterances wait for the engine behind live ones.")
     max_file_s: float = Field(3600.0, gt=0, description="Longest recording Transcribe takes, checked against the file's header before anything is decoded.")

@@ -25,6 +25,7 @@ from services.asr import metrics
 from voxmesh import errors
 from voxmesh.audio import pcm_to_float
 from voxmesh.engine_thread import EngineThread
+from voxmesh.load import Window
 
 log = logging.getLogger("voxmesh.asr.lockstep")
 
@@ -65,15 +66,13 @@ class LockstepScheduler:
         self.batch_sizes: Counter[int] = Counter()  # forwards by batch size, for tests and logs
         self._waiting: list[LiveUtterance] = []
         self._cohorts: list[_Cohort] = []
+        self.live_busy = Window()  # 1 while the model steps (every utterance here is live)
         self._thread = EngineThread("asr-engine")
 
     @property
     def active(self) -> int:
         return len(self._waiting) + sum(len(c.members) for c in self._cohorts)
 
-    @property
-    def utilization(self) -> float:
-        return self._thread.utilization
 
     def start(self) -> None:
         self._thread.start(self._run)
@@ -187,7 +186,11 @@ class LockstepScheduler:
 
     async def _call(self, members: list[LiveUtterance], fn, *args):
         started = time.perf_counter()
-        result = await self._thread.call(fn, *args)
+        self.live_busy.set(1)
+        try:
+            result = await self._thread.call(fn, *args)
+        finally:
+            self.live_busy.set(0)
         elapsed = time.perf_counter() - started
         self.batch_sizes[len(members)] += 1
         metrics.BATCH_SIZE.observe(len(members))

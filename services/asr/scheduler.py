@@ -10,8 +10,8 @@ final that finds the queue full evicts the oldest waiting partial), and only a q
 refuses one. Recorded finals are never refused here: each recorded stream may have only a few utterances
 in flight (the session waits for room), so they are bounded per stream instead.
 A batch that fails is split in halves and retried (an out-of-memory on a large batch may pass in smaller
-ones); a request that still fails is answered with its error, and the worker goes on. `utilization` is the
-share of the last seconds the engine was busy: what the gateway admits new live streams by.
+ones); a request that still fails is answered with its error, and the worker goes on. `live_busy` follows
+when the engine computes for live streams: its average is what the gateway admits new live streams by.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from services.asr import metrics
 from services.asr.engines import AsrEngine, AsrRequest
 from voxmesh import errors
 from voxmesh.engine_thread import EngineThread
+from voxmesh.load import Window
 
 log = logging.getLogger("voxmesh.asr.scheduler")
 
@@ -45,6 +46,7 @@ class _Job:
     request: AsrRequest
     future: asyncio.Future
     stream: Hashable
+    recorded: bool = False
     enqueued: float = field(default_factory=time.perf_counter)
 
     @property
@@ -105,15 +107,12 @@ class Scheduler:
         self._finals = _Turns()  # live streams' finals
         self._recorded = _Turns()  # recorded streams' finals
         self._partials = _Turns()
+        self.live_busy = Window()  # 1 while the engine computes a batch with live streams' work
         self._thread = EngineThread("asr-engine")
 
     @property
     def depth(self) -> int:
         return len(self._finals) + len(self._recorded) + len(self._partials)
-
-    @property
-    def utilization(self) -> float:
-        return self._thread.utilization
 
     def start(self) -> None:
         self._thread.start(self._run)
@@ -133,7 +132,7 @@ class Scheduler:
         and skips a partial (None); a recorded stream's final always waits its turn."""
         if self._thread.stopping:
             raise errors.Unavailable("the ASR service is stopping; its engine takes no more requests")
-        job = _Job(request, asyncio.get_running_loop().create_future(), stream)
+        job = _Job(request, asyncio.get_running_loop().create_future(), stream, recorded and request.final)
         if request.final and recorded:
             self._recorded.append(job)
         else:
@@ -196,9 +195,13 @@ class Scheduler:
 
     async def _execute(self, jobs: list[_Job]) -> None:
         started = time.perf_counter()
+        live = any(not job.recorded for job in jobs)
+        if live:
+            self.live_busy.set(1)
         try:
             results = await self._thread.call(self.engine.transcribe, [j.request for j in jobs])
         except Exception as exc:  # noqa: BLE001 - the engine's failure goes to the requests, never lost
+            self.live_busy.set(0)
             if len(jobs) > 1:
                 log.warning("batch failed; retrying in halves", extra={"batch_size": len(jobs), "error": repr(exc)})
                 half = len(jobs) // 2
@@ -208,6 +211,7 @@ class Scheduler:
             log.error("engine failed on a request", exc_info=exc)
             self._fail(jobs, exc)
             return
+        self.live_busy.set(0)
         compute = time.perf_counter() - started
         self.batch_sizes[len(jobs)] += 1
         metrics.BATCH_SIZE.observe(len(jobs))

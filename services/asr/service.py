@@ -14,6 +14,7 @@ from services.asr.lockstep import LockstepScheduler
 from services.asr.scheduler import Scheduler
 from services.asr.session import RedecodeSession, Session
 from voxmesh import errors, rpc
+from voxmesh.load import Window
 from voxmesh.settings import AsrSettings
 from voxmesh.v1 import asr_pb2, asr_pb2_grpc, common_pb2
 
@@ -28,6 +29,7 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer):
         self.engine: AsrEngine | None = None
         self.scheduler: Scheduler | LockstepScheduler | None = None
         self._outs: set[asyncio.Queue] = set()  # each open stream's responses
+        self.live_streams = Window()  # live Recognize streams open, for the load each answer reports
 
     def drain(self) -> None:
         """Tell every open stream that the service is going away; each still gets its answers."""
@@ -58,13 +60,17 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer):
         session = self._session(out.put, language, config.partial_results, config.recorded)
         reader = asyncio.create_task(self._read(rest, session, out))
         self._outs.add(out)
+        live = 0 if config.recorded else 1
+        self.live_streams.add(live)
         try:
             while (item := await out.get()) is not _DONE:
                 if isinstance(item, BaseException):
                     raise item
-                item.engine_utilization = self.scheduler.utilization
+                item.engine_utilization = self.scheduler.live_busy.average()
+                item.engine_live_streams = self.live_streams.average()
                 yield item
         finally:
+            self.live_streams.add(-live)
             self._outs.discard(out)
             reader.cancel()
             session.cancel()

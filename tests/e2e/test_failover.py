@@ -25,7 +25,9 @@ REPLICAS = {"vad": 2, "asr": 2, "llm": 2, "gateway": 2}
 
 @pytest.fixture(scope="module")
 def replicated(tmp_path_factory):
-    local = LocalStack(gateway_port=0, log_dir=tmp_path_factory.mktemp("replicated-logs"), replicas=REPLICAS)
+    # Admission by capacity is off: these tests are about failover, on a machine their own processes load.
+    local = LocalStack(gateway_port=0, log_dir=tmp_path_factory.mktemp("replicated-logs"), replicas=REPLICAS,
+                       env={"VOXMESH_GATEWAY_ADMIT_UTILIZATION": "2"})
     try:
         asyncio.run(local.start())
     except BaseException:

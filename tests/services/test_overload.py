@@ -124,7 +124,6 @@ async def test_a_live_stream_is_refused_with_a_retry_hint_when_the_engines_are_b
 
 async def test_the_gateway_learns_a_live_streams_cost_from_what_the_asr_reports(monkeypatch, sample_pcm):
     fixed_cost(monkeypatch, 0.5)
-    monkeypatch.setattr(admission, "UTILIZATION_WINDOW_S", 0.0)  # every stream is in the engine's figure at once
     async with mesh() as (address, servers):
         gate = servers["gateway"].service.servicer.admission
         events = await events_of(address, sample_pcm, post_processing=False)

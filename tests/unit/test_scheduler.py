@@ -185,15 +185,22 @@ async def test_live_finals_go_before_recorded_ones_and_recorded_ones_are_never_r
     assert len(engine.batches) == 7, "every recorded final was served"
 
 
-async def test_utilization_is_the_engines_busy_share():
+async def test_live_busy_follows_the_engine_working_for_live_streams_only():
     engine = RecordingEngine(max_batch_size=1)
     scheduler = await scheduler_for(engine)
-    assert scheduler.utilization == 0.0
     engine.gate.clear()
-    running = scheduler.submit(request(0))
-    await asyncio.sleep(0.3)
-    scheduler._thread._utilization = (-1.0, 0.0)  # measure again now
-    assert 0.02 <= scheduler.utilization <= 0.04, "about 0.3 s busy of the 10 s window"
+    recorded = scheduler.submit(request(0), stream="file", recorded=True)
+    await asyncio.sleep(0.05)
+    assert scheduler.live_busy.level == 0, "recorded work leaves live capacity alone"
+    live = scheduler.submit(request(1), stream="call")
     engine.gate.set()
-    await running
+    await recorded
+    await asyncio.sleep(0)
+    engine.gate.clear()
+    second = scheduler.submit(request(2), stream="call")
+    await asyncio.sleep(0.05)
+    assert scheduler.live_busy.level == 1
+    engine.gate.set()
+    await asyncio.gather(live, second)
+    assert scheduler.live_busy.level == 0
     await scheduler.close()

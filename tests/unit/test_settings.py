@@ -58,3 +58,21 @@ def test_replicas_of_the_local_stack_parse_and_refuse_what_is_not_a_service_coun
     for bad in ("asr", "asr=0", "tts=2", "asr=two", "asr=17"):
         with pytest.raises(ValueError, match="SERVICE=N"):
             parse_replicas(bad)
+
+
+def test_a_load_window_averages_a_level_over_the_last_seconds(monkeypatch):
+    from voxmesh import load
+
+    clock = [100.0]
+    monkeypatch.setattr(load.time, "perf_counter", lambda: clock[0])
+    window = load.Window(window_s=10.0)
+    window.set(1)  # busy from t=100
+    clock[0] = 104.0
+    window.set(0)  # idle from t=104
+    clock[0] = 110.0
+    assert window.average() == pytest.approx(0.4)
+    window.add(3)  # three streams from t=110
+    clock[0] = 115.0
+    assert window._measure(clock[0]) == pytest.approx(1.5), "4 s idle... then 5 s of 3 streams, over 10 s"
+    clock[0] = 130.0
+    assert window._measure(clock[0]) == pytest.approx(3.0), "the older levels left the window"

@@ -43,10 +43,11 @@ class RecognizeRequest(_message.Message):
     def __init__(self, config: _Optional[_Union[RecognizeConfig, _Mapping]] = ..., audio: _Optional[_Union[UtteranceAudio, _Mapping]] = ..., end: _Optional[_Union[UtteranceEnd, _Mapping]] = ...) -> None: ...
 
 class RecognizeResponse(_message.Message):
-    __slots__ = ("utterance_id", "audio_s", "engine_utilization", "partial", "final", "error", "going_away")
+    __slots__ = ("utterance_id", "audio_s", "engine_utilization", "engine_live_streams", "partial", "final", "error", "going_away")
     UTTERANCE_ID_FIELD_NUMBER: _ClassVar[int]
     AUDIO_S_FIELD_NUMBER: _ClassVar[int]
     ENGINE_UTILIZATION_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_LIVE_STREAMS_FIELD_NUMBER: _ClassVar[int]
     PARTIAL_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
@@ -54,8 +55,9 @@ class RecognizeResponse(_message.Message):
     utterance_id: int
     audio_s: float
     engine_utilization: float
+    engine_live_streams: float
     partial: _common_pb2.PartialTranscript
     final: _common_pb2.FinalTranscript
     error: _common_pb2.UtteranceError
     going_away: _common_pb2.GoingAway
-    def __init__(self, utterance_id: _Optional[int] = ..., audio_s: _Optional[float] = ..., engine_utilization: _Optional[float] = ..., partial: _Optional[_Union[_common_pb2.PartialTranscript, _Mapping]] = ..., final: _Optional[_Union[_common_pb2.FinalTranscript, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.UtteranceError, _Mapping]] = ..., going_away: _Optional[_Union[_common_pb2.GoingAway, _Mapping]] = ...) -> None: ...
+    def __init__(self, utterance_id: _Optional[int] = ..., audio_s: _Optional[float] = ..., engine_utilization: _Optional[float] = ..., engine_live_streams: _Optional[float] = ..., partial: _Optional[_Union[_common_pb2.PartialTranscript, _Mapping]] = ..., final: _Optional[_Union[_common_pb2.FinalTranscript, _Mapping]] = ..., error: _Optional[_Union[_common_pb2.UtteranceError, _Mapping]] = ..., going_away: _Optional[_Union[_common_pb2.GoingAway, _Mapping]] = ...) -> None: ...
