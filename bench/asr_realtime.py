@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from services.asr.engines.voxtral_realtime import VoxtralRealtimeEngine  # noqa: E402
+from voxmesh.services.asr.engines.voxtral_realtime import VoxtralRealtimeEngine  # noqa: E402
 from tests.tiny_models import build_voxtral_realtime  # noqa: E402
 from voxmesh.settings import AsrSettings  # noqa: E402
 

@@ -5,7 +5,7 @@ weights: time to the first token and tokens per second at batch sizes 1 to 32.
 
 No download: the model is `MistralConfig(...)` with Ministral-8B-Instruct-2410's published sizes (36 layers,
 hidden 4096, 32 query and 8 key-value heads, vocabulary 131072; 8.0 B parameters) and random weights, so
-the compute is the real model's. The requests go through what the service runs: the Scheduler (one worker
+the compute is the real model's. The requests go through what the service runs: the GenerationScheduler (one worker
 thread, continuous batching) over a ContinuousBatch, on CUDA in bf16 with flash-attn 2 when it is
 installed, else sdpa. One request is a prompt of --prompt-tokens tokens (the default instruction, three
 utterances of context and a transcript come to about 320 with a tekken tokenizer), then exactly
@@ -31,8 +31,8 @@ from transformers import MistralConfig, MistralForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from services.llm.engines.continuous_batch import ContinuousBatch  # noqa: E402
-from services.llm.scheduler import Scheduler  # noqa: E402
+from voxmesh.services.llm.engines.transformers.batch import ContinuousBatch  # noqa: E402
+from voxmesh.services.llm.engines.transformers.scheduler import GenerationScheduler  # noqa: E402
 
 MINISTRAL_8B = dict(
     vocab_size=131072, hidden_size=4096, intermediate_size=12288, num_hidden_layers=36, num_attention_heads=32,
@@ -51,7 +51,7 @@ def build(device: str, attn: str) -> MistralForCausalLM:
     return model.eval()
 
 
-async def run_batch(scheduler: Scheduler, size: int, prompt_tokens: int, new_tokens: int, device: str) -> dict:
+async def run_batch(scheduler: GenerationScheduler, size: int, prompt_tokens: int, new_tokens: int, device: str) -> dict:
     prompts = [torch.randint(1000, 131072, (prompt_tokens,)).tolist() for _ in range(size)]
     started = time.perf_counter()
     generations = [scheduler.submit(p, new_tokens, timeout_s=3600) for p in prompts]
@@ -92,7 +92,7 @@ async def main() -> None:
     print("| --- | --- | --- | --- | --- | --- |")
     model = build(device, attn)
     batch = ContinuousBatch(model, device=device, eos_ids=frozenset())
-    scheduler = Scheduler(batch, queue_size=max(batches), max_batch_size=max(batches), timeout_s=3600)
+    scheduler = GenerationScheduler(batch, queue_size=max(batches), max_batch_size=max(batches), timeout_s=3600)
     scheduler.start()
     await run_batch(scheduler, 2, args.prompt_tokens, 4, device)  # warm-up
     for size in batches:

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from prometheus_client import REGISTRY
+
 from voxmesh import audio
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,3 +72,31 @@ def tiny_voxtral_realtime(tmp_path_factory) -> Path:
     from tests.tiny_models import build_voxtral_realtime
 
     return build_voxtral_realtime(tmp_path_factory.mktemp("tiny-voxtral-realtime"))
+
+
+class MetricsDelta:
+    """What the process's Prometheus registry gained since it was made: tests read counts and batch sizes
+    there, as an operator would, and production classes keep no counters of their own for them."""
+
+    def __init__(self) -> None:
+        self.before = self._snapshot()
+
+    @staticmethod
+    def _snapshot() -> dict:
+        return {(s.name, frozenset(s.labels.items())): s.value for m in REGISTRY.collect() for s in m.samples}
+
+    def value(self, name: str, **labels: str) -> float:
+        key = (name, frozenset(labels.items()))
+        return self._snapshot().get(key, 0.0) - self.before.get(key, 0.0)
+
+    def largest_bucket(self, histogram: str, **labels: str) -> float:
+        """The smallest bucket bound that holds every observation made since (0 when none was)."""
+        now = self._snapshot()
+        total = self.value(f"{histogram}_count", **labels)
+        bounds = sorted(float(dict(key[1])["le"]) for key in now if key[0] == f"{histogram}_bucket"
+                        and {k: v for k, v in key[1] if k != "le"} == labels)
+        for bound in bounds:
+            le = "+Inf" if bound == float("inf") else str(bound)
+            if total and self.value(f"{histogram}_bucket", **labels, le=le) == total:
+                return bound
+        return 0.0

@@ -1,10 +1,13 @@
-"""The `voxmesh` command: up, serve, transcribe, health."""
+"""The `voxmesh` command: up, serve, transcribe, health.
+
+`transcribe --gateway` and `health` need only `pip install voxmesh`; `serve`, `up` and `transcribe` without
+`--gateway` (which starts a local stack) need the services: `pip install 'voxmesh[server]'`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import signal
 import sys
 import tempfile
@@ -12,16 +15,14 @@ import time
 from pathlib import Path
 
 import grpc
-from pydantic import ValidationError
 
-from voxmesh import settings as settings_registry
-from voxmesh.settings import DEFAULT_PORTS
+from voxmesh import DEFAULT_PORTS, registry
 
 SERVICES = {
-    "vad": "services.vad.service:VadService",
-    "asr": "services.asr.service:AsrService",
-    "llm": "services.llm.service:LlmService",
-    "gateway": "gateway.service:GatewayService",
+    "vad": "voxmesh.services.vad.service:VadService",
+    "asr": "voxmesh.services.asr.service:AsrService",
+    "llm": "voxmesh.services.llm.service:LlmService",
+    "gateway": "voxmesh.gateway.service:GatewayService",
 }
 DEFAULT_GATEWAY = f"localhost:{DEFAULT_PORTS['gateway']}"
 
@@ -40,9 +41,32 @@ def _credentials(args: argparse.Namespace):
     return tls.channel_credentials(args.tls_ca, args.tls_cert, args.tls_key)
 
 
+class ServerMissing(ImportError):
+    pass
+
+
+def server_modules():
+    """The services' own modules: the settings registry and the runtime (the `server` extra)."""
+    try:
+        from pydantic import ValidationError
+
+        from voxmesh import runtime
+        from voxmesh import settings as settings_registry
+    except ImportError as exc:
+        raise ServerMissing(
+            f"this command runs the voxmesh services, which this installation lacks ({exc.name} is missing): "
+            "pip install 'voxmesh[server]'"
+        ) from exc
+    return settings_registry, runtime, ValidationError
+
+
 def serve_main(name: str, argv: list[str] | None = None) -> int:
     """Run one service in this process (what containers run)."""
-    from voxmesh import runtime
+    try:
+        settings_registry, runtime, ValidationError = server_modules()
+    except ServerMissing as exc:
+        print(f"voxmesh serve: {exc}", file=sys.stderr)
+        return 2
 
     cls = settings_registry.SETTINGS[name]
     parser = argparse.ArgumentParser(prog=f"voxmesh serve {name}", description=f"Run the {name} service.")
@@ -57,12 +81,12 @@ def serve_main(name: str, argv: list[str] | None = None) -> int:
             print(f"voxmesh serve {name}: setting {field} (--{field.replace('_', '-')} or {prefix}{field.upper()}): "
                   f"{error['msg']}", file=sys.stderr)
         return 2
-    module, _, cls_name = SERVICES[name].partition(":")
-    service = getattr(importlib.import_module(module), cls_name)(settings)
+    service = registry.load(SERVICES, name)(settings)
     return runtime.run(service, settings)
 
 
 async def _up(args: argparse.Namespace) -> int:
+    server_modules()
     from voxmesh.stack import LocalStack, StackError, parse_replicas
 
     try:
@@ -122,6 +146,9 @@ async def _transcribe(args: argparse.Namespace) -> int:
     from voxmesh.client import Client, StreamOptions
     from voxmesh.console import Console
     from voxmesh.stack import LocalStack, StackError
+
+    if args.gateway is None:
+        server_modules()  # a local stack runs the services
 
     path = Path(args.path)
     if not path.is_file():
@@ -224,5 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     runner = {"up": _up, "transcribe": _transcribe, "health": _health}[args.command]
     try:
         return asyncio.run(runner(args))
+    except ServerMissing as exc:
+        print(f"voxmesh {args.command}: {exc}", file=sys.stderr)
+        return 2
     except (KeyboardInterrupt, asyncio.CancelledError):
         return 130

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from voxmesh import text
 from voxmesh.events import Event, Final, Partial, Processed, SpeechEnd, UtteranceFailed
 
 PROGRESS_EVERY_S = 5.0  # without a terminal, a progress line per this much audio sent
@@ -65,9 +66,7 @@ class Summary:
         }
 
     def text(self) -> str:
-        """Every utterance's processed text where there is one, else its final transcript."""
-        parts = (self.processed.get(u) or self.finals[u] for u in sorted(self.finals))
-        return " ".join(p for p in parts if p)
+        return text.transcript((self.finals[u], self.processed.get(u)) for u in sorted(self.finals))
 
     def lines(self) -> list[str]:
         out = [f"utterances: {self.utterances} ({self.utterances - self.failed} transcribed, {self.failed} failed)"]

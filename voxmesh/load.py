@@ -3,7 +3,7 @@
 A `Window` follows a level that changes now and then: 1 while an engine computes and 0 while it waits
 gives the share of the window it was busy; the number of open streams gives how many there were on
 average. The ASR reports both with every answer, and the gateway admits live streams by them
-(gateway/admission.py). Reading is cheap: the average is computed at most every EVERY_S.
+(voxmesh/gateway/admission.py). Reading is cheap: the average is computed at most every EVERY_S.
 """
 
 from __future__ import annotations

@@ -178,11 +178,27 @@ async def _abort(service: str, context: grpc.aio.ServicerContext, exc: BaseExcep
     await context.abort(status.code, status.details, status.trailing_metadata)
 
 
+class Servicer:
+    """What every voxmesh servicer has: `ready`, which says whether its engine (or, for the gateway, its
+    downstream channels) is there. Until it is, `servicer_method` refuses calls with UNAVAILABLE."""
+
+    @property
+    def ready(self) -> bool:
+        raise NotImplementedError
+
+
 def servicer_method(service: str):
-    """Wrap a servicer method (unary or async-generator): count it, and turn exceptions into statuses.
+    """Wrap a servicer method (unary or async-generator): refuse it while the servicer is not ready, count
+    it, and turn exceptions into statuses.
 
     A client that hangs up cancels the handler; that is a normal end, logged at debug level.
     """
+
+    def refuse_unless_ready(servicer: Servicer) -> None:
+        if not servicer.ready:
+            raise errors.Unavailable(
+                f"the {service} service is still starting; retry once its health check says SERVING"
+            )
 
     def wrap(method):
         name = method.__name__
@@ -193,6 +209,7 @@ def servicer_method(service: str):
                 metrics.RPC_STREAMS.labels(service, name).inc()
                 metrics.RPC_ACTIVE.labels(service).inc()
                 try:
+                    refuse_unless_ready(self)
                     async for response in method(self, request, context):
                         yield response
                 except asyncio.CancelledError:
@@ -213,6 +230,7 @@ def servicer_method(service: str):
             metrics.RPC_STREAMS.labels(service, name).inc()
             metrics.RPC_ACTIVE.labels(service).inc()
             try:
+                refuse_unless_ready(self)
                 return await method(self, _decoded(request), context)
             except asyncio.CancelledError:
                 log.debug("call cancelled by the client", extra={"method": name})

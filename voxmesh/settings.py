@@ -12,8 +12,7 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_PORTS = {"gateway": 50051, "vad": 50052, "asr": 50053, "llm": 50054}
-DEFAULT_METRICS_PORTS = {"gateway": 9100, "vad": 9101, "asr": 9102, "llm": 9103}
+from voxmesh import DEFAULT_METRICS_PORTS, DEFAULT_PORTS
 
 
 class ServiceSettings(BaseSettings):

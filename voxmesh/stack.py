@@ -26,7 +26,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from voxmesh.settings import DEFAULT_METRICS_PORTS, DEFAULT_PORTS, SETTINGS
+from voxmesh import DEFAULT_METRICS_PORTS, DEFAULT_PORTS
 
 log = logging.getLogger("voxmesh.stack")
 
@@ -41,6 +41,8 @@ class StackError(RuntimeError):
 def stop_wait_s(name: str) -> float:
     """How long a service may take to stop on SIGTERM: its drain delay and grace period (from the
     same environment it reads them from), plus a margin."""
+    from voxmesh.settings import SETTINGS
+
     try:
         settings = SETTINGS[name]()
     except ValueError:  # settings the service itself will refuse; it stops at once

@@ -1,8 +1,10 @@
-"""Word-level text measures: normalisation, edit distance, word error rate, agreement of two decodes."""
+"""Word-level text measures (normalisation, edit distance, word error rate, agreement of two decodes), and
+the one way a stream's utterances become its transcript."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 _WORD = re.compile(r"[a-z0-9']+")
 
@@ -56,3 +58,9 @@ def extends(longer: str, shorter: str) -> bool:
     """Whether `longer` has more words than `shorter` and starts with all of its words."""
     a, b = words(longer), words(shorter)
     return len(a) > len(b) and a[: len(b)] == b
+
+
+def transcript(utterances: Iterable[tuple[str | None, str | None]]) -> str:
+    """A stream's text from its utterances in order, each (final, processed): the processed text where there
+    is one (not failed), else the final; utterances with neither are left out."""
+    return " ".join(p for p in (processed or final for final, processed in utterances) if p)

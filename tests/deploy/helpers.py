@@ -191,10 +191,10 @@ def metric_names() -> frozenset[str]:
     """Every series name the services export, as PromQL sees them (with _bucket, _sum, _count, _total)."""
     import prometheus_client
 
-    import gateway.metrics  # noqa: F401
-    import services.asr.metrics  # noqa: F401
-    import services.llm.metrics  # noqa: F401
-    import services.vad.metrics  # noqa: F401
+    import voxmesh.gateway.metrics  # noqa: F401
+    import voxmesh.services.asr.metrics  # noqa: F401
+    import voxmesh.services.llm.metrics  # noqa: F401
+    import voxmesh.services.vad.metrics  # noqa: F401
     import voxmesh.metrics  # noqa: F401
 
     names: set[str] = set()

@@ -14,8 +14,8 @@ import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.asr.engines import AsrRequest
-from services.asr.engines.whisper import WhisperEngine
+from voxmesh.services.asr.engines import AsrRequest
+from voxmesh.services.asr.engines.whisper import WhisperEngine
 from tests.conftest import JFK_TEXT, ROOT, SAMPLE, SAMPLE_TEXT
 from tests.e2e.conftest import VOXMESH, env
 from voxmesh import audio, text

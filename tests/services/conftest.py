@@ -8,13 +8,16 @@ import contextlib
 import grpc
 import pytest
 
-from gateway.service import GatewayService
-from services.asr.service import AsrService
-from services.llm.service import LlmService
-from services.vad.service import VadService
+from voxmesh.gateway.service import GatewayService
+from voxmesh.services.asr.service import AsrService
+from voxmesh.services.llm.service import LlmService
+from voxmesh.services.vad.service import VadService
 from tests.conftest import chunks
 from voxmesh.client import Client, StreamOptions
 from voxmesh.runtime import Server
+from voxmesh.v1 import asr_pb2, llm_pb2
+from voxmesh.v1 import transcription_pb2 as pb
+from voxmesh.v1 import transcription_pb2_grpc
 from voxmesh.settings import AsrSettings, GatewaySettings, LlmSettings, VadSettings
 
 LOCAL = {"host": "127.0.0.1", "port": 0, "metrics_port": 0}
@@ -207,3 +210,49 @@ def assert_exactly_one_final_each(events, utterances: int) -> None:
     assert started == list(range(1, utterances + 1)), "no utterance announced twice"
     assert finals == started, "every utterance got exactly one final, in order"
     assert not [e for e in events if e.type == "error"]
+
+
+# -- requests of each protocol, and reading their answers -------------------------------------------
+
+
+def streaming_config(rate=16000, channels=1, encoding=pb.AudioFormat.LINEAR16, post=True, partials=False, language=""):
+    return pb.StreamingTranscribeRequest(config=pb.StreamingConfig(
+        format=pb.AudioFormat(encoding=encoding, sample_rate_hz=rate, channels=channels),
+        language=language, partial_results=partials, post_processing=pb.PostProcessing(enabled=post),
+    ))
+
+
+def audio_requests(pcm: bytes, size: int = 3200):
+    return [pb.StreamingTranscribeRequest(audio=c) for c in chunks(pcm, size)]
+
+
+async def stream_events(address, requests):
+    async with channel_to(address) as channel:
+        stub = transcription_pb2_grpc.TranscriptionStub(channel)
+        return [e async for e in stub.StreamingTranscribe(iter(requests))]
+
+
+def finals(events):
+    return [e.final.text for e in events if e.WhichOneof("event") == "final"]
+
+
+def recognize_config(language: str = "", partials: bool = False) -> asr_pb2.RecognizeRequest:
+    return asr_pb2.RecognizeRequest(config=asr_pb2.RecognizeConfig(
+        sample_rate_hz=16000, language=language, partial_results=partials
+    ))
+
+
+def utterance_audio(utterance: int, pcm: bytes) -> asr_pb2.RecognizeRequest:
+    return asr_pb2.RecognizeRequest(audio=asr_pb2.UtteranceAudio(utterance_id=utterance, audio=pcm))
+
+
+def utterance_end(utterance: int) -> asr_pb2.RecognizeRequest:
+    return asr_pb2.RecognizeRequest(end=asr_pb2.UtteranceEnd(utterance_id=utterance))
+
+
+def process_config(instruction: str = "") -> llm_pb2.ProcessRequest:
+    return llm_pb2.ProcessRequest(config=llm_pb2.ProcessConfig(instruction=instruction))
+
+
+def transcript(utterance: int, text: str) -> llm_pb2.ProcessRequest:
+    return llm_pb2.ProcessRequest(transcript=llm_pb2.TranscriptSegment(utterance_id=utterance, text=text))

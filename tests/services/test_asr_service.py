@@ -5,8 +5,11 @@ import asyncio
 import grpc
 import pytest
 
-from services.asr.engines.whisper import WhisperEngine
-from services.asr.service import AsrService
+from voxmesh.services.asr.engines.whisper import WhisperEngine
+from voxmesh.services.asr.service import AsrService
+from tests.services.conftest import recognize_config as config
+from tests.services.conftest import utterance_audio as audio
+from tests.services.conftest import utterance_end as end
 from tests.conftest import JFK_TEXT, chunks
 from tests.services.conftest import channel_to, running, settings, status_of
 from voxmesh import errors, text
@@ -14,18 +17,10 @@ from voxmesh.settings import AsrSettings
 from voxmesh.v1 import asr_pb2, asr_pb2_grpc
 
 
-def config(language: str = "", partials: bool = False) -> asr_pb2.RecognizeRequest:
-    return asr_pb2.RecognizeRequest(config=asr_pb2.RecognizeConfig(
-        sample_rate_hz=16000, language=language, partial_results=partials
-    ))
 
 
-def audio(utterance: int, pcm: bytes) -> asr_pb2.RecognizeRequest:
-    return asr_pb2.RecognizeRequest(audio=asr_pb2.UtteranceAudio(utterance_id=utterance, audio=pcm))
 
 
-def end(utterance: int) -> asr_pb2.RecognizeRequest:
-    return asr_pb2.RecognizeRequest(end=asr_pb2.UtteranceEnd(utterance_id=utterance))
 
 
 async def recognize(requests, paced: float = 0.0, **overrides):

@@ -8,8 +8,8 @@ import asyncio
 
 import pytest
 
-from gateway import metrics
-from services.llm.engines import Done
+from voxmesh.gateway import metrics
+from voxmesh.services.llm.engines import Done
 from tests.services.conftest import asr, assert_exactly_one_final_each, gateway, llm, run_stream, vad
 
 

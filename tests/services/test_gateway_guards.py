@@ -12,7 +12,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.services.conftest import asr, channel_to, gateway, live, llm, mesh, status_of, vad
-from tests.services.test_gateway_service import audio_requests, config
+from tests.services.conftest import audio_requests
+from tests.services.conftest import streaming_config as config
 from voxmesh.client import Client, StreamOptions
 from voxmesh.v1 import transcription_pb2 as pb
 from voxmesh.v1 import transcription_pb2_grpc

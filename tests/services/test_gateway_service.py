@@ -7,6 +7,9 @@ import asyncio
 import grpc
 import pytest
 
+from tests.services.conftest import audio_requests, finals
+from tests.services.conftest import stream_events as stream
+from tests.services.conftest import streaming_config as config
 from tests.conftest import JFK_TEXT, SAMPLE_TEXT, chunks
 from tests.services.conftest import channel_to, mesh, status_of
 from voxmesh import metrics as shared_metrics
@@ -14,25 +17,12 @@ from voxmesh import text
 from voxmesh.v1 import common_pb2, transcription_pb2 as pb, transcription_pb2_grpc
 
 
-def config(rate=16000, channels=1, encoding=pb.AudioFormat.LINEAR16, post=True, partials=False, language=""):
-    return pb.StreamingTranscribeRequest(config=pb.StreamingConfig(
-        format=pb.AudioFormat(encoding=encoding, sample_rate_hz=rate, channels=channels),
-        language=language, partial_results=partials, post_processing=pb.PostProcessing(enabled=post),
-    ))
 
 
-def audio_requests(pcm: bytes, size: int = 3200):
-    return [pb.StreamingTranscribeRequest(audio=c) for c in chunks(pcm, size)]
 
 
-async def stream(address, requests):
-    async with channel_to(address) as channel:
-        stub = transcription_pb2_grpc.TranscriptionStub(channel)
-        return [e async for e in stub.StreamingTranscribe(iter(requests))]
 
 
-def finals(events):
-    return [e.final.text for e in events if e.WhichOneof("event") == "final"]
 
 
 async def test_sample_through_the_whole_chain(sample_pcm):

@@ -5,19 +5,17 @@ import asyncio
 import grpc
 import pytest
 
-from services.llm.engines import Done
-from services.llm.service import LlmService
+from voxmesh.services.llm.engines import Done
+from voxmesh.services.llm.service import LlmService
+from tests.services.conftest import process_config as config
+from tests.services.conftest import transcript
 from tests.services.conftest import channel_to, running, settings, status_of
 from voxmesh.settings import LlmSettings
 from voxmesh.v1 import common_pb2, llm_pb2, llm_pb2_grpc
 
 
-def config(instruction: str = "") -> llm_pb2.ProcessRequest:
-    return llm_pb2.ProcessRequest(config=llm_pb2.ProcessConfig(instruction=instruction))
 
 
-def transcript(utterance: int, text: str) -> llm_pb2.ProcessRequest:
-    return llm_pb2.ProcessRequest(transcript=llm_pb2.TranscriptSegment(utterance_id=utterance, text=text))
 
 
 async def process(requests, service: LlmService | None = None, **overrides):

@@ -16,11 +16,12 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from gateway import admission
-from services.asr.engines import AsrResult
+from voxmesh.gateway import admission
+from voxmesh.services.asr.engines import AsrResult, EngineCapabilities
 from tests.conftest import SAMPLE, chunks
 from tests.services.conftest import channel_to, mesh, status_of
-from tests.services.test_gateway_service import audio_requests, config
+from tests.services.conftest import audio_requests
+from tests.services.conftest import streaming_config as config
 from voxmesh import metrics as shared_metrics
 from voxmesh.client import Client, StreamOptions
 from voxmesh.v1 import transcription_pb2 as pb
@@ -31,8 +32,7 @@ class FixedCostEngine:
     """An ASR engine that takes `cost_s` per request and answers with the request's length."""
 
     name = "fixed-cost"
-    max_batch_size = 1
-    languages = None
+    capabilities = EngineCapabilities(streaming=False, max_batch_size=1, languages=None)
 
     def __init__(self, cost_s: float):
         self.cost_s = cost_s
@@ -49,7 +49,7 @@ class FixedCostEngine:
 
 
 def fixed_cost(monkeypatch, cost_s: float) -> None:
-    monkeypatch.setattr("services.asr.service.load_engine", lambda _settings: FixedCostEngine(cost_s))
+    monkeypatch.setattr("voxmesh.services.asr.service.load_engine", lambda _settings: FixedCostEngine(cost_s))
 
 
 async def events_of(address, pcm, **options):

@@ -13,7 +13,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from tests.conftest import chunks
 from tests.services.conftest import mesh, running, settings
-from services.vad.service import VadService
+from voxmesh.services.vad.service import VadService
 from voxmesh import tls
 from voxmesh.client import Client
 from voxmesh.settings import VadSettings

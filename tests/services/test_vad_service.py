@@ -3,7 +3,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from services.vad.service import VadService
+from voxmesh.services.vad.service import VadService
 from tests.conftest import chunks
 from tests.services.conftest import channel_to, running, settings, status_of
 from voxmesh.settings import VadSettings

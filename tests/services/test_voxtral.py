@@ -11,12 +11,15 @@ import sys
 import numpy as np
 import pytest
 
-from services.asr.engines import AsrRequest, load_engine
-from services.asr.engines.voxtral import split_language
-from services.asr.service import AsrService
+from voxmesh.services.asr.engines import AsrRequest, load_engine
+from voxmesh.services.asr.engines.voxtral import split_language
+from voxmesh.services.asr.service import AsrService
+from tests.conftest import MetricsDelta
 from tests.services.conftest import (assert_one_final_per_utterance, channel_to, running, settings,
                                     stream_through_mesh)
-from tests.services.test_asr_service import audio, config, end
+from tests.services.conftest import recognize_config as config
+from tests.services.conftest import utterance_audio as audio
+from tests.services.conftest import utterance_end as end
 from voxmesh import errors
 from voxmesh.settings import AsrSettings
 from voxmesh.v1 import asr_pb2_grpc
@@ -63,12 +66,12 @@ async def test_sixteen_concurrent_streams_share_one_model_in_batches(tiny_voxtra
 
     async with running(service, service.settings) as address, channel_to(address) as channel:
         stub = asr_pb2_grpc.RecognizerStub(channel)
+        seen = MetricsDelta()
         results = await asyncio.gather(*(one_stream(stub) for _ in range(16)))
-        sizes = service.servicer.scheduler.batch_sizes
     assert all([r.WhichOneof("result") for r in responses] == ["final"] for responses in results)
     assert all(r[0].final.engine == f"voxtral:{tiny_voxtral.name}" for r in results)
-    assert sum(size * count for size, count in sizes.items()) == 16, "16 finals through one engine"
-    assert max(sizes) > 1, f"requests from different streams shared batches: {dict(sizes)}"
+    assert seen.value("voxmesh_asr_batch_size_sum") == 16, "16 finals through one engine"
+    assert seen.largest_bucket("voxmesh_asr_batch_size") > 1, "requests from different streams shared batches"
 
 
 async def test_a_full_queue_answers_resource_exhausted(tiny_voxtral, jfk_pcm):

@@ -7,12 +7,15 @@ import asyncio
 import numpy as np
 import pytest
 
-from services.asr.engines import load_engine
-from services.asr.service import AsrService
+from voxmesh.services.asr.engines import load_engine
+from voxmesh.services.asr.service import AsrService
 from tests.conftest import chunks
+from tests.conftest import MetricsDelta
 from tests.services.conftest import (assert_one_final_per_utterance, channel_to, running, settings,
                                     stream_through_mesh)
-from tests.services.test_asr_service import audio, config, end
+from tests.services.conftest import recognize_config as config
+from tests.services.conftest import utterance_audio as audio
+from tests.services.conftest import utterance_end as end
 from voxmesh import errors
 from voxmesh.settings import AsrSettings
 from voxmesh.v1 import asr_pb2_grpc
@@ -102,7 +105,6 @@ async def recognize_all(service, streams: list[list]) -> list[list]:
             return [r async for r in stub.Recognize(paced())]
 
         results = await asyncio.gather(*(one(r) for r in streams))
-        service.batch_sizes = dict(service.servicer.scheduler.batch_sizes)
     return results
 
 
@@ -124,10 +126,11 @@ async def test_sixteen_streams_that_start_together_share_steps(tiny_voxtral_real
                                   batch_wait_ms=50, **REALTIME))
     utterance = jfk_pcm[: 16000 * 2 * 2]
     streams = [[config(), audio(1, utterance), end(1)] for _ in range(16)]
+    seen = MetricsDelta()
     results = await recognize_all(service, streams)
     assert all([r.WhichOneof("result") for r in responses] == ["final"] for responses in results)
     assert len({r[0].final.text for r in results}) == 1, "identical audio, identical text in every row"
-    assert max(service.batch_sizes) > 1, f"forwards were shared across streams: {service.batch_sizes}"
+    assert seen.largest_bucket("voxmesh_asr_batch_size") > 1, "forwards were shared across streams"
 
 
 async def test_more_utterances_than_the_limit_answer_resource_exhausted(tiny_voxtral_realtime, jfk_pcm):

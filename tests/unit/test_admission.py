@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway import admission as module
-from gateway.admission import Admission
+from voxmesh.gateway import admission as module
+from voxmesh.gateway.admission import Admission
 from voxmesh import errors
 
 

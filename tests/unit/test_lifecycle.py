@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.lifecycle import DeltaLedger, State, Utterance
+from voxmesh.gateway.lifecycle import DeltaLedger, State, ChainUtterance
 from voxmesh.v1 import common_pb2
 
 
-def utterance() -> Utterance:
-    return Utterance(1, start_s=0.0, started_at=0.0)
+def utterance() -> ChainUtterance:
+    return ChainUtterance(1, start_s=0.0, started_at=0.0)
 
 
 def test_the_happy_path_with_post_processing():

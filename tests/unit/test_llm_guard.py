@@ -1,6 +1,6 @@
 import pytest
 
-from services.llm.guard import check, divergence, normalise
+from voxmesh.services.llm.engines.transformers.guard import check, divergence, normalise
 
 TRANSCRIPT = "um so we we should uh meet at three thirty on the twenty first with about twenty five people"
 

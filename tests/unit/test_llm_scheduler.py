@@ -7,7 +7,9 @@ import asyncio
 
 import pytest
 
-from services.llm.scheduler import Scheduler
+from tests.conftest import MetricsDelta
+
+from voxmesh.services.llm.engines.transformers.scheduler import GenerationScheduler
 from voxmesh import errors
 
 EOS = 2
@@ -72,7 +74,7 @@ async def make():
     schedulers = []
 
     def build(batch, **overrides):
-        scheduler = Scheduler(batch, **{"queue_size": 8, "max_batch_size": 4, "timeout_s": 10.0, **overrides})
+        scheduler = GenerationScheduler(batch, **{"queue_size": 8, "max_batch_size": 4, "timeout_s": 10.0, **overrides})
         scheduler.start()
         schedulers.append(scheduler)
         return scheduler
@@ -85,6 +87,7 @@ async def make():
 async def test_rows_join_a_running_batch_and_end_at_eos_or_their_budget(make):
     batch = ScriptedBatch(stop_after=20, delay=0.002)
     scheduler = make(batch)
+    seen = MetricsDelta()
     first = scheduler.submit([1], max_new_tokens=50)
     started = [await anext(first), await anext(first)]
     second = scheduler.submit([2], max_new_tokens=3)  # joins while the first runs
@@ -92,17 +95,19 @@ async def test_rows_join_a_running_batch_and_end_at_eos_or_their_budget(make):
     assert await collect(second) == [201, 202, 203]
     assert (first.end, second.end) == ("eos", "length")
     assert ("decode", 2) in batch.calls, "the second row joined the first one's steps"
-    assert scheduler.ends == {"eos": 1, "length": 1}
+    ends = {end: seen.value("voxmesh_llm_generations_total", end=end) for end in ("eos", "length", "cancelled")}
+    assert ends == {"eos": 1, "length": 1, "cancelled": 0}
 
 
 async def test_rows_beyond_the_batch_size_wait_for_a_place(make):
     batch = ScriptedBatch(stop_after=3)
     scheduler = make(batch, max_batch_size=2)
+    seen = MetricsDelta()
     generations = [scheduler.submit([n], max_new_tokens=10) for n in range(1, 6)]
     results = await asyncio.gather(*(collect(g) for g in generations))
     assert results == [[n * 100 + i for i in (1, 2, 3)] for n in range(1, 6)]
     assert max(size for _, size in batch.calls) == 2
-    assert sum(scheduler.batch_sizes.values()) > 0 and max(scheduler.batch_sizes) == 2
+    assert seen.largest_bucket("voxmesh_llm_batch_size", phase="decode") == 2
 
 
 async def test_a_full_queue_refuses_with_resource_exhausted(make):

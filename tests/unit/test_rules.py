@@ -1,6 +1,6 @@
 import pytest
 
-from services.llm.engines.rules import clean_up
+from voxmesh.services.llm.engines.rules import clean_up
 
 
 @pytest.mark.parametrize(

@@ -8,17 +8,17 @@ import threading
 import numpy as np
 import pytest
 
-from services.asr.engines import AsrRequest, AsrResult
-from services.asr.scheduler import Scheduler
+from voxmesh.services.asr.engines import AsrRequest, AsrResult, EngineCapabilities
+from voxmesh.services.asr.scheduler import BatchScheduler
+from tests.conftest import MetricsDelta
 from voxmesh import errors
 
 
 class RecordingEngine:
     name = "recording"
-    languages = None
 
     def __init__(self, max_batch_size: int = 4, fail_on: set[float] = frozenset()):
-        self.max_batch_size = max_batch_size
+        self.capabilities = EngineCapabilities(streaming=False, max_batch_size=max_batch_size, languages=None)
         self.batches: list[list[str]] = []
         self.gate = threading.Event()
         self.gate.set()
@@ -37,9 +37,9 @@ def request(tag: int, final: bool = True) -> AsrRequest:
     return AsrRequest(np.full(10, tag, dtype=np.float32), None, final=final)
 
 
-async def scheduler_for(engine, **kwargs) -> Scheduler:
+async def scheduler_for(engine, **kwargs) -> BatchScheduler:
     options = {"queue_size": 16, "max_batch_size": 8, "batch_wait_s": 0.005, **kwargs}
-    scheduler = Scheduler(engine, **options)
+    scheduler = BatchScheduler(engine, **options)
     scheduler.start()
     return scheduler
 
@@ -47,9 +47,11 @@ async def scheduler_for(engine, **kwargs) -> Scheduler:
 async def test_requests_from_many_streams_share_batches():
     engine = RecordingEngine(max_batch_size=4)
     scheduler = await scheduler_for(engine)
+    seen = MetricsDelta()
     results = await asyncio.gather(*(scheduler.submit(request(i)) for i in range(8)))
     assert [r.text for r in results] == [f"F{i}" for i in range(8)]
-    assert max(scheduler.batch_sizes) == 4, "the engine's batch size caps the scheduler's"
+    assert max(len(b) for b in engine.batches) == 4, "the engine's batch size caps the scheduler's"
+    assert seen.value("voxmesh_asr_batch_size_sum") == 8 and seen.largest_bucket("voxmesh_asr_batch_size") == 4
     assert all(r.batch_size >= 1 and r.compute_s >= 0 for r in results)
     await scheduler.close()
 

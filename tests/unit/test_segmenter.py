@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import webrtcvad
 
-from services.vad.segmenter import Segmenter, SegmenterConfig, SpeechAudio, SpeechEnded, SpeechStarted
+from voxmesh.services.vad.segmenter import Segmenter, SegmenterConfig, SpeechAudio, SpeechEnded, SpeechStarted
 from tests.conftest import chunks, silence, tone
 
 RATE = 16000

@@ -1,4 +1,4 @@
-"""python -m gateway: run the gateway (settings from VOXMESH_GATEWAY_* and flags)."""
+"""python -m voxmesh.gateway: run the gateway (settings from VOXMESH_GATEWAY_* and flags)."""
 
 from voxmesh.cli import serve_main
 

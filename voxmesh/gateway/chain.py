@@ -1,6 +1,6 @@
 """One client stream's chain: client audio -> VAD -> ASR -> LLM -> client events.
 
-The chain runs a hop per inner service (gateway/hops.py; the LLM only when post-processing is asked for),
+The chain runs a hop per inner service (voxmesh/gateway/hops.py; the LLM only when post-processing is asked for),
 each of which fails over to another replica when its stream is lost or its service goes away, and two
 tasks:
 - pump:     client audio (already 16 kHz mono) -> the VAD hop; its end half-closes the VAD.
@@ -8,7 +8,7 @@ tasks:
             `processed_timeout_s` of its final) is reported failed, so nothing is lost silently; a VAD that
             stays unreachable for `final_timeout_s` ends the call.
 The hops' readers call back `on_vad`, `on_asr` and `on_llm`, which move utterances through their states
-(gateway/lifecycle.py) and emit the client's events. Finals and errors are released in utterance order, and
+(voxmesh/gateway/lifecycle.py) and emit the client's events. Finals and errors are released in utterance order, and
 every event says how far the stream is settled, so a client that loses its gateway can resume (see
 voxmesh/resume.py). The chain ends once the VAD has answered all of the input and every utterance is done.
 A VAD or ASR answer with a status that is not failed over (a client input error, say) reports every open
@@ -28,19 +28,19 @@ from dataclasses import dataclass, field
 
 import grpc
 
-from gateway import metrics
-from gateway.admission import Admission
-from gateway.downstream import NAMES, Downstream
-from gateway.hop import Refused, now
-from gateway.hops import AsrHop, LlmHop, VadHop, samples
-from gateway.lifecycle import State, Utterance
+from voxmesh.gateway import metrics
+from voxmesh.gateway.admission import Admission
+from voxmesh.gateway.downstream import NAMES, Downstream
+from voxmesh.gateway.hop import Refused, now
+from voxmesh.gateway.hops import AsrHop, LlmHop, VadHop, samples
+from voxmesh.gateway.lifecycle import State, ChainUtterance
 from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH, errors
+from voxmesh.channel import Channel
 from voxmesh.settings import GatewaySettings
 from voxmesh.v1 import asr_pb2, common_pb2, llm_pb2, transcription_pb2, vad_pb2
 
 log = logging.getLogger("voxmesh.gateway.chain")
 
-_END = object()
 WATCHDOG_INTERVAL_S = 0.25
 
 
@@ -57,17 +57,17 @@ class ChainConfig:
 class Chain:
     def __init__(self, config: ChainConfig, downstream: Downstream, settings: GatewaySettings,
                  admission: Admission | None = None):
-        """`admission`: where a live stream reports its ASR replica's load (gateway/admission.py)."""
+        """`admission`: where a live stream reports its ASR replica's load (voxmesh/gateway/admission.py)."""
         self.config = config
         self.downstream = downstream
         self.settings = settings
         self.admission = admission
         self.final_timeout_s = settings.recorded_final_timeout_s if config.recorded else settings.final_timeout_s
         self.timeout: float | None = None  # every downstream call's deadline
-        self.utterances: dict[int, Utterance] = {}
+        self.utterances: dict[int, ChainUtterance] = {}
         self._unreleased: deque[int] = deque()  # announced utterances whose final or error is not out, in order
         self._releasing = asyncio.Lock()
-        self._out: asyncio.Queue = asyncio.Queue(maxsize=settings.event_queue_size)
+        self._out: Channel[transcription_pb2.TranscriptionEvent] = Channel(settings.event_queue_size)
         self._llm_failure = ""
         self._done = False
         resume = config.resume
@@ -82,7 +82,7 @@ class Chain:
 
     def _adopt(self, pending: transcription_pb2.PendingTranscript) -> None:
         """A final the client has whose processed text its earlier call did not finish."""
-        utterance = Utterance(pending.utterance_id, pending.start_s, now(), end_s=pending.end_s,
+        utterance = ChainUtterance(pending.utterance_id, pending.start_s, now(), end_s=pending.end_s,
                               state=State.PROCESSING, final=common_pb2.FinalTranscript(text=pending.text))
         utterance.resolved_at = utterance.released_at = now()
         utterance.processed.sent = pending.processed_so_far
@@ -125,10 +125,8 @@ class Chain:
             asyncio.create_task(self._guard(self._watchdog()), name="watchdog"),
         ]
         try:
-            while (item := await self._out.get()) is not _END:
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
+            async for event in self._out:
+                yield event
         finally:
             for task in tasks:
                 task.cancel()
@@ -203,7 +201,7 @@ class Chain:
         if kind == "start":
             if response.utterance_id in self.utterances:
                 return
-            utterance = Utterance(response.utterance_id, response.start_s, now(), end_s=response.start_s)
+            utterance = ChainUtterance(response.utterance_id, response.start_s, now(), end_s=response.start_s)
             self.utterances[utterance.id] = utterance
             self._unreleased.append(utterance.id)
             await self._emit(utterance.event(speech_started=transcription_pb2.SpeechStarted()))
@@ -230,7 +228,7 @@ class Chain:
         if self.admission is not None:
             self.admission.report(self, response.engine_utilization, response.engine_live_streams)
 
-    async def on_asr(self, utterance: Utterance, response: asr_pb2.RecognizeResponse) -> None:
+    async def on_asr(self, utterance: ChainUtterance, response: asr_pb2.RecognizeResponse) -> None:
         at = now()
         kind = response.WhichOneof("result")
         if kind == "partial":
@@ -254,7 +252,7 @@ class Chain:
         elif kind == "error" and utterance.resolve(at, error=response.error):
             await self._release()
 
-    async def on_llm(self, utterance: Utterance, response: llm_pb2.ProcessResponse) -> None:
+    async def on_llm(self, utterance: ChainUtterance, response: llm_pb2.ProcessResponse) -> None:
         if utterance.state is not State.PROCESSING:
             return
         at = now()
@@ -313,13 +311,13 @@ class Chain:
                 self._retire(utterance)
         await self._maybe_end()
 
-    async def _emit_processing_failed(self, utterance: Utterance, reason: str) -> None:
+    async def _emit_processing_failed(self, utterance: ChainUtterance, reason: str) -> None:
         event = utterance.processing_failed(reason)
         if event is not None:
             await self._emit(event)
             self._retire(utterance)
 
-    def _retire(self, utterance: Utterance) -> None:
+    def _retire(self, utterance: ChainUtterance) -> None:
         """Forget an utterance nothing more can happen to (keeps the chain's state bounded)."""
         if utterance.finished:
             self.utterances.pop(utterance.id, None)
@@ -330,7 +328,7 @@ class Chain:
         if self._done or not self.vad.finished or self.utterances:
             return
         self._done = True
-        await self._out.put(_END)
+        await self._out.close()
 
     async def _fail(self, exc: BaseException) -> None:
         """Report every utterance still open as failed, then end the call with the error."""
@@ -346,7 +344,7 @@ class Chain:
         for utterance in list(self.utterances.values()):
             await self._emit_processing_failed(utterance, f"{code.name}: {message}")
         self._done = True
-        await self._out.put(exc)
+        await self._out.fail(exc)
 
     async def _emit(self, event: transcription_pb2.TranscriptionEvent) -> None:
         event.settled_through_s = self.settled_s

@@ -24,10 +24,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import grpc
 
-from gateway import metrics
+from voxmesh.gateway import metrics
 
 if TYPE_CHECKING:
-    from gateway.chain import Chain
+    from voxmesh.gateway.chain import Chain
 
 log = logging.getLogger("voxmesh.gateway.hop")
 

@@ -1,4 +1,4 @@
-"""The chain's three hops, each a `Hop` (gateway/hop.py) that knows what its streams carry and what a new
+"""The chain's three hops, each a `Hop` (voxmesh/gateway/hop.py) that knows what its streams carry and what a new
 stream must be sent again after a failover.
 
 - VadHop: the client's audio. It keeps the audio the VAD has not settled (`settled_through_s`); a new VAD
@@ -12,7 +12,7 @@ stream must be sent again after a failover.
   new ones go to a new stream: the move happens at an utterance boundary.
 - LlmHop: finals to post-process, in order. A transcript without its done is sent again to the next stream,
   whose config carries the transcripts before it as context; what the client already has of its processed
-  text is not sent twice (gateway/lifecycle.py's DeltaLedger).
+  text is not sent twice (voxmesh/gateway/lifecycle.py's DeltaLedger).
 """
 
 from __future__ import annotations
@@ -22,14 +22,14 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING
 
-from gateway import metrics
-from gateway.hop import Hop, Stream, now
-from gateway.lifecycle import UNRESOLVED, State, Utterance
+from voxmesh.gateway import metrics
+from voxmesh.gateway.hop import Hop, Stream, now
+from voxmesh.gateway.lifecycle import UNRESOLVED, State, ChainUtterance
 from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH
 from voxmesh.v1 import asr_pb2, llm_pb2, vad_pb2
 
 if TYPE_CHECKING:
-    from gateway.chain import Chain
+    from voxmesh.gateway.chain import Chain
 
 log = logging.getLogger("voxmesh.gateway.hops")
 
@@ -172,15 +172,15 @@ class AsrHop(Hop):
             partial_results=self.chain.config.partials, recorded=self.chain.config.recorded,
         ))
 
-    def _on(self, stream: Stream, *states: State) -> list[Utterance]:
+    def _on(self, stream: Stream, *states: State) -> list[ChainUtterance]:
         return [u for u in self.chain.utterances.values() if u.asr_stream is stream and u.state in states]
 
-    async def sync(self, utterance: Utterance) -> None:
+    async def sync(self, utterance: ChainUtterance) -> None:
         """Send the utterance's stream what it has not had of it: audio, then the end once it came."""
         async with self.lock:
             await self._sync(utterance)
 
-    async def _sync(self, u: Utterance) -> None:
+    async def _sync(self, u: ChainUtterance) -> None:
         if u.state not in UNRESOLVED:
             return
         if u.asr_stream is None:
@@ -240,7 +240,7 @@ class LlmHop(Hop):
     def _call(self, timeout):
         return self.chain.downstream.llm.Process(timeout=timeout, wait_for_ready=True)
 
-    def _waiting(self) -> list[Utterance]:
+    def _waiting(self) -> list[ChainUtterance]:
         return sorted((u for u in self.chain.utterances.values()
                        if u.state is State.PROCESSING and u.llm_stream is None), key=lambda u: u.id)
 
@@ -252,13 +252,13 @@ class LlmHop(Hop):
             instruction=self.chain.config.instruction, context=context
         ))
 
-    async def submit(self, utterance: Utterance) -> None:
+    async def submit(self, utterance: ChainUtterance) -> None:
         """A released final to post-process."""
         self.history.append((utterance.id, utterance.final.text))
         async with self.lock:
             await self._sync(utterance)
 
-    async def _sync(self, u: Utterance) -> None:
+    async def _sync(self, u: ChainUtterance) -> None:
         if u.state is not State.PROCESSING or u.llm_stream is not None:
             return
         if self.current is None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from gateway import metrics
+from voxmesh.gateway import metrics
 from voxmesh.metrics import UTTERANCE_ERRORS
 from voxmesh.v1 import common_pb2, transcription_pb2
 
@@ -45,7 +45,7 @@ UNRESOLVED = (State.OPEN, State.ENDED)  # no final or error yet
 
 
 @dataclass(eq=False)
-class Utterance:
+class ChainUtterance:
     id: int
     start_s: float
     started_at: float  # the VAD's speech start arrived (gateway clock)
@@ -62,7 +62,7 @@ class Utterance:
     final: common_pb2.FinalTranscript | None = None
     error: common_pb2.UtteranceError | None = None
     processed: DeltaLedger = field(default_factory=lambda: DeltaLedger())
-    # Which downstream stream carries it, and how much of it that stream has (see gateway/hops.py).
+    # Which downstream stream carries it, and how much of it that stream has (see voxmesh/gateway/hops.py).
     asr_stream: object | None = None
     asr_sent: int = 0
     asr_end_sent: bool = False

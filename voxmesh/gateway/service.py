@@ -17,11 +17,11 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from gateway import metrics
-from gateway.admission import Admission
-from gateway.chain import Chain, ChainConfig
-from gateway.downstream import REQUIRED, Downstream
-from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH, audio, errors, rpc
+from voxmesh.gateway import metrics
+from voxmesh.gateway.admission import Admission
+from voxmesh.gateway.chain import Chain, ChainConfig
+from voxmesh.gateway.downstream import REQUIRED, Downstream
+from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH, audio, errors, rpc, text
 from voxmesh.settings import GatewaySettings
 from voxmesh.v1 import common_pb2, transcription_pb2, transcription_pb2_grpc
 
@@ -78,13 +78,17 @@ def check_resume(resume: transcription_pb2.ResumeFrom) -> None:
         raise errors.InvalidArgument(f"a resumed transcript is longer than {MAX_TRANSCRIPT_CHARS} characters")
 
 
-class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer):
+class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer, rpc.Servicer):
     def __init__(self, settings: GatewaySettings):
         self.settings = settings
         self.downstream: Downstream | None = None
         self.active = 0
         self.chains: set[Chain] = set()
         self.admission = Admission(settings.admit_utilization)
+
+    @property
+    def ready(self) -> bool:
+        return self.downstream is not None
 
     def drain(self) -> None:
         """Tell every client stream to resume on another replica."""
@@ -94,8 +98,6 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer):
     @contextlib.contextmanager
     def _admit(self, method: str):
         """Count the call against the stream limit, and record how it ended."""
-        if self.downstream is None:
-            raise errors.Unavailable("the gateway is still starting; retry once its health check says SERVING")
         if self.active >= self.settings.max_streams:
             metrics.STREAMS.labels(method, "RESOURCE_EXHAUSTED").inc()
             raise errors.ResourceExhausted(
@@ -206,14 +208,11 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer):
 
 
 def joined_text(utterances: list[transcription_pb2.Utterance]) -> str:
-    parts = []
-    for utterance in utterances:
-        processed = utterance.processed
-        if utterance.HasField("processed") and processed.outcome != common_pb2.PROCESSING_OUTCOME_FAILED:
-            parts.append(processed.text)
-        elif utterance.HasField("final"):
-            parts.append(utterance.final.text)
-    return " ".join(p for p in parts if p)
+    return text.transcript(
+        (u.final.text if u.HasField("final") else None,
+         u.processed.text if u.processed.outcome not in (0, common_pb2.PROCESSING_OUTCOME_FAILED) else None)
+        for u in utterances
+    )
 
 
 class GatewayService:

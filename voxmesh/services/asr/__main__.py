@@ -1,4 +1,4 @@
-"""python -m services.asr: run the ASR service (settings from VOXMESH_ASR_* and flags)."""
+"""python -m voxmesh.services.asr: run the ASR service (settings from VOXMESH_ASR_* and flags)."""
 
 from voxmesh.cli import serve_main
 

@@ -9,13 +9,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from services.asr.lockstep import LiveUtterance, LockstepScheduler
-from services.asr.session import Emit, Session, Utterance
+from voxmesh.services.asr.lockstep import LiveUtterance, LockstepScheduler
+from voxmesh.services.asr.session import Emit, Session, SessionUtterance
 from voxmesh import SAMPLE_RATE, errors
 
 
 @dataclass
-class _Streamed(Utterance):
+class _Streamed(SessionUtterance):
     live: LiveUtterance | None = None
     follower: asyncio.Task | None = None
 
@@ -63,7 +63,7 @@ class LiveSession(Session):
             live.changed.clear()
             if self.partials and live.text != sent and not live.done.done():
                 sent = live.text
-                heard_s = live.steps_done * self.scheduler.engine.hop / SAMPLE_RATE  # a token per step
+                heard_s = live.steps_done * self.scheduler.step_samples / SAMPLE_RATE  # a token per step
                 await self._partial_text(utterance, min(heard_s, utterance.seconds), sent, 1.0)
         try:
             text = live.done.result()

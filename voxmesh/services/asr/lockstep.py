@@ -16,12 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from services.asr import metrics
+from voxmesh.services.asr import metrics
 from voxmesh import errors
 from voxmesh.audio import pcm_to_float
 from voxmesh.engine_thread import EngineThread
@@ -63,11 +62,15 @@ class LockstepScheduler:
         self.engine = engine
         self.max_streams = max_streams
         self.batch_wait_s = batch_wait_s
-        self.batch_sizes: Counter[int] = Counter()  # forwards by batch size, for tests and logs
         self._waiting: list[LiveUtterance] = []
         self._cohorts: list[_Cohort] = []
         self.live_busy = Window()  # 1 while the model steps (every utterance here is live)
         self._thread = EngineThread("asr-engine")
+
+    @property
+    def step_samples(self) -> int:
+        """Samples of audio per token step."""
+        return self.engine.capabilities.step_samples
 
     @property
     def active(self) -> int:
@@ -145,8 +148,8 @@ class LockstepScheduler:
         if self.batch_wait_s and len(ready) < len(self._waiting):
             await asyncio.sleep(self.batch_wait_s)  # let utterances starting in the same instant join
             ready = [u for u in self._waiting if u.finished or len(u.pcm) // 2 >= self.engine.first_samples]
-        for offset in range(0, len(ready), self.engine.max_batch_size):
-            group = ready[offset : offset + self.engine.max_batch_size]
+        for offset in range(0, len(ready), self.engine.capabilities.max_batch_size):
+            group = ready[offset : offset + self.engine.capabilities.max_batch_size]
             chunks = [u.samples(0, self.engine.first_samples) for u in group]
             (state, tokens), _ = await self._call(group, self.engine.start, chunks)
             for utterance, token in zip(group, tokens, strict=True):
@@ -192,7 +195,6 @@ class LockstepScheduler:
         finally:
             self.live_busy.set(0)
         elapsed = time.perf_counter() - started
-        self.batch_sizes[len(members)] += 1
         metrics.BATCH_SIZE.observe(len(members))
         metrics.COMPUTE.labels("step").observe(elapsed)
         return result, elapsed

@@ -19,12 +19,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, OrderedDict, deque
+from collections import OrderedDict, deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
-from services.asr import metrics
-from services.asr.engines import AsrEngine, AsrRequest
+from voxmesh.services.asr import metrics
+from voxmesh.services.asr.engines import AsrEngine, AsrRequest
 from voxmesh import errors
 from voxmesh.engine_thread import EngineThread
 from voxmesh.load import Window
@@ -97,13 +97,12 @@ class _Turns:
         self.size = 0
 
 
-class Scheduler:
+class BatchScheduler:
     def __init__(self, engine: AsrEngine, *, queue_size: int, max_batch_size: int, batch_wait_s: float):
         self.engine = engine
         self.queue_size = queue_size
-        self.max_batch_size = max(1, min(max_batch_size, engine.max_batch_size))
+        self.max_batch_size = max(1, min(max_batch_size, engine.capabilities.max_batch_size))
         self.batch_wait_s = batch_wait_s
-        self.batch_sizes: Counter[int] = Counter()  # engine calls by batch size, for tests and logs
         self._finals = _Turns()  # live streams' finals
         self._recorded = _Turns()  # recorded streams' finals
         self._partials = _Turns()
@@ -213,7 +212,6 @@ class Scheduler:
             return
         self.live_busy.set(0)
         compute = time.perf_counter() - started
-        self.batch_sizes[len(jobs)] += 1
         metrics.BATCH_SIZE.observe(len(jobs))
         metrics.COMPUTE.labels(jobs[0].kind).observe(compute)
         for job, result in zip(jobs, results, strict=True):

@@ -8,28 +8,33 @@ import logging
 
 import grpc
 
-from services.asr.engines import AsrEngine, load_engine
-from services.asr.live_session import LiveSession
-from services.asr.lockstep import LockstepScheduler
-from services.asr.scheduler import Scheduler
-from services.asr.session import RedecodeSession, Session
+from voxmesh.services.asr.engines import AsrEngine, load_engine
+from voxmesh.services.asr.live_session import LiveSession
+from voxmesh.services.asr.lockstep import LockstepScheduler
+from voxmesh.services.asr.scheduler import BatchScheduler
+from voxmesh.services.asr.redecode_session import RedecodeSession
+from voxmesh.services.asr.session import Session
 from voxmesh import errors, rpc
+from voxmesh.channel import Channel
 from voxmesh.load import Window
 from voxmesh.settings import AsrSettings
 from voxmesh.v1 import asr_pb2, asr_pb2_grpc, common_pb2
 
 log = logging.getLogger("voxmesh.asr")
 
-_DONE = object()
 
 
-class RecognizerServicer(asr_pb2_grpc.RecognizerServicer):
+class RecognizerServicer(asr_pb2_grpc.RecognizerServicer, rpc.Servicer):
     def __init__(self, settings: AsrSettings):
         self.settings = settings
         self.engine: AsrEngine | None = None
-        self.scheduler: Scheduler | LockstepScheduler | None = None
-        self._outs: set[asyncio.Queue] = set()  # each open stream's responses
+        self.scheduler: BatchScheduler | LockstepScheduler | None = None
+        self._outs: set[Channel] = set()  # each open stream's responses
         self.live_streams = Window()  # live Recognize streams open, for the load each answer reports
+
+    @property
+    def ready(self) -> bool:
+        return self.scheduler is not None
 
     def drain(self) -> None:
         """Tell every open stream that the service is going away; each still gets its answers."""
@@ -38,7 +43,7 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer):
             asyncio.create_task(out.put(going_away))
 
     def _check_language(self, language: str) -> str | None:
-        languages = self.engine.languages
+        languages = self.engine.capabilities.languages
         if language and languages is not None and language not in languages:
             raise errors.InvalidArgument(
                 f"language {errors.quote(language)} is not available: the engine {self.engine.name} transcribes "
@@ -48,24 +53,20 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer):
 
     @rpc.servicer_method("asr")
     async def Recognize(self, request_iterator, context: grpc.aio.ServicerContext):
-        if self.scheduler is None:
-            raise errors.Unavailable("the ASR engine is still loading; retry once health says SERVING")
         config, rest = await rpc.config_first(request_iterator)
         if config is None:
             return
         rpc.require_internal_rate(config.sample_rate_hz)
         language = self._check_language(config.language)
         await rpc.accepted(context)
-        out: asyncio.Queue = asyncio.Queue(maxsize=64)
+        out: Channel[asr_pb2.RecognizeResponse] = Channel(64)
         session = self._session(out.put, language, config.partial_results, config.recorded)
         reader = asyncio.create_task(self._read(rest, session, out))
         self._outs.add(out)
         live = 0 if config.recorded else 1
         self.live_streams.add(live)
         try:
-            while (item := await out.get()) is not _DONE:
-                if isinstance(item, BaseException):
-                    raise item
+            async for item in out:
                 item.engine_utilization = self.scheduler.live_busy.average()
                 item.engine_live_streams = self.live_streams.average()
                 yield item
@@ -85,7 +86,7 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer):
                                partials=partials, partial_interval_s=self.settings.partial_interval_s, **limits)
 
     @staticmethod
-    async def _read(rest, session: Session, out: asyncio.Queue) -> None:
+    async def _read(rest, session: Session, out: Channel) -> None:
         try:
             async for kind, message in rest:
                 await session.admit(message.utterance_id)
@@ -95,11 +96,11 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer):
                 else:
                     session.end(message.utterance_id)
             await session.drain()
-            await out.put(_DONE)
+            await out.close()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - handed to the call, which maps it to a status
-            await out.put(exc)
+            await out.fail(exc)
 
 
 class AsrService:
@@ -119,12 +120,12 @@ class AsrService:
     async def start(self, health) -> None:
         engine = await asyncio.to_thread(load_engine, self.settings)
         await asyncio.to_thread(engine.warmup)
-        if getattr(engine, "streaming", False):
+        if engine.capabilities.streaming:
             scheduler = LockstepScheduler(
                 engine, max_streams=self.settings.queue_size, batch_wait_s=self.settings.batch_wait_ms / 1000
             )
         else:
-            scheduler = Scheduler(
+            scheduler = BatchScheduler(
                 engine,
                 queue_size=self.settings.queue_size,
                 max_batch_size=self.settings.max_batch_size,
@@ -133,7 +134,7 @@ class AsrService:
         scheduler.start()
         self.servicer.engine = engine
         self.servicer.scheduler = scheduler
-        log.info("engine ready", extra={"engine": engine.name, "max_batch_size": engine.max_batch_size})
+        log.info("engine ready", extra={"engine": engine.name, "max_batch_size": engine.capabilities.max_batch_size})
 
     async def close(self) -> None:
         scheduler, self.servicer.scheduler = self.servicer.scheduler, None

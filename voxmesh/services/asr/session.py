@@ -1,12 +1,6 @@
-"""One Recognize stream: its open utterances, and how they become text.
-
-`Session` holds what every engine shares; `RedecodeSession` serves engines that transcribe whole
-utterances (see services/asr/live_session.py for streaming engines). Utterances grow as audio arrives. When the stream asked for partials, an utterance is re-decoded each
-time `partial_interval_s` of new audio has arrived and no re-decode of it is in flight; a partial that
-comes back after its utterance ended is dropped. Partials follow LocalAgreement-2: the words two
-consecutive decodes agree on from the start are committed, a partial carries only the committed text
-(it grows, it never takes words back), and its stability is the committed share of the latest decode. At the utterance's end its final is queued, and answered
-with the transcript or with the error that prevented one.
+"""One Recognize stream: its utterances, what every engine's session shares (`Session`). How audio becomes
+text is the subclass's: RedecodeSession (voxmesh/services/asr/redecode_session.py) for engines that
+transcribe whole utterances, LiveSession (voxmesh/services/asr/live_session.py) for streaming engines.
 """
 
 from __future__ import annotations
@@ -15,13 +9,10 @@ import abc
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from services.asr import metrics
-from services.asr.engines import AsrRequest
-from services.asr.scheduler import Scheduler
-from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH, errors, text
-from voxmesh.audio import pcm_to_float
+from voxmesh.services.asr import metrics
+from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH, errors
 from voxmesh.metrics import UTTERANCE_ERRORS
 from voxmesh.v1 import asr_pb2, common_pb2
 
@@ -31,7 +22,7 @@ Emit = Callable[[asr_pb2.RecognizeResponse], Awaitable[None]]
 
 
 @dataclass
-class Utterance:
+class SessionUtterance:
     id: int
     received: int = 0  # bytes of audio
     failed: bool = False
@@ -60,7 +51,7 @@ class Session(abc.ABC):
         self.max_utterance_s = max_utterance_s
         self.recorded = recorded
         self.max_in_flight = max_in_flight
-        self._open: dict[int, Utterance] = {}
+        self._open: dict[int, SessionUtterance] = {}
         self._ended: set[int] = set()
         self._in_flight: set[int] = set()  # seen and not yet answered
         self._room = asyncio.Event()
@@ -100,11 +91,11 @@ class Session(abc.ABC):
         if not utterance.failed:
             self._finish(utterance)
 
-    def _new(self, utterance_id: int) -> Utterance:
+    def _new(self, utterance_id: int) -> SessionUtterance:
         full = len(self._in_flight) >= self.max_in_flight
         self._in_flight.add(utterance_id)
         if full:  # a live stream (a recorded one waited in `admit`): refuse it, the stream goes on
-            utterance = Utterance(utterance_id)
+            utterance = SessionUtterance(utterance_id)
             self._give_up(utterance, errors.ResourceExhausted(
                 f"this stream already has {self.max_in_flight} utterances open or waiting for the engine, the "
                 "most one stream may have (VOXMESH_ASR_MAX_STREAM_UTTERANCES); send recorded audio as "
@@ -113,7 +104,7 @@ class Session(abc.ABC):
             return utterance
         return self._open_utterance(utterance_id)
 
-    def _answered(self, utterance: Utterance) -> None:
+    def _answered(self, utterance: SessionUtterance) -> None:
         self._in_flight.discard(utterance.id)
         self._room.set()
 
@@ -134,7 +125,7 @@ class Session(abc.ABC):
         for task in self._tasks:
             task.cancel()
 
-    def _give_up(self, utterance: Utterance, exc: errors.VoxmeshError) -> None:
+    def _give_up(self, utterance: SessionUtterance, exc: errors.VoxmeshError) -> None:
         utterance.failed = True
         self._stop(utterance)
         self._spawn(self._fail(utterance, exc))
@@ -144,7 +135,7 @@ class Session(abc.ABC):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _fail(self, utterance: Utterance, exc: errors.VoxmeshError) -> None:
+    async def _fail(self, utterance: SessionUtterance, exc: errors.VoxmeshError) -> None:
         self._answered(utterance)
         UTTERANCE_ERRORS.labels("asr", exc.code.name).inc()
         log.info("utterance failed", extra={"utterance": utterance.id, "code": exc.code.name, "reason": str(exc)})
@@ -154,7 +145,7 @@ class Session(abc.ABC):
             error=common_pb2.UtteranceError(stage="asr", code=exc.code.name, message=str(exc)),
         ))
 
-    async def _final(self, utterance: Utterance, transcript_text: str, language: str, compute_s: float,
+    async def _final(self, utterance: SessionUtterance, transcript_text: str, language: str, compute_s: float,
                      queue_wait_s: float) -> None:
         self._answered(utterance)
         await self.emit(asr_pb2.RecognizeResponse(
@@ -166,106 +157,24 @@ class Session(abc.ABC):
             ),
         ))
 
-    async def _partial_text(self, utterance: Utterance, audio_s: float, partial_text: str, stability: float) -> None:
+    async def _partial_text(self, utterance: SessionUtterance, audio_s: float, partial_text: str, stability: float) -> None:
         await self.emit(asr_pb2.RecognizeResponse(
             utterance_id=utterance.id, audio_s=audio_s,
             partial=common_pb2.PartialTranscript(text=partial_text, stability=stability),
         ))
 
     @abc.abstractmethod
-    def _open_utterance(self, utterance_id: int) -> Utterance:
+    def _open_utterance(self, utterance_id: int) -> SessionUtterance:
         """A new utterance's state."""
 
     @abc.abstractmethod
-    def _grow(self, utterance: Utterance, pcm: bytes) -> None:
+    def _grow(self, utterance: SessionUtterance, pcm: bytes) -> None:
         """More audio of an utterance (within the length limit)."""
 
     @abc.abstractmethod
-    def _finish(self, utterance: Utterance) -> None:
+    def _finish(self, utterance: SessionUtterance) -> None:
         """The utterance ended: make sure its final (or error) will be emitted."""
 
     @abc.abstractmethod
-    def _stop(self, utterance: Utterance) -> None:
+    def _stop(self, utterance: SessionUtterance) -> None:
         """Stop any work in flight for the utterance (its stream is going away or it failed)."""
-
-
-@dataclass
-class _Redecoded(Utterance):
-    audio: bytearray = field(default_factory=bytearray)
-    decoded_bytes: int = 0  # audio length at the last partial re-decode
-    partial: asyncio.Task | None = None
-    previous_decode: str = ""
-    committed: str = ""
-
-
-class RedecodeSession(Session):
-    """Engines that transcribe whole utterances (whisper, voxtral) through the batching scheduler."""
-
-    def __init__(self, scheduler: Scheduler, emit: Emit, *, engine_name: str, language: str | None,
-                 partials: bool, partial_interval_s: float, **limits):
-        super().__init__(emit, engine_name=engine_name, **limits)
-        self.scheduler = scheduler
-        self.language = language
-        self.partials = partials
-        self.partial_interval = int(partial_interval_s * SAMPLE_RATE) * SAMPLE_WIDTH
-
-    def _open_utterance(self, utterance_id: int) -> _Redecoded:
-        return _Redecoded(utterance_id)
-
-    def _grow(self, utterance: _Redecoded, pcm: bytes) -> None:
-        utterance.audio += pcm
-        if (
-            self.partials
-            and utterance.partial is None
-            and len(utterance.audio) - utterance.decoded_bytes >= self.partial_interval
-        ):
-            utterance.decoded_bytes = len(utterance.audio)
-            utterance.partial = asyncio.create_task(self._partial(utterance))
-
-    def _finish(self, utterance: _Redecoded) -> None:
-        self._stop(utterance)
-        self._spawn(self._transcribe(utterance))
-
-    def _stop(self, utterance: _Redecoded) -> None:
-        if utterance.partial is not None:
-            utterance.partial.cancel()
-            utterance.partial = None
-
-    def _request(self, utterance: _Redecoded, final: bool) -> AsrRequest:
-        return AsrRequest(pcm_to_float(utterance.audio), self.language, final=final)
-
-    async def _partial(self, utterance: _Redecoded) -> None:
-        audio_s = utterance.seconds
-        try:
-            future = self.scheduler.submit(self._request(utterance, final=False), stream=self)
-            if future is None:
-                return  # skipped under load
-            try:
-                transcript = await future
-            except asyncio.CancelledError:
-                future.cancel()  # frees the queue slot: the scheduler drops cancelled requests
-                raise
-            except errors.VoxmeshError:
-                return  # a failed partial is not reported; the final will be
-            agreed = text.agreed_prefix(utterance.previous_decode, transcript.text)
-            utterance.previous_decode = transcript.text
-            if not text.extends(agreed, utterance.committed):
-                return  # nothing new is settled
-            utterance.committed = agreed
-            await self._partial_text(utterance, audio_s, agreed, len(agreed) / len(transcript.text))
-        finally:
-            if utterance.partial is asyncio.current_task():
-                utterance.partial = None
-
-    async def _transcribe(self, utterance: _Redecoded) -> None:
-        try:
-            future = self.scheduler.submit(self._request(utterance, final=True), stream=self, recorded=self.recorded)
-            try:
-                transcript = await future
-            except asyncio.CancelledError:
-                future.cancel()
-                raise
-        except errors.VoxmeshError as exc:
-            await self._fail(utterance, exc)
-            return
-        await self._final(utterance, transcript.text, transcript.language, transcript.compute_s, transcript.queue_wait_s)

@@ -1,4 +1,4 @@
-"""python -m services.llm: run the LLM service (settings from VOXMESH_LLM_* and flags)."""
+"""python -m voxmesh.services.llm: run the LLM service (settings from VOXMESH_LLM_* and flags)."""
 
 from voxmesh.cli import serve_main
 

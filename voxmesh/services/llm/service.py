@@ -16,16 +16,16 @@ from collections import deque
 
 import grpc
 
-from services.llm import metrics
-from services.llm.engines import Done, LlmEngine, LlmRequest, load_engine
+from voxmesh.services.llm import metrics
+from voxmesh.services.llm.engines import Done, LlmEngine, LlmRequest, load_engine
 from voxmesh import errors, rpc
+from voxmesh.channel import Channel
 from voxmesh.metrics import UTTERANCE_ERRORS
 from voxmesh.settings import LlmSettings
 from voxmesh.v1 import common_pb2, llm_pb2, llm_pb2_grpc
 
 log = logging.getLogger("voxmesh.llm")
 
-_DONE = object()
 OUTCOMES = {
     "processed": common_pb2.PROCESSING_OUTCOME_PROCESSED,
     "guarded": common_pb2.PROCESSING_OUTCOME_GUARDED,
@@ -40,11 +40,15 @@ def error_response(utterance_id: int, exc: errors.VoxmeshError) -> llm_pb2.Proce
     )
 
 
-class PostProcessorServicer(llm_pb2_grpc.PostProcessorServicer):
+class PostProcessorServicer(llm_pb2_grpc.PostProcessorServicer, rpc.Servicer):
     def __init__(self, settings: LlmSettings):
         self.settings = settings
         self.engine: LlmEngine | None = None
-        self._outs: set[asyncio.Queue] = set()  # each open stream's responses
+        self._outs: set[Channel] = set()  # each open stream's responses
+
+    @property
+    def ready(self) -> bool:
+        return self.engine is not None
 
     def drain(self) -> None:
         """Tell every open stream that the service is going away; each still gets its answers."""
@@ -54,8 +58,6 @@ class PostProcessorServicer(llm_pb2_grpc.PostProcessorServicer):
 
     @rpc.servicer_method("llm")
     async def Process(self, request_iterator, context: grpc.aio.ServicerContext):
-        if self.engine is None:
-            raise errors.Unavailable("the LLM engine is still loading; retry once health says SERVING")
         config, rest = await rpc.config_first(request_iterator)
         if config is None:
             return
@@ -65,28 +67,24 @@ class PostProcessorServicer(llm_pb2_grpc.PostProcessorServicer):
                 f"{self.settings.max_instruction_chars} are accepted"
             )
         await rpc.accepted(context)
-        pending: asyncio.Queue = asyncio.Queue(maxsize=self.settings.max_pending)
-        out: asyncio.Queue = asyncio.Queue(maxsize=64)
+        pending: Channel[llm_pb2.TranscriptSegment] = Channel(self.settings.max_pending)
+        out: Channel[llm_pb2.ProcessResponse] = Channel(64)
         tasks = [
             asyncio.create_task(self._read(rest, pending, out)),
             asyncio.create_task(self._work(config.instruction or None, list(config.context), pending, out)),
         ]
         self._outs.add(out)
         try:
-            while (item := await out.get()) is not _DONE:
-                if isinstance(item, BaseException):
-                    raise item
+            async for item in out:
                 yield item
         finally:
             self._outs.discard(out)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            while not pending.empty():
-                if pending.get_nowait() is not _DONE:
-                    metrics.PENDING.dec()
+            metrics.PENDING.dec(len(pending.take_all()))
 
-    async def _read(self, rest, pending: asyncio.Queue, out: asyncio.Queue) -> None:
+    async def _read(self, rest, pending: Channel, out: Channel) -> None:
         try:
             async for _, segment in rest:
                 if len(segment.text) > self.settings.max_transcript_chars:
@@ -95,33 +93,32 @@ class PostProcessorServicer(llm_pb2_grpc.PostProcessorServicer):
                         f"{self.settings.max_transcript_chars} are accepted"
                     )))
                     continue
-                try:
-                    pending.put_nowait(segment)
+                if pending.try_put(segment):
                     metrics.PENDING.inc()
-                except asyncio.QueueFull:
+                else:
                     await out.put(error_response(segment.utterance_id, errors.ResourceExhausted(
                         f"this stream already has {self.settings.max_pending} transcripts waiting for the "
                         "post-processor; the transcript stands unprocessed"
                     )))
-            await pending.put(_DONE)
+            await pending.close()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - handed to the call, which maps it to a status
-            await out.put(exc)
+            await out.fail(exc)
 
-    async def _work(self, instruction: str | None, earlier: list[str], pending: asyncio.Queue, out: asyncio.Queue) -> None:
+    async def _work(self, instruction: str | None, earlier: list[str], pending: Channel, out: Channel) -> None:
         context: deque[str] = deque(maxlen=self.settings.context_utterances)
         if context.maxlen:
             context.extend(t[: self.settings.max_transcript_chars] for t in earlier[-context.maxlen :])
-        while (segment := await pending.get()) is not _DONE:
+        async for segment in pending:
             metrics.PENDING.dec()
             request = LlmRequest(segment.text, instruction, tuple(context))
             await self._process(segment.utterance_id, request, out)
             if context.maxlen:
                 context.append(segment.text)
-        await out.put(_DONE)
+        await out.close()
 
-    async def _process(self, utterance_id: int, request: LlmRequest, out: asyncio.Queue) -> None:
+    async def _process(self, utterance_id: int, request: LlmRequest, out: Channel) -> None:
         started = time.perf_counter()
         first = True
         try:

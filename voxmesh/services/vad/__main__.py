@@ -1,4 +1,4 @@
-"""python -m services.vad: run the VAD service (settings from VOXMESH_VAD_* and flags)."""
+"""python -m voxmesh.services.vad: run the VAD service (settings from VOXMESH_VAD_* and flags)."""
 
 from voxmesh.cli import serve_main
 

@@ -17,8 +17,8 @@ import time
 import grpc
 import webrtcvad
 
-from services.vad import metrics
-from services.vad.segmenter import Segmenter, SegmenterConfig, SpeechAudio, SpeechEnded, SpeechStarted
+from voxmesh.services.vad import metrics
+from voxmesh.services.vad.segmenter import Segmenter, SegmenterConfig, SpeechAudio, SpeechEnded, SpeechStarted
 from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH, errors, rpc
 from voxmesh.settings import VadSettings
 from voxmesh.v1 import common_pb2, vad_pb2, vad_pb2_grpc
@@ -95,7 +95,7 @@ def check_resume(config: vad_pb2.DetectConfig) -> dict:
             "open_since": open_since}
 
 
-class VadServicer(vad_pb2_grpc.VoiceActivityServicer):
+class VadServicer(vad_pb2_grpc.VoiceActivityServicer, rpc.Servicer):
     def __init__(self, settings: VadSettings):
         self.settings = settings
         self.config = SegmenterConfig(
@@ -105,8 +105,12 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer):
             pre_roll_ms=settings.pre_roll_ms,
             max_utterance_s=settings.max_utterance_s,
         )
-        self.ready = False
+        self.started = False
         self.draining = False
+
+    @property
+    def ready(self) -> bool:
+        return self.started
 
     def segmenter(self, **start) -> Segmenter:
         """A segmenter for a new stream, or for one that continues another (see check_resume)."""
@@ -115,8 +119,6 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer):
 
     @rpc.servicer_method("vad")
     async def Detect(self, request_iterator, context: grpc.aio.ServicerContext):
-        if not self.ready:
-            raise errors.Unavailable("the VAD service is still starting; retry once its health check says SERVING")
         config, rest = await rpc.config_first(request_iterator)
         if config is None:
             return
@@ -171,10 +173,10 @@ class VadService:
     async def start(self, health) -> None:
         # Warm-up: one classification proves the native module loads and works.
         self.servicer.segmenter().push(bytes(SAMPLE_WIDTH * SAMPLE_RATE // 10))
-        self.servicer.ready = True
+        self.servicer.started = True
 
     def drain(self) -> None:
         self.servicer.draining = True
 
     async def close(self) -> None:
-        self.servicer.ready = False
+        self.servicer.started = False

@@ -1,18 +1,22 @@
-"""ASR engines: the interface every engine meets, and the registry that builds one from settings.
+"""ASR engines: the two shapes an engine takes, what it can do, and the registry that builds one.
 
-Engines know nothing of gRPC. Each lives in its own module and makes its heavy imports (ctranslate2,
-torch, transformers) there, so importing this package costs nothing.
+- A `BatchAsrEngine` transcribes whole utterances, a batch at a time (re-decoded for partials); the
+  batching scheduler (voxmesh/services/asr/scheduler.py) feeds it.
+- A `StreamingAsrEngine` takes audio step by step, a token per step, for rows of streams that advance
+  together; the lockstep scheduler (voxmesh/services/asr/lockstep.py) feeds it.
+Each says what it can do in `capabilities`. Engines know nothing of gRPC; each lives in its own module and
+makes its heavy imports (ctranslate2, torch, transformers) there, so importing this package costs nothing.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
+from voxmesh import registry
 from voxmesh.settings import AsrSettings
 
 
@@ -31,17 +35,22 @@ class AsrResult:
     language: str
 
 
-class AsrEngine(Protocol):
-    """An engine that transcribes whole utterances (re-decoded for partials). A streaming engine
-    (`streaming = True`, see engines/voxtral_realtime.py) instead takes audio step by step through
-    services/asr/lockstep.py."""
-
-    # Engine and model, e.g. "whisper:tiny.en"; reported with every final transcript.
-    name: str
-    # The most requests one transcribe() call takes; 1 for engines that cannot batch.
+@dataclass(frozen=True)
+class EngineCapabilities:
+    # Audio step by step (a StreamingAsrEngine), or whole utterances (a BatchAsrEngine).
+    streaming: bool
+    # The most requests (or streams' rows) one model call takes; 1 for an engine that cannot batch.
     max_batch_size: int
     # Languages the model transcribes (ISO 639-1), or None for any.
     languages: frozenset[str] | None
+    # Streaming engines: samples of audio per token step (the text trails the audio by steps of it).
+    step_samples: int = 0
+
+
+class BatchAsrEngine(Protocol):
+    # Engine and model, e.g. "whisper:tiny.en"; reported with every final transcript.
+    name: str
+    capabilities: EngineCapabilities
 
     def warmup(self) -> None:
         """Run the model once so that the first real request does not pay for lazy initialisation."""
@@ -53,16 +62,47 @@ class AsrEngine(Protocol):
         """Release the model."""
 
 
+class StreamingAsrEngine(Protocol):
+    name: str
+    capabilities: EngineCapabilities
+    # Samples the first call takes (with the prompt), and each later step's window.
+    first_samples: int
+    window_samples: int
+
+    def warmup(self) -> None: ...
+
+    def start(self, first_chunks: Sequence[np.ndarray]) -> tuple[Any, list[int]]:
+        """Prefill streams that start together; their state (rows in order) and first tokens."""
+
+    def step(self, state: Any, windows: Sequence[np.ndarray]) -> list[int]:
+        """Advance every row of the state by one token step."""
+
+    def select(self, state: Any, rows: Sequence[int]) -> Any:
+        """A new state of some rows, for streams that fall out of step."""
+
+    def window_start(self, k: int) -> int:
+        """First sample, in an utterance's audio, of step k's window."""
+
+    def windows_available(self, n_samples: int, finished: bool) -> int:
+        """How many step windows `n_samples` of audio hold."""
+
+    def decode(self, tokens: Sequence[int]) -> str: ...
+
+    def close(self) -> None: ...
+
+
+AsrEngine = BatchAsrEngine | StreamingAsrEngine
+
+
 MODEL_SETTING = "VOXMESH_ASR_MODEL / --model"
 
 ENGINES = {
-    "whisper": "services.asr.engines.whisper:WhisperEngine",
-    "voxtral": "services.asr.engines.voxtral:VoxtralEngine",
-    "voxtral-realtime": "services.asr.engines.voxtral_realtime:VoxtralRealtimeEngine",
+    "whisper": "voxmesh.services.asr.engines.whisper:WhisperEngine",
+    "voxtral": "voxmesh.services.asr.engines.voxtral:VoxtralEngine",
+    "voxtral-realtime": "voxmesh.services.asr.engines.voxtral_realtime:VoxtralRealtimeEngine",
 }
 
 
 def load_engine(settings: AsrSettings) -> AsrEngine:
     """Build the engine the settings name (blocking: loads the model)."""
-    module, _, cls = ENGINES[settings.engine].partition(":")
-    return getattr(importlib.import_module(module), cls)(settings)
+    return registry.load(ENGINES, settings.engine)(settings)

@@ -14,7 +14,7 @@ import math
 import re
 from collections.abc import Sequence
 
-from services.asr.engines import MODEL_SETTING, AsrRequest, AsrResult
+from voxmesh.services.asr.engines import MODEL_SETTING, AsrRequest, AsrResult, EngineCapabilities
 from voxmesh import SAMPLE_RATE
 from voxmesh.settings import AsrSettings
 from voxmesh.torch_runtime import load_processor_and_model
@@ -48,9 +48,8 @@ class VoxtralEngine:
         if settings.torch_compile:
             self.model.forward = torch.compile(self.model.forward, dynamic=True)
         self.torch = torch
-        self.max_batch_size = settings.max_batch_size
+        self.capabilities = EngineCapabilities(streaming=False, max_batch_size=settings.max_batch_size, languages=None)
         self.max_new_tokens = settings.max_new_tokens
-        self.languages = None
         self.name = f"voxtral:{self.model_id.rstrip('/').split('/')[-1]}"
         log.info("model loaded", extra={"model": self.model_id, "device": self.place.device,
                                         "dtype": str(self.place.dtype), "attn": self.place.attn_implementation,

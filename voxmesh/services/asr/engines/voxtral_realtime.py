@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from services.asr.engines import MODEL_SETTING
+from voxmesh.services.asr.engines import MODEL_SETTING, EngineCapabilities
 from voxmesh.torch_runtime import load_processor_and_model
 from voxmesh.settings import AsrSettings
 
@@ -31,7 +31,7 @@ DEFAULT_MODEL = "mistralai/Voxtral-Mini-4B-Realtime-2602"
 
 
 @dataclass
-class Cohort:
+class CohortState:
     """The model state of streams that advance together (batch dimension = members, in order)."""
 
     past: object
@@ -42,8 +42,7 @@ class Cohort:
 
 
 class VoxtralRealtimeEngine:
-    streaming = True
-    languages = None  # the realtime prompt carries no language: the model transcribes what it hears
+    """A StreamingAsrEngine. The realtime prompt carries no language: the model transcribes what it hears."""
 
     def __init__(self, settings: AsrSettings):
         import torch
@@ -66,7 +65,9 @@ class VoxtralRealtimeEngine:
         self.window_samples = p.num_samples_per_audio_chunk
         self.window_origin = (self.delay_tokens + 1) * self.hop - p.feature_extractor.win_length // 2
         self.right_pad_samples = p.num_right_pad_tokens * self.hop
-        self.max_batch_size = settings.max_batch_size
+        self.capabilities = EngineCapabilities(
+            streaming=True, max_batch_size=settings.max_batch_size, languages=None, step_samples=self.hop
+        )
         self.name = f"voxtral-realtime:{self.model_id.rstrip('/').split('/')[-1]}"
         log.info("model loaded", extra={"model": self.model_id, "device": self.place.device,
                                         "delay_ms": settings.transcription_delay_ms, "delay_tokens": self.delay_tokens})
@@ -83,7 +84,7 @@ class VoxtralRealtimeEngine:
             return max(0, -(-(n_samples - (self.window_samples - self.hop) - self.window_origin) // self.hop))
         return max(0, (n_samples - self.window_samples - self.window_origin) // self.hop + 1)
 
-    def start(self, first_chunks: Sequence[np.ndarray]) -> tuple[Cohort, list[int]]:
+    def start(self, first_chunks: Sequence[np.ndarray]) -> tuple[CohortState, list[int]]:
         """Prefill streams that start together: the prompt and their first audio, one batched forward."""
         inputs = self.processor(list(first_chunks), is_streaming=True, is_first_audio_chunk=True, return_tensors="pt")
         inputs = inputs.to(self.place.device, dtype=self.place.dtype)
@@ -91,10 +92,10 @@ class VoxtralRealtimeEngine:
             out = self.model(input_ids=inputs["input_ids"], input_features=inputs["input_features"],
                              num_delay_tokens=self.delay_tokens, use_cache=True)
         last = out.logits[:, -1].argmax(-1, keepdim=True)
-        cohort = Cohort(out.past_key_values, out.encoder_past_key_values, out.padding_cache, last, len(first_chunks))
+        cohort = CohortState(out.past_key_values, out.encoder_past_key_values, out.padding_cache, last, len(first_chunks))
         return cohort, last[:, 0].tolist()
 
-    def step(self, cohort: Cohort, windows: Sequence[np.ndarray]) -> list[int]:
+    def step(self, cohort: CohortState, windows: Sequence[np.ndarray]) -> list[int]:
         """Advance every row of the cohort by one 80 ms token."""
         features = self.processor(list(windows), is_streaming=True, is_first_audio_chunk=False, return_tensors="pt")
         features = features["input_features"].to(self.place.device, dtype=self.place.dtype)
@@ -108,7 +109,7 @@ class VoxtralRealtimeEngine:
         cohort.last = out.logits[:, -1].argmax(-1, keepdim=True)
         return cohort.last[:, 0].tolist()
 
-    def select(self, cohort: Cohort, rows: Sequence[int]) -> Cohort:
+    def select(self, cohort: CohortState, rows: Sequence[int]) -> CohortState:
         """A new cohort of some rows (the old one stays valid): for streams that fall out of step."""
         index = self.torch.tensor(list(rows), device=cohort.last.device)
         past, encoder_past, padding = copy.deepcopy((cohort.past, cohort.encoder_past, cohort.padding))
@@ -116,7 +117,7 @@ class VoxtralRealtimeEngine:
         encoder_past.batch_select_indices(index)
         for layer in padding.layers.values():
             layer.cache = layer.cache.index_select(0, index)
-        return Cohort(past, encoder_past, padding, cohort.last.index_select(0, index), len(rows))
+        return CohortState(past, encoder_past, padding, cohort.last.index_select(0, index), len(rows))
 
     def decode(self, tokens: Sequence[int]) -> str:
         return self.processor.tokenizer.decode(list(tokens), skip_special_tokens=True).strip()

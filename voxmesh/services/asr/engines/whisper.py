@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from services.asr.engines import AsrRequest, AsrResult
+from voxmesh.services.asr.engines import AsrRequest, AsrResult, EngineCapabilities
 from voxmesh import errors
 from voxmesh.settings import AsrSettings
 
@@ -33,7 +33,6 @@ def default_model() -> tuple[str, str]:
 
 
 class WhisperEngine:
-    max_batch_size = 1
 
     def __init__(self, settings: AsrSettings):
         from faster_whisper import WhisperModel
@@ -55,7 +54,10 @@ class WhisperEngine:
         except Exception as exc:  # faster-whisper raises plain RuntimeError / ValueError / hub errors
             raise errors.FailedPrecondition(f"could not load whisper model {path!r}: {exc}") from exc
         self.name = f"whisper:{label}"
-        self.languages = None if self.model.model.is_multilingual else frozenset({"en"})
+        self.capabilities = EngineCapabilities(
+            streaming=False, max_batch_size=1,
+            languages=None if self.model.model.is_multilingual else frozenset({"en"}),
+        )
         self.beam_size = settings.beam_size
         self.partial_beam_size = settings.partial_beam_size
         log.info("model loaded", extra={"model": path, "device": device, "compute_type": settings.compute_type})
@@ -68,7 +70,7 @@ class WhisperEngine:
         return [self._one(request) for request in batch]
 
     def _one(self, request: AsrRequest) -> AsrResult:
-        language = request.language or ("en" if self.languages == {"en"} else None)
+        language = request.language or ("en" if self.capabilities.languages == {"en"} else None)
         segments, info = self.model.transcribe(
             request.audio,
             language=language,

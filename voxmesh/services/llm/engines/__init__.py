@@ -7,11 +7,11 @@ context) and streams text deltas, closed by one `Done`. Engines know nothing of 
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
+from voxmesh import registry
 from voxmesh.settings import LlmSettings
 
 
@@ -47,11 +47,10 @@ class LlmEngine(Protocol):
 
 
 ENGINES = {
-    "rules": "services.llm.engines.rules:RulesEngine",
-    "transformers": "services.llm.engines.transformers_engine:TransformersEngine",
+    "rules": "voxmesh.services.llm.engines.rules:RulesEngine",
+    "transformers": "voxmesh.services.llm.engines.transformers.engine:TransformersEngine",
 }
 
 
 def load_engine(settings: LlmSettings) -> LlmEngine:
-    module, _, cls = ENGINES[settings.engine].partition(":")
-    return getattr(importlib.import_module(module), cls)(settings)
+    return registry.load(ENGINES, settings.engine)(settings)

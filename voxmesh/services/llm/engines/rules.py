@@ -17,7 +17,7 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 
-from services.llm.engines import Done, LlmRequest
+from voxmesh.services.llm.engines import Done, LlmRequest
 from voxmesh.settings import LlmSettings
 
 FILLERS = frozenset({"um", "umm", "uh", "uhh", "er", "erm", "ah", "ahh", "eh", "hmm", "hm", "mm", "mmm"})

@@ -3,9 +3,9 @@
 Default checkpoint: mistralai/Ministral-8B-Instruct-2410. A checkpoint that ships a tekken.json (Mistral's
 own models) is tokenised by mistral-common, through transformers' MistralCommonBackend; any other through
 its Hugging Face tokenizer and chat template. One model per process: every stream's transcripts go through
-one Scheduler, which generates them as rows of one continuous batch (greedy by default). Each transcript's
+one GenerationScheduler, which generates them as rows of one continuous batch (greedy by default). Each transcript's
 tokens become text deltas as they come; the done message carries the whole text. For the default clean-up
-instruction the faithfulness guard (services/llm/guard.py) compares the output with the transcript and,
+instruction the faithfulness guard (voxmesh/services/llm/engines/transformers/guard.py) compares the output with the transcript and,
 over its threshold, returns the rule-based clean-up instead (outcome guarded); the deltas already sent
 stand, the done message's text wins.
 """
@@ -16,10 +16,11 @@ import logging
 import math
 from collections.abc import AsyncIterator, Sequence
 
-from services.llm import guard, metrics, prompt
-from services.llm.engines import Done, LlmRequest
-from services.llm.engines.rules import clean_up
-from services.llm.scheduler import Scheduler
+from voxmesh.services.llm import metrics
+from voxmesh.services.llm.engines.transformers import guard, prompt
+from voxmesh.services.llm.engines import Done, LlmRequest
+from voxmesh.services.llm.engines.rules import clean_up
+from voxmesh.services.llm.engines.transformers.scheduler import GenerationScheduler
 from voxmesh import errors
 from voxmesh.settings import LlmSettings
 from voxmesh.torch_runtime import check_local, describe_source, placement
@@ -90,7 +91,7 @@ class TransformersEngine:
         import torch
         from transformers import AutoModelForCausalLM
 
-        from services.llm.engines.continuous_batch import ContinuousBatch
+        from voxmesh.services.llm.engines.transformers.batch import ContinuousBatch
 
         self.settings = settings
         self.model_id = settings.model or DEFAULT_MODEL
@@ -109,7 +110,7 @@ class TransformersEngine:
         self.max_positions = getattr(model.config.get_text_config(), "max_position_embeddings", None)
         self.batch = ContinuousBatch(model, device=self.place.device, eos_ids=self._eos_ids(model),
                                      temperature=settings.temperature, top_p=settings.top_p)
-        self.scheduler: Scheduler | None = None  # started by warmup(), on the event loop
+        self.scheduler: GenerationScheduler | None = None  # started by warmup(), on the event loop
         self.torch = torch
         self.name = f"transformers:{self.model_id.rstrip('/').split('/')[-1]}"
         log.info("model loaded", extra={"model": self.model_id, "device": self.place.device,
@@ -160,7 +161,7 @@ class TransformersEngine:
     async def warmup(self) -> None:
         """Start the scheduler and run two transcripts through it, the second joining the first's batch
         (prefill, join, decode steps, a row leaving)."""
-        self.scheduler = Scheduler(self.batch, queue_size=self.settings.queue_size,
+        self.scheduler = GenerationScheduler(self.batch, queue_size=self.settings.queue_size,
                                    max_batch_size=self.settings.max_batch_size,
                                    timeout_s=self.settings.request_timeout_s)
         self.scheduler.start()
@@ -170,9 +171,6 @@ class TransformersEngine:
         for generation in (first, second):
             async for _ in generation:
                 continue  # drain: the warm-up's text is not used
-        self.scheduler.batch_sizes.clear()
-        self.scheduler.prefill_sizes.clear()
-        self.scheduler.ends.clear()
 
     async def stream(self, request: LlmRequest) -> AsyncIterator[str | Done]:
         prompt_ids = self.encode(request)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from services.llm.engines.rules import clean_up
+from voxmesh.services.llm.engines.rules import clean_up
 from voxmesh.text import edit_distance, words
 
 SMALL = {w: i for i, w in enumerate(

@@ -8,7 +8,7 @@ message instead.
 
 from __future__ import annotations
 
-from services.llm.engines import LlmRequest
+from voxmesh.services.llm.engines import LlmRequest
 
 DEFAULT_INSTRUCTION = (
     "You clean up the output of a speech recogniser. You get the transcript of one utterance, and perhaps "

@@ -22,11 +22,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Sequence
 from typing import Protocol
 
-from services.llm import metrics
+from voxmesh.services.llm import metrics
 from voxmesh import errors
 from voxmesh.engine_thread import EngineThread
 
@@ -104,16 +104,13 @@ class Generation:
         self._tokens.put_nowait(error if error is not None else _END)
 
 
-class Scheduler:
+class GenerationScheduler:
     def __init__(self, batch: Batch, *, queue_size: int, max_batch_size: int, timeout_s: float):
         self.batch = batch
         self.queue_size = queue_size
         self.max_batch_size = max_batch_size
         self.timeout_s = timeout_s
         # model calls by number of rows, for tests and logs: decode steps, and prefills of joining rows
-        self.batch_sizes: Counter[int] = Counter()
-        self.prefill_sizes: Counter[int] = Counter()
-        self.ends: Counter[str] = Counter()
         self._waiting: deque[Generation] = deque()
         self._running: list[Generation] = []  # in the batch's row order
         self._thread = EngineThread("llm-engine")
@@ -145,7 +142,6 @@ class Scheduler:
             raise errors.Unavailable("the LLM service is stopping; its engine takes no more transcripts")
         if len(self._waiting) >= self.queue_size:
             metrics.GENERATIONS.labels("rejected").inc()
-            self.ends["rejected"] += 1
             raise errors.ResourceExhausted(
                 f"the LLM queue is full ({self.queue_size} transcripts waiting for a place in the batch); "
                 "the transcript stands unprocessed; add LLM replicas"
@@ -158,7 +154,6 @@ class Scheduler:
         return generation
 
     def _cancelled(self, generation: Generation) -> None:
-        self.ends["cancelled"] += 1
         try:
             self._waiting.remove(generation)
             metrics.PENDING.dec()
@@ -168,7 +163,6 @@ class Scheduler:
     def _end(self, generation: Generation, end: str, error: BaseException | None = None) -> None:
         if generation.active:
             generation._finish(end, error)
-            self.ends[end] += 1
             if generation in self._waiting:
                 metrics.PENDING.dec()
 
@@ -229,12 +223,10 @@ class Scheduler:
         metrics.STEP.labels(phase).observe(time.perf_counter() - started)
         metrics.BATCH_SIZE.labels(phase).observe(len(rows))
         metrics.TOKENS.inc(len(rows))
-        (self.prefill_sizes if phase == "prefill" else self.batch_sizes)[len(rows)] += 1
         if phase == "prefill":
             self._running.extend(rows)
         for generation, token in zip(rows, tokens, strict=True):
-            if end := generation._deliver(token, self.batch.eos_ids):
-                self.ends[end] += 1
+            generation._deliver(token, self.batch.eos_ids)
 
     def _failed(self, phase: str, rows: list[Generation], exc: Exception) -> None:
         log.error("model call failed", extra={"phase": phase, "rows": len(rows)}, exc_info=exc)

@@ -1,0 +1,103 @@
+"""A Recognize stream on an engine that transcribes whole utterances (whisper, voxtral), through the batching
+scheduler.
+
+Utterances grow as audio arrives. When the stream asked for partials, an utterance is re-decoded each time
+`partial_interval_s` of new audio has arrived and no re-decode of it is in flight; a partial that comes back
+after its utterance ended is dropped. Partials follow LocalAgreement-2: the words two consecutive decodes
+agree on from the start are committed, a partial carries only the committed text (it grows, it never takes
+words back), and its stability is the committed share of the latest decode. At the utterance's end its final
+is queued, and answered with the transcript or with the error that prevented one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH, errors, text
+from voxmesh.audio import pcm_to_float
+from voxmesh.services.asr.engines import AsrRequest
+from voxmesh.services.asr.scheduler import BatchScheduler
+from voxmesh.services.asr.session import Emit, Session, SessionUtterance
+
+
+@dataclass
+class _Redecoded(SessionUtterance):
+    audio: bytearray = field(default_factory=bytearray)
+    decoded_bytes: int = 0  # audio length at the last partial re-decode
+    partial: asyncio.Task | None = None
+    previous_decode: str = ""
+    committed: str = ""
+
+
+class RedecodeSession(Session):
+    """Engines that transcribe whole utterances (whisper, voxtral) through the batching scheduler."""
+
+    def __init__(self, scheduler: BatchScheduler, emit: Emit, *, engine_name: str, language: str | None,
+                 partials: bool, partial_interval_s: float, **limits):
+        super().__init__(emit, engine_name=engine_name, **limits)
+        self.scheduler = scheduler
+        self.language = language
+        self.partials = partials
+        self.partial_interval = int(partial_interval_s * SAMPLE_RATE) * SAMPLE_WIDTH
+
+    def _open_utterance(self, utterance_id: int) -> _Redecoded:
+        return _Redecoded(utterance_id)
+
+    def _grow(self, utterance: _Redecoded, pcm: bytes) -> None:
+        utterance.audio += pcm
+        if (
+            self.partials
+            and utterance.partial is None
+            and len(utterance.audio) - utterance.decoded_bytes >= self.partial_interval
+        ):
+            utterance.decoded_bytes = len(utterance.audio)
+            utterance.partial = asyncio.create_task(self._partial(utterance))
+
+    def _finish(self, utterance: _Redecoded) -> None:
+        self._stop(utterance)
+        self._spawn(self._transcribe(utterance))
+
+    def _stop(self, utterance: _Redecoded) -> None:
+        if utterance.partial is not None:
+            utterance.partial.cancel()
+            utterance.partial = None
+
+    def _request(self, utterance: _Redecoded, final: bool) -> AsrRequest:
+        return AsrRequest(pcm_to_float(utterance.audio), self.language, final=final)
+
+    async def _partial(self, utterance: _Redecoded) -> None:
+        audio_s = utterance.seconds
+        try:
+            future = self.scheduler.submit(self._request(utterance, final=False), stream=self)
+            if future is None:
+                return  # skipped under load
+            try:
+                transcript = await future
+            except asyncio.CancelledError:
+                future.cancel()  # frees the queue slot: the scheduler drops cancelled requests
+                raise
+            except errors.VoxmeshError:
+                return  # a failed partial is not reported; the final will be
+            agreed = text.agreed_prefix(utterance.previous_decode, transcript.text)
+            utterance.previous_decode = transcript.text
+            if not text.extends(agreed, utterance.committed):
+                return  # nothing new is settled
+            utterance.committed = agreed
+            await self._partial_text(utterance, audio_s, agreed, len(agreed) / len(transcript.text))
+        finally:
+            if utterance.partial is asyncio.current_task():
+                utterance.partial = None
+
+    async def _transcribe(self, utterance: _Redecoded) -> None:
+        try:
+            future = self.scheduler.submit(self._request(utterance, final=True), stream=self, recorded=self.recorded)
+            try:
+                transcript = await future
+            except asyncio.CancelledError:
+                future.cancel()
+                raise
+        except errors.VoxmeshError as exc:
+            await self._fail(utterance, exc)
+            return
+        await self._final(utterance, transcript.text, transcript.language, transcript.compute_s, transcript.queue_wait_s)
