@@ -29,10 +29,22 @@ def build(attn: str, device: str, reduced: bool) -> VoxtralForConditionalGenerat
     if reduced:
         config = VoxtralConfig(
             audio_token_id=24,
-            audio_config={"hidden_size": 256, "intermediate_size": 1024, "num_hidden_layers": 4,
-                          "num_attention_heads": 4},
-            text_config={"model_type": "llama", "hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 4,
-                         "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 64, "vocab_size": 131072},
+            audio_config={
+                "hidden_size": 256,
+                "intermediate_size": 1024,
+                "num_hidden_layers": 4,
+                "num_attention_heads": 4,
+            },
+            text_config={
+                "model_type": "llama",
+                "hidden_size": 256,
+                "intermediate_size": 512,
+                "num_hidden_layers": 4,
+                "num_attention_heads": 4,
+                "num_key_value_heads": 2,
+                "head_dim": 64,
+                "vocab_size": 131072,
+            },
         )
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     with torch.device(device):
@@ -62,19 +74,24 @@ def run_once(model, batch: int, device: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", default="1,2,4,8,16,32")
-    parser.add_argument("--attn", default="sdpa" + (",flash_attention_2" if importlib.util.find_spec("flash_attn") else ""))
+    parser.add_argument(
+        "--attn", default="sdpa" + (",flash_attention_2" if importlib.util.find_spec("flash_attn") else "")
+    )
     parser.add_argument("--compile", action="store_true", help="also run each attention with torch.compile")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     reduced = device != "cuda"
     name = torch.cuda.get_device_name() if device == "cuda" else "CPU (reduced config: not the real model)"
-    print(f"device: {name}; torch {torch.__version__}; one request = a 5 s utterance, 383-token prompt, {NEW_TOKENS} new tokens")
+    print(
+        f"device: {name}; torch {torch.__version__}; "
+        f"one request = a 5 s utterance, 383-token prompt, {NEW_TOKENS} new tokens"
+    )
     print()
     print("| attention | compiled | batch | latency of one batch | utterances/s | peak GPU memory |")
     print("| --- | --- | --- | --- | --- | --- |")
     for attn in args.attn.split(","):
-        for compiled in ([False, True] if args.compile else [False]):
+        for compiled in [False, True] if args.compile else [False]:
             model = build(attn, device, reduced)
             if compiled:
                 model.forward = torch.compile(model.forward, dynamic=True)
@@ -89,8 +106,10 @@ def main() -> None:
                     print(f"| {attn} | {compiled} | {batch} | out of memory | | |", flush=True)
                     break
                 memory = f"{torch.cuda.max_memory_allocated() / 2**30:.1f} GiB" if device == "cuda" else "n/a"
-                print(f"| {attn} | {compiled} | {batch} | {latency * 1000:.0f} ms | {batch / latency:.1f} | {memory} |",
-                      flush=True)
+                print(
+                    f"| {attn} | {compiled} | {batch} | {latency * 1000:.0f} ms | {batch / latency:.1f} | {memory} |",
+                    flush=True,
+                )
             del model
 
 

@@ -23,9 +23,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from voxmesh.services.asr.engines.voxtral_realtime import VoxtralRealtimeEngine  # noqa: E402
-from tests.tiny_models import build_voxtral_realtime  # noqa: E402
-from voxmesh.settings import AsrSettings  # noqa: E402
+from tests.tiny_models import build_voxtral_realtime
+from voxmesh.services.asr.engines.voxtral_realtime import VoxtralRealtimeEngine
+from voxmesh.settings import AsrSettings
 
 STEP_S = 0.08
 
@@ -73,12 +73,15 @@ def main() -> None:
         cohort, _ = engine.start(firsts)
         together = sorted(timed(engine.step, cohort, [window] * n) for _ in range(args.steps))[args.steps // 2]
         singles = [engine.start([f])[0] for f in firsts]
-        apart = sorted(
-            sum(timed(engine.step, single, [window]) for single in singles) for _ in range(args.steps)
-        )[args.steps // 2]
+        apart = sorted(sum(timed(engine.step, single, [window]) for single in singles) for _ in range(args.steps))[
+            args.steps // 2
+        ]
         kept = n if together < STEP_S else 0
-        print(f"| {n} | {together * 1000:.1f} ms | {apart * 1000:.1f} ms | {apart / together:.1f}x | "
-              f"{'all ' + str(kept) if kept else 'none (step > 80 ms)'} |", flush=True)
+        print(
+            f"| {n} | {together * 1000:.1f} ms | {apart * 1000:.1f} ms | {apart / together:.1f}x | "
+            f"{'all ' + str(kept) if kept else 'none (step > 80 ms)'} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

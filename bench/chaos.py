@@ -29,8 +29,10 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+
+import grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -40,8 +42,11 @@ from voxmesh.client import Client, StreamOptions  # noqa: E402
 from voxmesh.console import percentile  # noqa: E402
 from voxmesh.stack import ORDER, LocalStack, parse_replicas  # noqa: E402
 
-FILES = [ROOT.parent / "shared" / "audio" / "jfk.flac", ROOT.parent / "shared" / "audio" / "alsa_channels.flac",
-         ROOT / "samples" / "welcome.flac"]
+FILES = [
+    ROOT.parent / "shared" / "audio" / "jfk.flac",
+    ROOT.parent / "shared" / "audio" / "alsa_channels.flac",
+    ROOT / "samples" / "welcome.flac",
+]
 CAPACITY_STEPS = (1, 2, 3, 4, 6, 8, 10, 12, 16, 20, 24, 32)
 RECOVERY_WINDOW_S = 15.0
 
@@ -78,8 +83,10 @@ async def play(target: str, path: Path) -> Run:
                     ended[event.utterance] = now
                 elif event.type == "final" and event.utterance in ended:
                     run.end_to_final.append(now - ended.pop(event.utterance))
-    except Exception as exc:  # noqa: BLE001 - a stream that dies is a result, reported in the table
-        run.failure = f"{type(exc).__name__}: {getattr(exc, 'details', lambda: exc)()}"
+    except grpc.aio.AioRpcError as exc:
+        run.failure = f"{exc.code().name}: {exc.details()}"
+    except Exception as exc:
+        run.failure = f"{type(exc).__name__}: {exc}"
     return run
 
 
@@ -136,8 +143,9 @@ class Tally:
             self.missing += len(started - set(finals)) + (max(0, expected - len(started)) if run.failure else 0)
             for event in run.events:
                 if event.type == "error":
-                    self.problems.append(f"{run.file} utterance {event.utterance}: {event.code} at {event.stage}: "
-                                         f"{event.message}")
+                    self.problems.append(
+                        f"{run.file} utterance {event.utterance}: {event.code} at {event.stage}: {event.message}"
+                    )
             if run.failure:
                 self.problems.append(f"{run.file}: the stream ended: {run.failure}")
             if started - set(finals):
@@ -148,10 +156,15 @@ class Tally:
 
     def row(self, name: str) -> str:
         wer = self.edits / self.words if self.words else 0.0
-        recovery = (f"p50 {percentile(self.recoveries, 50) * 1000:.0f} ms, max {max(self.recoveries) * 1000:.0f} ms"
-                    if self.recoveries else "-")
-        return (f"| {name} | {self.trials} ({self.quiet_trials} on an idle replica) | {self.expected} | {self.finals} "
-                f"| {self.missing} | {self.duplicates} | {self.errors} | {wer:.3f} | {recovery} |")
+        recovery = (
+            f"p50 {percentile(self.recoveries, 50) * 1000:.0f} ms, max {max(self.recoveries) * 1000:.0f} ms"
+            if self.recoveries
+            else "-"
+        )
+        return (
+            f"| {name} | {self.trials} ({self.quiet_trials} on an idle replica) | {self.expected} | {self.finals} "
+            f"| {self.missing} | {self.duplicates} | {self.errors} | {wer:.3f} | {recovery} |"
+        )
 
 
 def log_times(stack: LocalStack, message: str) -> list[tuple[float, str]]:
@@ -162,7 +175,7 @@ def log_times(stack: LocalStack, message: str) -> list[tuple[float, str]]:
             if message not in line or not line.startswith("{"):
                 continue
             entry = json.loads(line)
-            when = datetime.strptime(entry["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+            when = datetime.strptime(entry["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
             found.append((when, entry.get("stage", "")))
     return found
 
@@ -203,8 +216,11 @@ async def kills(stack: LocalStack, service: str, trials: int, streams: int, base
         await stack.restart(member)
     stop.set()
     tally.add(await runs_task, baseline)
-    moved = ([(t, "gateway") for t in resumes.times] if service == "gateway"
-             else log_times(stack, "downstream stream replaced"))
+    moved = (
+        [(t, "gateway") for t in resumes.times]
+        if service == "gateway"
+        else log_times(stack, "downstream stream replaced")
+    )
     recovery(done, moved, tally)
     return tally
 
@@ -272,8 +288,10 @@ async def main() -> None:
         print(f"baseline (no faults): {summary}", flush=True)
 
         tallies: dict[str, Tally] = {}
-        print("\n| faults | trials | utterances expected | finals delivered | without a final | duplicate finals "
-              "| error events | WER vs no faults | time to recover |")
+        print(
+            "\n| faults | trials | utterances expected | finals delivered | without a final | duplicate finals "
+            "| error events | WER vs no faults | time to recover |"
+        )
         print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
         for service in ORDER:
             if trials.get(service):

@@ -31,16 +31,34 @@ from transformers import MistralConfig, MistralForCausalLM
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from voxmesh.services.llm.engines.transformers.batch import ContinuousBatch  # noqa: E402
-from voxmesh.services.llm.engines.transformers.scheduler import GenerationScheduler  # noqa: E402
+from voxmesh.services.llm.engines.transformers.batch import ContinuousBatch
+from voxmesh.services.llm.engines.transformers.scheduler import GenerationScheduler
 
 MINISTRAL_8B = dict(
-    vocab_size=131072, hidden_size=4096, intermediate_size=12288, num_hidden_layers=36, num_attention_heads=32,
-    num_key_value_heads=8, head_dim=128, max_position_embeddings=32768, rope_theta=100_000_000.0,
-    sliding_window=32768, rms_norm_eps=1e-5, tie_word_embeddings=False, bos_token_id=1, eos_token_id=2,
+    vocab_size=131072,
+    hidden_size=4096,
+    intermediate_size=12288,
+    num_hidden_layers=36,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    head_dim=128,
+    max_position_embeddings=32768,
+    rope_theta=100_000_000.0,
+    sliding_window=32768,
+    rms_norm_eps=1e-5,
+    tie_word_embeddings=False,
+    bos_token_id=1,
+    eos_token_id=2,
 )
-REDUCED = {**MINISTRAL_8B, "hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 4,
-           "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 64}
+REDUCED = {
+    **MINISTRAL_8B,
+    "hidden_size": 256,
+    "intermediate_size": 512,
+    "num_hidden_layers": 4,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 64,
+}
 
 
 def build(device: str, attn: str) -> MistralForCausalLM:
@@ -51,7 +69,9 @@ def build(device: str, attn: str) -> MistralForCausalLM:
     return model.eval()
 
 
-async def run_batch(scheduler: GenerationScheduler, size: int, prompt_tokens: int, new_tokens: int, device: str) -> dict:
+async def run_batch(
+    scheduler: GenerationScheduler, size: int, prompt_tokens: int, new_tokens: int, device: str
+) -> dict:
     prompts = [torch.randint(1000, 131072, (prompt_tokens,)).tolist() for _ in range(size)]
     started = time.perf_counter()
     generations = [scheduler.submit(p, new_tokens, timeout_s=3600) for p in prompts]
@@ -67,8 +87,11 @@ async def run_batch(scheduler: GenerationScheduler, size: int, prompt_tokens: in
         torch.cuda.synchronize()
     firsts = sorted(f - started for f, _ in times)
     decode_s = max(end for _, end in times) - max(f for f, _ in times)
-    return {"ttft_p50": statistics.median(firsts), "ttft_max": firsts[-1],
-            "tokens_per_s": size * (new_tokens - 1) / decode_s}
+    return {
+        "ttft_p50": statistics.median(firsts),
+        "ttft_max": firsts[-1],
+        "tokens_per_s": size * (new_tokens - 1) / decode_s,
+    }
 
 
 async def main() -> None:
@@ -84,11 +107,15 @@ async def main() -> None:
     if device == "cpu" and args.batches == parser.get_default("batches"):
         batches = [1, 2, 4]
     name = torch.cuda.get_device_name() if device == "cuda" else "CPU (reduced config: not the real model)"
-    print(f"device: {name}; torch {torch.__version__}; attention {attn}; one request = a {args.prompt_tokens}-token "
-          f"prompt, {args.new_tokens} new tokens; median of {args.repeats} runs")
+    print(
+        f"device: {name}; torch {torch.__version__}; attention {attn}; one request = a {args.prompt_tokens}-token "
+        f"prompt, {args.new_tokens} new tokens; median of {args.repeats} runs"
+    )
     print()
-    print("| batch | first token p50 | first token, last of the batch | decode tokens/s (all rows) | per row | "
-          "peak GPU memory |")
+    print(
+        "| batch | first token p50 | first token, last of the batch | decode tokens/s (all rows) | per row | "
+        "peak GPU memory |"
+    )
     print("| --- | --- | --- | --- | --- | --- |")
     model = build(device, attn)
     batch = ContinuousBatch(model, device=device, eos_ids=frozenset())
@@ -98,12 +125,15 @@ async def main() -> None:
     for size in batches:
         if device == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        runs = [await run_batch(scheduler, size, args.prompt_tokens, args.new_tokens, device)
-                for _ in range(args.repeats)]
+        runs = [
+            await run_batch(scheduler, size, args.prompt_tokens, args.new_tokens, device) for _ in range(args.repeats)
+        ]
         row = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
         memory = f"{torch.cuda.max_memory_allocated() / 2**30:.1f} GiB" if device == "cuda" else "-"
-        print(f"| {size} | {row['ttft_p50'] * 1000:.0f} ms | {row['ttft_max'] * 1000:.0f} ms | "
-              f"{row['tokens_per_s']:.0f} | {row['tokens_per_s'] / size:.1f} | {memory} |")
+        print(
+            f"| {size} | {row['ttft_p50'] * 1000:.0f} ms | {row['ttft_max'] * 1000:.0f} ms | "
+            f"{row['tokens_per_s']:.0f} | {row['tokens_per_s'] / size:.1f} | {memory} |"
+        )
     await scheduler.close()
 
 

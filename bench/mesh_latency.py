@@ -24,12 +24,12 @@ sys.path.insert(0, str(ROOT))
 
 import webrtcvad  # noqa: E402
 
-from voxmesh.services.asr.engines import AsrRequest  # noqa: E402
-from voxmesh.services.asr.engines.whisper import WhisperEngine  # noqa: E402
-from voxmesh.services.vad.segmenter import Segmenter, SpeechAudio  # noqa: E402
 from voxmesh import audio  # noqa: E402
 from voxmesh.client import Client, StreamOptions  # noqa: E402
 from voxmesh.console import percentile  # noqa: E402
+from voxmesh.services.asr.engines import AsrRequest  # noqa: E402
+from voxmesh.services.asr.engines.whisper import WhisperEngine  # noqa: E402
+from voxmesh.services.vad.segmenter import Segmenter, SpeechAudio  # noqa: E402
 from voxmesh.settings import AsrSettings  # noqa: E402
 from voxmesh.stack import LocalStack  # noqa: E402
 

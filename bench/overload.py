@@ -42,8 +42,11 @@ from voxmesh.stack import LocalStack  # noqa: E402
 from voxmesh.v1 import transcription_pb2 as pb  # noqa: E402
 from voxmesh.v1 import transcription_pb2_grpc  # noqa: E402
 
-FILES = [ROOT.parent / "shared" / "audio" / "jfk.flac", ROOT.parent / "shared" / "audio" / "alsa_channels.flac",
-         ROOT / "samples" / "welcome.flac"]
+FILES = [
+    ROOT.parent / "shared" / "audio" / "jfk.flac",
+    ROOT.parent / "shared" / "audio" / "alsa_channels.flac",
+    ROOT / "samples" / "welcome.flac",
+]
 
 
 @dataclass
@@ -153,7 +156,9 @@ def _refusal(exc: grpc.aio.AioRpcError) -> str:
 async def transcribe(target: str, content: bytes, tally: Tally) -> float:
     started = time.monotonic()
     async with grpc.aio.insecure_channel(target, options=[("grpc.max_send_message_length", 64 << 20)]) as channel:
-        reply = await transcription_pb2_grpc.TranscriptionStub(channel).Transcribe(pb.TranscribeRequest(content=content))
+        reply = await transcription_pb2_grpc.TranscriptionStub(channel).Transcribe(
+            pb.TranscribeRequest(content=content)
+        )
     for utterance in reply.utterances:
         if utterance.HasField("error"):
             tally.shed += 1
@@ -168,8 +173,13 @@ async def flooder(target: str, pcm: bytes, tally: Tally) -> float:
     started = time.monotonic()
     async with grpc.aio.insecure_channel(target) as channel:
         call = transcription_pb2_grpc.TranscriptionStub(channel).StreamingTranscribe()
-        await call.write(pb.StreamingTranscribeRequest(config=pb.StreamingConfig(
-            format=pb.AudioFormat(encoding=pb.AudioFormat.LINEAR16, sample_rate_hz=16000, channels=1))))
+        await call.write(
+            pb.StreamingTranscribeRequest(
+                config=pb.StreamingConfig(
+                    format=pb.AudioFormat(encoding=pb.AudioFormat.LINEAR16, sample_rate_hz=16000, channels=1)
+                )
+            )
+        )
         sent = 0
         try:
             for offset in range(0, len(pcm), 32000):
@@ -191,8 +201,13 @@ async def idle(target: str, tally: Tally) -> float:
     started = time.monotonic()
     async with grpc.aio.insecure_channel(target) as channel:
         call = transcription_pb2_grpc.TranscriptionStub(channel).StreamingTranscribe()
-        await call.write(pb.StreamingTranscribeRequest(config=pb.StreamingConfig(
-            format=pb.AudioFormat(encoding=pb.AudioFormat.LINEAR16, sample_rate_hz=16000, channels=1))))
+        await call.write(
+            pb.StreamingTranscribeRequest(
+                config=pb.StreamingConfig(
+                    format=pb.AudioFormat(encoding=pb.AudioFormat.LINEAR16, sample_rate_hz=16000, channels=1)
+                )
+            )
+        )
         try:
             [e async for e in call]
         except grpc.aio.AioRpcError as exc:
@@ -231,26 +246,42 @@ async def main() -> None:
         recorded = Tally()
         with memory:
             took = await transcribe(target, recording, recorded)
-        print(recorded.row(f"2. a 6-minute Transcribe, idle mesh ({took:.0f} s; "
-                           f"{recorded.deadline} deadline failures)", memory.summary()), flush=True)
+        print(
+            recorded.row(
+                f"2. a 6-minute Transcribe, idle mesh ({took:.0f} s; {recorded.deadline} deadline failures)",
+                memory.summary(),
+            ),
+            flush=True,
+        )
 
         beside, flooded, long_file, silent = Tally(), Tally(), Tally(), Tally()
         with memory:
             results = await asyncio.gather(
-                live(target, speech, beside), flooder(target, flood, flooded),
-                transcribe(target, recording, long_file), idle(target, silent),
+                live(target, speech, beside),
+                flooder(target, flood, flooded),
+                transcribe(target, recording, long_file),
+                idle(target, silent),
             )
         print(beside.row("3. a live stream beside the three below", memory.summary()))
-        print(flooded.row(f"3. flooding client: 120 s of audio sent at once, declared live, unread ({results[1]:.0f} s)", ""))
-        print(long_file.row(f"3. a 6-minute Transcribe ({results[2]:.0f} s; {long_file.deadline} deadline failures)", ""))
+        print(
+            flooded.row(
+                f"3. flooding client: 120 s of audio sent at once, declared live, unread ({results[1]:.0f} s)", ""
+            )
+        )
+        print(
+            long_file.row(f"3. a 6-minute Transcribe ({results[2]:.0f} s; {long_file.deadline} deadline failures)", "")
+        )
         print(silent.row(f"3. idle client: cut after {results[3]:.0f} s: {'; '.join(silent.refusals)}", ""))
         for tally in (beside, flooded):
             for refusal in tally.refusals:
                 print(f"   refused: {refusal}")
         p95_alone = percentile(alone.latencies, 95)
         p95_beside = percentile(beside.latencies, 95) if beside.latencies else float("inf")
-        print(f"\nlive p95 beside the flood {p95_beside:.2f} s vs alone {p95_alone:.2f} s: "
-              f"{p95_beside / p95_alone:.2f}x (target <= 2x)", flush=True)
+        print(
+            f"\nlive p95 beside the flood {p95_beside:.2f} s vs alone {p95_alone:.2f} s: "
+            f"{p95_beside / p95_alone:.2f}x (target <= 2x)",
+            flush=True,
+        )
 
         print(f"\n4. admission: a live stream added every second, up to {args.ramp_max}")
         streams: list[tuple[Tally, asyncio.Task]] = []
@@ -269,11 +300,16 @@ async def main() -> None:
             await asyncio.gather(*(task for _, task in streams))
         admitted = [tally for tally, _ in streams]
         worst = max((percentile(t.latencies, 95) for t in admitted if t.latencies), default=0.0)
-        print(f"   refusals began at stream {refused_at}" if refused_at else
-              f"   no refusal up to {args.ramp_max} streams")
-        print(f"   admitted {len(admitted)}: finals {sum(t.finals for t in admitted)}, shed "
-              f"{sum(t.shed for t in admitted)}, worst stream p95 {worst:.2f} s = {worst / p95_alone:.2f}x the "
-              f"single-stream p95 (target <= 2x); gateway {memory.summary()}")
+        print(
+            f"   refusals began at stream {refused_at}"
+            if refused_at
+            else f"   no refusal up to {args.ramp_max} streams"
+        )
+        print(
+            f"   admitted {len(admitted)}: finals {sum(t.finals for t in admitted)}, shed "
+            f"{sum(t.shed for t in admitted)}, worst stream p95 {worst:.2f} s = {worst / p95_alone:.2f}x the "
+            f"single-stream p95 (target <= 2x); gateway {memory.summary()}"
+        )
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from prometheus_client import REGISTRY
 
 from voxmesh import audio
@@ -15,9 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "welcome.flac"
 SAMPLE_TEXT = " ".join((ROOT / "samples" / "welcome.txt").read_text().split())
 JFK = ROOT.parent / "shared" / "audio" / "jfk.flac"
-JFK_TEXT = (
-    "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
-)
+JFK_TEXT = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
 
 
 @pytest.fixture(scope="session")
@@ -93,8 +90,11 @@ class MetricsDelta:
         """The smallest bucket bound that holds every observation made since (0 when none was)."""
         now = self._snapshot()
         total = self.value(f"{histogram}_count", **labels)
-        bounds = sorted(float(dict(key[1])["le"]) for key in now if key[0] == f"{histogram}_bucket"
-                        and {k: v for k, v in key[1] if k != "le"} == labels)
+        bounds = sorted(
+            float(dict(key[1])["le"])
+            for key in now
+            if key[0] == f"{histogram}_bucket" and {k: v for k, v in key[1] if k != "le"} == labels
+        )
         for bound in bounds:
             le = "+Inf" if bound == float("inf") else str(bound)
             if total and self.value(f"{histogram}_bucket", **labels, le=le) == total:

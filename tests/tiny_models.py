@@ -22,11 +22,33 @@ from pathlib import Path
 NUM_SPECIAL = 100
 N_BPE = 1000  # byte tokens and the first merges of mistral-common's own tekken vocabulary
 SPECIAL = {
-    0: "<unk>", 1: "<s>", 2: "</s>", 3: "[INST]", 4: "[/INST]", 5: "[AVAILABLE_TOOLS]", 6: "[/AVAILABLE_TOOLS]",
-    7: "[TOOL_RESULTS]", 8: "[/TOOL_RESULTS]", 9: "[TOOL_CALLS]", 10: "[IMG]", 11: "<pad>", 12: "[IMG_BREAK]",
-    13: "[IMG_END]", 14: "[PREFIX]", 15: "[MIDDLE]", 16: "[SUFFIX]", 17: "[SYSTEM_PROMPT]", 18: "[/SYSTEM_PROMPT]",
-    19: "[TOOL_CONTENT]", 20: "[ARGS]", 21: "[CALL_ID]", 24: "[AUDIO]", 25: "[BEGIN_AUDIO]", 32: "[STREAMING_PAD]",
-    33: "[STREAMING_WORD]", 34: "[TRANSCRIBE]",
+    0: "<unk>",
+    1: "<s>",
+    2: "</s>",
+    3: "[INST]",
+    4: "[/INST]",
+    5: "[AVAILABLE_TOOLS]",
+    6: "[/AVAILABLE_TOOLS]",
+    7: "[TOOL_RESULTS]",
+    8: "[/TOOL_RESULTS]",
+    9: "[TOOL_CALLS]",
+    10: "[IMG]",
+    11: "<pad>",
+    12: "[IMG_BREAK]",
+    13: "[IMG_END]",
+    14: "[PREFIX]",
+    15: "[MIDDLE]",
+    16: "[SUFFIX]",
+    17: "[SYSTEM_PROMPT]",
+    18: "[/SYSTEM_PROMPT]",
+    19: "[TOOL_CONTENT]",
+    20: "[ARGS]",
+    21: "[CALL_ID]",
+    24: "[AUDIO]",
+    25: "[BEGIN_AUDIO]",
+    32: "[STREAMING_PAD]",
+    33: "[STREAMING_WORD]",
+    34: "[TRANSCRIBE]",
 }
 AUDIO_ENCODING = {"num_mel_bins": 128, "hop_length": 160, "window_size": 400}
 
@@ -39,14 +61,23 @@ def tekken(streaming: bool) -> dict:
     real = json.loads(source.read_text())
     audio = {"sampling_rate": 16000, "frame_rate": 12.5, "audio_encoding_config": AUDIO_ENCODING}
     if streaming:
-        audio.update(transcription_format="streaming", transcription_delay_ms=480, streaming_look_ahead_ms=2.5,
-                     streaming_look_back_ms=52.5, streaming_n_left_pad_tokens=32)
+        audio.update(
+            transcription_format="streaming",
+            transcription_delay_ms=480,
+            streaming_look_ahead_ms=2.5,
+            streaming_look_back_ms=52.5,
+            streaming_n_left_pad_tokens=32,
+        )
     else:
         audio.update(chunk_length_s=30.0, transcription_format="instruct")
     return {
-        "config": {"pattern": real["config"]["pattern"], "num_vocab_tokens": N_BPE,
-                   "default_vocab_size": NUM_SPECIAL + N_BPE, "default_num_special_tokens": NUM_SPECIAL,
-                   "version": "v7"},
+        "config": {
+            "pattern": real["config"]["pattern"],
+            "num_vocab_tokens": N_BPE,
+            "default_vocab_size": NUM_SPECIAL + N_BPE,
+            "default_num_special_tokens": NUM_SPECIAL,
+            "version": "v7",
+        },
         "vocab": real["vocab"][:N_BPE],
         "special_tokens": [
             {"rank": i, "token_str": SPECIAL.get(i, f"<SPECIAL_{i}>"), "is_control": True} for i in range(NUM_SPECIAL)
@@ -61,7 +92,7 @@ def _spread(model, std: float = 0.3) -> None:
     import torch
 
     with torch.no_grad():
-        for name, param in model.named_parameters():
+        for param in model.parameters():
             if param.dim() >= 2:
                 param.normal_(0.0, std)
 
@@ -80,8 +111,13 @@ def _save_random(model_cls, config, processor, out: Path, seed: int) -> Path:
 
 def build_voxtral(out: Path, hidden: int = 64, layers: int = 2, seed: int = 0) -> Path:
     """A tiny VoxtralForConditionalGeneration (Voxtral-Mini-3B-2507's architecture) with its processor."""
-    from transformers import (MistralCommonBackend, VoxtralConfig, VoxtralForConditionalGeneration,
-                              VoxtralProcessor, WhisperFeatureExtractor)
+    from transformers import (
+        MistralCommonBackend,
+        VoxtralConfig,
+        VoxtralForConditionalGeneration,
+        VoxtralProcessor,
+        WhisperFeatureExtractor,
+    )
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "tekken.json").write_text(json.dumps(tekken(streaming=False)))
@@ -89,31 +125,65 @@ def build_voxtral(out: Path, hidden: int = 64, layers: int = 2, seed: int = 0) -
     processor = VoxtralProcessor(WhisperFeatureExtractor(feature_size=128), tokenizer)
     config = VoxtralConfig(
         audio_token_id=24,
-        audio_config={"hidden_size": hidden, "intermediate_size": 4 * hidden, "num_hidden_layers": layers,
-                      "num_attention_heads": 4, "num_mel_bins": 128, "max_source_positions": 1500},
-        text_config={"model_type": "llama", "vocab_size": NUM_SPECIAL + N_BPE, "hidden_size": hidden,
-                     "intermediate_size": 2 * hidden, "num_hidden_layers": layers, "num_attention_heads": 4,
-                     "num_key_value_heads": 2, "head_dim": hidden // 4, "max_position_embeddings": 4096,
-                     "bos_token_id": 1, "eos_token_id": 2},
+        audio_config={
+            "hidden_size": hidden,
+            "intermediate_size": 4 * hidden,
+            "num_hidden_layers": layers,
+            "num_attention_heads": 4,
+            "num_mel_bins": 128,
+            "max_source_positions": 1500,
+        },
+        text_config={
+            "model_type": "llama",
+            "vocab_size": NUM_SPECIAL + N_BPE,
+            "hidden_size": hidden,
+            "intermediate_size": 2 * hidden,
+            "num_hidden_layers": layers,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "head_dim": hidden // 4,
+            "max_position_embeddings": 4096,
+            "bos_token_id": 1,
+            "eos_token_id": 2,
+        },
     )
     return _save_random(VoxtralForConditionalGeneration, config, processor, out, seed)
 
 
 def build_voxtral_realtime(out: Path, hidden: int = 64, layers: int = 2, seed: int = 0) -> Path:
     """A tiny VoxtralRealtimeForConditionalGeneration (Voxtral-Mini-4B-Realtime-2602's architecture)."""
-    from transformers import (MistralCommonBackend, VoxtralRealtimeConfig, VoxtralRealtimeFeatureExtractor,
-                              VoxtralRealtimeForConditionalGeneration, VoxtralRealtimeProcessor)
+    from transformers import (
+        MistralCommonBackend,
+        VoxtralRealtimeConfig,
+        VoxtralRealtimeFeatureExtractor,
+        VoxtralRealtimeForConditionalGeneration,
+        VoxtralRealtimeProcessor,
+    )
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "tekken.json").write_text(json.dumps(tekken(streaming=True)))
     tokenizer = MistralCommonBackend(tokenizer_path=str(out / "tekken.json"))
     processor = VoxtralRealtimeProcessor(VoxtralRealtimeFeatureExtractor(), tokenizer)
     config = VoxtralRealtimeConfig(
-        audio_config={"hidden_size": hidden, "intermediate_size": 4 * hidden, "num_hidden_layers": layers,
-                      "num_attention_heads": 4, "head_dim": hidden // 4, "sliding_window": 750},
-        text_config={"vocab_size": NUM_SPECIAL + N_BPE, "hidden_size": hidden, "intermediate_size": 2 * hidden,
-                     "num_hidden_layers": layers, "num_attention_heads": 4, "num_key_value_heads": 2,
-                     "head_dim": hidden // 4, "sliding_window": 8192, "tie_word_embeddings": True},
+        audio_config={
+            "hidden_size": hidden,
+            "intermediate_size": 4 * hidden,
+            "num_hidden_layers": layers,
+            "num_attention_heads": 4,
+            "head_dim": hidden // 4,
+            "sliding_window": 750,
+        },
+        text_config={
+            "vocab_size": NUM_SPECIAL + N_BPE,
+            "hidden_size": hidden,
+            "intermediate_size": 2 * hidden,
+            "num_hidden_layers": layers,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "head_dim": hidden // 4,
+            "sliding_window": 8192,
+            "tie_word_embeddings": True,
+        },
     )
     return _save_random(VoxtralRealtimeForConditionalGeneration, config, processor, out, seed)
 
@@ -134,11 +204,20 @@ def _chat_template_tokenizer(vocab_size: int):
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     text = (Path(__file__).resolve().parent.parent / "samples" / "welcome.txt").read_text()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=CHAT_SPECIAL,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=CHAT_SPECIAL,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tokenizer.train_from_iterator([text] * 4, trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", bos_token="<s>",
-                                   eos_token="<|im_end|>", chat_template=CHAT_TEMPLATE)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        pad_token="<pad>",
+        bos_token="<s>",
+        eos_token="<|im_end|>",
+        chat_template=CHAT_TEMPLATE,
+    )
 
 
 def build_causal_lm(out: Path, tokenizer: str = "tekken", hidden: int = 64, layers: int = 2, seed: int = 0) -> Path:
@@ -163,10 +242,20 @@ def build_causal_lm(out: Path, tokenizer: str = "tekken", hidden: int = 64, laye
         bos, eos, pad = (hf_tokenizer.convert_tokens_to_ids(t) for t in ("<s>", "<|im_end|>", "<pad>"))
     else:
         raise ValueError(f"unknown tokenizer {tokenizer!r}: tekken or chat-template")
-    config = MistralConfig(vocab_size=vocab_size, hidden_size=hidden, intermediate_size=2 * hidden,
-                           num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                           head_dim=hidden // 4, max_position_embeddings=4096, sliding_window=4096,
-                           bos_token_id=bos, eos_token_id=eos, pad_token_id=pad)
+    config = MistralConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=hidden // 4,
+        max_position_embeddings=4096,
+        sliding_window=4096,
+        bos_token_id=bos,
+        eos_token_id=eos,
+        pad_token_id=pad,
+    )
     torch.manual_seed(seed)
     model = MistralForCausalLM(config).eval()
     with torch.no_grad():

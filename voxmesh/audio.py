@@ -142,7 +142,9 @@ class RecordingDecoder:
 
     def blocks(self) -> Iterator[bytes]:
         """16 kHz mono LINEAR16, a block at a time (blocking: run it off the event loop)."""
-        resampler = soxr.ResampleStream(self.rate, SAMPLE_RATE, 1, dtype="float32") if self.rate != SAMPLE_RATE else None
+        resampler = (
+            soxr.ResampleStream(self.rate, SAMPLE_RATE, 1, dtype="float32") if self.rate != SAMPLE_RATE else None
+        )
         read = 0
         try:
             for block in self._file.blocks(blocksize=self._block, dtype="int16", always_2d=True):

@@ -25,9 +25,10 @@ import logging
 import random
 import threading
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -42,10 +43,12 @@ log = logging.getLogger("voxmesh.client")
 
 Progress = Callable[[float, float], None]  # (seconds sent, seconds in total)
 
-SERVICE_CONFIG = json.dumps({
-    "loadBalancingConfig": [{"round_robin": {}}],
-    "healthCheckConfig": {"serviceName": pb.DESCRIPTOR.services_by_name["Transcription"].full_name},
-})
+SERVICE_CONFIG = json.dumps(
+    {
+        "loadBalancingConfig": [{"round_robin": {}}],
+        "healthCheckConfig": {"serviceName": pb.DESCRIPTOR.services_by_name["Transcription"].full_name},
+    }
+)
 # grpc's own status for a write to a call whose connection broke (grpc/grpc#34148): the gateway is gone.
 BROKEN_WRITE = (grpc.StatusCode.INTERNAL, "Internal error from Core")
 MAX_RESUMES_WITHOUT_EVENTS = 5
@@ -91,8 +94,10 @@ class _Call:
         # The caller's audio source failed: end the call, so that its reader raises that failure.
         sender.add_done_callback(lambda task: task.cancelled() or task.exception() is None or call.cancel())
 
-    async def read(self) -> pb.TranscriptionEvent:
-        return await self.call.read()
+    async def read(self) -> pb.TranscriptionEvent | None:
+        """The call's next event; None at its end (grpc.aio.EOF)."""
+        message = await self.call.read()
+        return None if message is grpc.aio.EOF else cast(pb.TranscriptionEvent, message)
 
     def raise_source_failure(self) -> None:
         if self.sender.done() and not self.sender.cancelled():
@@ -146,7 +151,7 @@ class Client:
         channels: int = 1,
         options: StreamOptions = StreamOptions(),
         timeout: float | None = None,
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """Stream LINEAR16 chunks in the given format; yields events as they arrive. A sync iterable is read
         on a worker thread, so it may block (a microphone, a paced reader)."""
         config = pb.StreamingConfig(
@@ -175,18 +180,26 @@ class Client:
                     if isinstance(exc, asyncio.CancelledError):
                         raise
                     resumes += 1
-                    if (not options.resume or not _resumable(exc) or time.monotonic() > give_up_at
-                            or resumes > MAX_RESUMES_WITHOUT_EVENTS):
+                    if (
+                        not options.resume
+                        or not _resumable(exc)
+                        or time.monotonic() > give_up_at
+                        or resumes > MAX_RESUMES_WITHOUT_EVENTS
+                    ):
                         raise
-                    log.warning("the stream's call ended %s; resuming from %.2f s", exc.code().name,
-                                state.keep_from / sample_rate_hz, extra={"details": exc.details()})
+                    log.warning(
+                        "the stream's call ended %s; resuming from %.2f s",
+                        exc.code().name,
+                        state.keep_from / sample_rate_hz,
+                        extra={"details": exc.details()},
+                    )
                     await call.stop()
                     call, move_at = None, None
                     if resumes > 1:  # the first try goes at once: round_robin picks another gateway
                         await asyncio.sleep(retry_s * random.uniform(0.5, 1.0))
                         retry_s = min(2 * retry_s, LONGEST_RETRY_S)
                     continue
-                if message is grpc.aio.EOF:
+                if message is None:
                     return
                 if call.resumed:
                     call.resumed = False
@@ -209,8 +222,9 @@ class Client:
                 await call.stop()
             await source.close()
 
-    def _call(self, config: pb.StreamingConfig, state: Resumption, source: _Source, deadline: float | None,
-              resumed: bool) -> _Call:
+    def _call(
+        self, config: pb.StreamingConfig, state: Resumption, source: _Source, deadline: float | None, resumed: bool
+    ) -> _Call:
         """A new call for the stream; a resumed one says where it picks up."""
         request = pb.StreamingConfig()
         request.CopyFrom(config)
@@ -264,7 +278,7 @@ class Client:
         options: StreamOptions = StreamOptions(),
         progress: Progress | None = None,
         timeout: float | None = None,
-    ) -> AsyncIterator[Event]:
+    ) -> AsyncGenerator[Event, None]:
         """Stream a file any libsndfile format (WAV, FLAC, OGG, ...), at real-time pace or as fast as the
         mesh takes it. Files in a format the gateway takes (8-48 kHz, mono or stereo) go as they are, so
         the gateway converts them once; others are converted to 16 kHz mono here."""
@@ -325,7 +339,7 @@ class SyncClient:
     def _call(self, coroutine):
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
-    def _iterate(self, iterator: AsyncIterator[Event]) -> Iterator[Event]:
+    def _iterate(self, iterator: AsyncGenerator[Event, None]) -> Iterator[Event]:
         try:
             while True:
                 try:
@@ -406,11 +420,11 @@ class _Source:
     async def more(self) -> None:
         """Wait for audio (or the end) beyond what is there now; re-raise the source's failure."""
         self._arrived.clear()
-        if self._task.done() and self._task.exception() is not None:
-            raise self._task.exception()
+        if self._task.done() and (failure := self._task.exception()) is not None:
+            raise failure
         await self._arrived.wait()
-        if self._task.done() and not self._task.cancelled() and self._task.exception() is not None:
-            raise self._task.exception()
+        if self._task.done() and not self._task.cancelled() and (failure := self._task.exception()) is not None:
+            raise failure
 
     async def close(self) -> None:
         self._task.cancel()

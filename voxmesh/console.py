@@ -119,7 +119,9 @@ class Console:
             note = f"  ({event.outcome}: {event.reason})" if event.reason else ""
             self._print(f"{'':17}-> {event.text}{note}")
         elif isinstance(event, UtteranceFailed):
-            self._print(f"[{event.start_s:6.2f} - {event.end_s:6.2f}] FAILED at {event.stage}: {event.code}: {event.message}")
+            self._print(
+                f"[{event.start_s:6.2f} - {event.end_s:6.2f}] FAILED at {event.stage}: {event.code}: {event.message}"
+            )
 
     def finish(self, wall_s: float, audio_s: float) -> None:
         if self.as_json:

@@ -9,8 +9,9 @@ then the thread.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 
 class EngineThread:
@@ -21,7 +22,7 @@ class EngineThread:
         self._executor = ThreadPoolExecutor(1, thread_name_prefix=name)
         self._task: asyncio.Task | None = None
 
-    def start(self, loop: Callable[[], Awaitable[None]]) -> None:
+    def start(self, loop: Callable[[], Coroutine[Any, Any, None]]) -> None:
         self._task = asyncio.create_task(loop(), name=self.name)
 
     def wake(self) -> None:

@@ -98,8 +98,14 @@ class EventDecoder:
             return Partial(*base, text=message.partial.text, stability=message.partial.stability)
         if kind == "final":
             final = message.final
-            return Final(*base, text=final.text, language=final.language, engine=final.engine,
-                         engine_compute_s=final.engine_compute_s, queue_wait_s=final.queue_wait_s)
+            return Final(
+                *base,
+                text=final.text,
+                language=final.language,
+                engine=final.engine,
+                engine_compute_s=final.engine_compute_s,
+                queue_wait_s=final.queue_wait_s,
+            )
         if kind == "processed":
             processed = message.processed
             so_far = "" if processed.restart else self._processed.get(message.utterance_id, "")
@@ -109,9 +115,16 @@ class EventDecoder:
                 so_far = processed.text
             else:
                 self._processed[message.utterance_id] = so_far
-            return Processed(*base, text=so_far, delta=processed.delta, done=processed.done,
-                             outcome=_OUTCOMES.get(processed.outcome, ""), reason=processed.reason,
-                             engine=processed.engine, restart=processed.restart)
+            return Processed(
+                *base,
+                text=so_far,
+                delta=processed.delta,
+                done=processed.done,
+                outcome=_OUTCOMES.get(processed.outcome, ""),
+                reason=processed.reason,
+                engine=processed.engine,
+                restart=processed.restart,
+            )
         if kind == "error":
             error = message.error
             return UtteranceFailed(*base, stage=error.stage, code=error.code, message=error.message)

@@ -123,9 +123,10 @@ class Resumption:
         """Where a new call picks the stream up: it then sends the kept audio from `keep_from`."""
         unresolved = [i for i in self.announced if i >= self.resolved_below]
         next_id = min(unresolved) if unresolved else max(self.last_started + 1, self.resolved_below)
+        pending = sorted(self.pending.values(), key=lambda p: p.utterance_id)
         return pb.ResumeFrom(
             offset_s=self.keep_from / self.rate,
             next_utterance_id=next_id,
-            pending=sorted(self.pending.values(), key=lambda p: p.utterance_id),
+            pending=pending,
             context=list(self.context),
         )

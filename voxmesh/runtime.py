@@ -135,12 +135,16 @@ def server_options(settings: ServiceSettings) -> list[tuple[str, int]]:
         # Callers' own pings (the gateway's channels ping every 30 s) are welcome down to every 10 s.
         ("grpc.http2.min_recv_ping_interval_without_data_ms", 10_000),
         ("grpc.http2.max_ping_strikes", 0),
-    ] + ([
-        # Clients reconnect (and re-resolve DNS, finding new replicas) after this age; streams in flight
-        # get the grace period to finish on the old connection.
-        ("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
-        ("grpc.max_connection_age_grace_ms", int(settings.max_connection_age_grace_s * 1000)),
-    ] if settings.max_connection_age_s else [])
+    ] + (
+        [
+            # Clients reconnect (and re-resolve DNS, finding new replicas) after this age; streams in flight
+            # get the grace period to finish on the old connection.
+            ("grpc.max_connection_age_ms", int(settings.max_connection_age_s * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(settings.max_connection_age_grace_s * 1000)),
+        ]
+        if settings.max_connection_age_s
+        else []
+    )
 
 
 class Server:
@@ -178,11 +182,14 @@ class Server:
         if self.health_server is not None:
             self.health_server.add_insecure_port(f"{self.settings.host}:{self.settings.health_port}")
             await self.health_server.start()
-        log.info("listening", extra={
-            "address": f"{self.settings.host}:{self.port}",
-            "tls": "off" if credentials is None else ("mtls" if self.settings.tls_ca_file else "tls"),
-            "health_port": self.settings.health_port,
-        })
+        log.info(
+            "listening",
+            extra={
+                "address": f"{self.settings.host}:{self.port}",
+                "tls": "off" if credentials is None else ("mtls" if self.settings.tls_ca_file else "tls"),
+                "health_port": self.settings.health_port,
+            },
+        )
         return self.port
 
     async def ready(self) -> None:
@@ -216,8 +223,7 @@ async def serve(service: Service, settings: ServiceSettings) -> int:
         log.error("start-up failed: %s", exc)
         return 1
     except RuntimeError as exc:  # grpc: "Failed to bind to address ..."
-        log.error("start-up failed: cannot listen on %s:%s (%s); is the port taken?",
-                  settings.host, settings.port, exc)
+        log.error("start-up failed: cannot listen on %s:%s (%s); is the port taken?", settings.host, settings.port, exc)
         return 1
 
     stop = asyncio.Event()
@@ -232,9 +238,11 @@ async def serve(service: Service, settings: ServiceSettings) -> int:
     if starting.done() and starting.exception() is None:
         await stopping
     elif starting.done():
-        exc = starting.exception()
-        message = str(exc) if isinstance(exc, errors.VoxmeshError) else f"{type(exc).__name__}: {exc}"
-        log.error("start-up failed: %s", message, exc_info=None if isinstance(exc, errors.VoxmeshError) else exc)
+        failure = starting.exception()
+        message = str(failure) if isinstance(failure, errors.VoxmeshError) else f"{type(failure).__name__}: {failure}"
+        log.error(
+            "start-up failed: %s", message, exc_info=None if isinstance(failure, errors.VoxmeshError) else failure
+        )
         stopping.cancel()
         code = 1
     else:

@@ -157,8 +157,17 @@ class LocalStack:
 
     def _command(self, member: Member) -> list[str]:
         command = [
-            sys.executable, "-m", "voxmesh", "serve", member.name,
-            "--host", self.host, "--port", str(member.port), "--metrics-port", str(member.metrics_port),
+            sys.executable,
+            "-m",
+            "voxmesh",
+            "serve",
+            member.name,
+            "--host",
+            self.host,
+            "--port",
+            str(member.port),
+            "--metrics-port",
+            str(member.metrics_port),
         ]
         if member.name == "gateway":
             for inner in ("vad", "asr", "llm"):
@@ -179,8 +188,11 @@ class LocalStack:
             member.log_path = self.log_dir / f"{member.label}.log"
             stderr = member.log_path.open("a")
         member.process = subprocess.Popen(
-            self._command(member), env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
-            stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True,
+            self._command(member),
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
         )
         if stderr is not None:
             stderr.close()
@@ -193,8 +205,10 @@ class LocalStack:
         try:
             while waiting:
                 for label, member in sorted(waiting.items()):
-                    if member.process.poll() is not None:
-                        raise StackError(self._failure(member, f"exited with code {member.process.returncode}"))
+                    process = member.process
+                    assert process is not None  # every member waited for was launched
+                    if process.poll() is not None:
+                        raise StackError(self._failure(member, f"exited with code {process.returncode}"))
                     try:
                         reply = await health_pb2_grpc.HealthStub(channels[label]).Check(
                             health_pb2.HealthCheckRequest(), timeout=1.0
@@ -219,9 +233,11 @@ class LocalStack:
 
     def kill(self, member: Member) -> None:
         """SIGKILL: the replica dies at once, as in a crash or an OOM kill."""
-        if member.process.poll() is None:
-            member.process.kill()
-        member.process.wait()
+        process = member.process
+        assert process is not None, f"{member.label} was never started"
+        if process.poll() is None:
+            process.kill()
+        process.wait()
 
     def terminate(self, member: Member) -> None:
         """SIGTERM, and wait for the replica to drain and stop (kill it after its grace period)."""
@@ -242,15 +258,15 @@ class LocalStack:
         self._terminate([m for m in self.members if m.name != "gateway"])
 
     def _terminate(self, members: list[Member]) -> None:
-        running = [m for m in members if m.process is not None]
-        for member in running:
-            if member.process.poll() is None:
-                member.process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + max((stop_wait_s(m.name) for m in running), default=0)
-        for member in running:
+        running = [(m, m.process) for m in members if m.process is not None]
+        for _, process in running:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + max((stop_wait_s(m.name) for m, _ in running), default=0)
+        for member, process in running:
             try:
-                member.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 log.warning("killing a service that did not stop", extra={"service": member.label})
-                member.process.kill()
-                member.process.wait()
+                process.kill()
+                process.wait()

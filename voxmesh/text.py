@@ -7,11 +7,12 @@ import re
 from collections.abc import Iterable
 
 _WORD = re.compile(r"[a-z0-9']+")
+CURLY_APOSTROPHE = "\u2019"  # typographic "don\u2019t" counts as "don't"
 
 
 def words(text: str) -> list[str]:
     """Lower-case words without punctuation: the form WER and agreement compare."""
-    return _WORD.findall(text.lower().replace("’", "'"))
+    return _WORD.findall(text.lower().replace(CURLY_APOSTROPHE, "'"))
 
 
 def edit_distance(a: list[str], b: list[str]) -> int:
@@ -40,15 +41,13 @@ def agreed_prefix(previous: str, current: str) -> str:
     (the LocalAgreement-2 policy of streaming Whisper).
     """
     shared = 0
-    for a, b in zip(words(previous), words(current)):
+    for a, b in zip(words(previous), words(current), strict=False):
         if a != b:
             break
         shared += 1
     if shared == 0:
         return ""
-    seen = 0
-    for match in _WORD.finditer(current.lower().replace("’", "'")):
-        seen += 1
+    for seen, match in enumerate(_WORD.finditer(current.lower().replace(CURLY_APOSTROPHE, "'")), start=1):
         if seen == shared:
             return current[: match.end()]
     return current

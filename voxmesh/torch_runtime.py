@@ -52,11 +52,8 @@ def describe_source(model: str) -> str:
 def check_local(model: str, setting: str) -> None:
     """A path-like reference must be a directory with a config.json; `setting` names where it was given."""
     path = Path(model).expanduser()
-    if model.startswith((".", "/", "~")) or path.exists():
-        if not (path / "config.json").is_file():
-            raise errors.FailedPrecondition(
-                f"model directory {model!r} does not exist or holds no config.json ({setting})"
-            )
+    if (model.startswith((".", "/", "~")) or path.exists()) and not (path / "config.json").is_file():
+        raise errors.FailedPrecondition(f"model directory {model!r} does not exist or holds no config.json ({setting})")
 
 
 def load_processor_and_model(model_cls, model_id: str, device_setting: str, setting: str, what: str):
@@ -68,9 +65,11 @@ def load_processor_and_model(model_cls, model_id: str, device_setting: str, sett
     place = placement(device_setting)
     try:
         processor = AutoProcessor.from_pretrained(model_id)
-        model = model_cls.from_pretrained(
-            model_id, dtype=place.dtype, attn_implementation=place.attn_implementation
-        ).to(place.device).eval()
+        model = (
+            model_cls.from_pretrained(model_id, dtype=place.dtype, attn_implementation=place.attn_implementation)
+            .to(place.device)
+            .eval()
+        )
     except (OSError, ValueError) as exc:
         raise errors.FailedPrecondition(f"could not load the {what} from {describe_source(model_id)}: {exc}") from exc
     return processor, model, place

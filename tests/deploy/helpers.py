@@ -47,6 +47,7 @@ PENDING_NAMES: set[str] = set()
 
 # ---- tools ---------------------------------------------------------------------------------------------
 
+
 def tool(name: str, install: str, *, required: bool = True) -> str:
     """The path of a command-line tool: beside this Python (a virtual environment's bin) or on PATH."""
     path = shutil.which(name, path=os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]))
@@ -70,6 +71,7 @@ def run(cmd: list[str], **kwargs) -> subprocess.CompletedProcess:
 
 
 # ---- Kubernetes ----------------------------------------------------------------------------------------
+
 
 @cache
 def _render(path: Path) -> tuple[str, str]:
@@ -133,6 +135,7 @@ def configmap_env(docs: list[dict], deployment: dict) -> dict[str, str]:
 
 # ---- settings ------------------------------------------------------------------------------------------
 
+
 def _settings_class(key: str) -> tuple[str, type[voxmesh_settings.ServiceSettings]] | None:
     for name, cls in voxmesh_settings.SETTINGS.items():
         if key.startswith(cls.model_config["env_prefix"]):
@@ -154,7 +157,7 @@ def settings_problems(env: Mapping[str, str], where: str) -> list[str]:
             problems.append(f"{where}: {key} has no service prefix (VOXMESH_GATEWAY_, _VAD_, _ASR_, _LLM_)")
             continue
         _, cls = found
-        field = key[len(cls.model_config["env_prefix"]):].lower()
+        field = key[len(cls.model_config["env_prefix"]) :].lower()
         if field not in cls.model_fields:
             if key not in PENDING_NAMES:
                 problems.append(f"{where}: {key} is not a setting of {cls.__name__} (voxmesh/settings.py)")
@@ -177,7 +180,7 @@ def effective_settings(service: str, env: Mapping[str, str]) -> voxmesh_settings
     cls = voxmesh_settings.SETTINGS[service]
     prefix = cls.model_config["env_prefix"]
     values = {
-        key[len(prefix):].lower(): value
+        key[len(prefix) :].lower(): value
         for key, value in env.items()
         if key.startswith(prefix) and (key, str(value)) not in PENDING_VALUES and key not in PENDING_NAMES
     }
@@ -186,16 +189,17 @@ def effective_settings(service: str, env: Mapping[str, str]) -> voxmesh_settings
 
 # ---- metrics -------------------------------------------------------------------------------------------
 
+
 @cache
 def metric_names() -> frozenset[str]:
     """Every series name the services export, as PromQL sees them (with _bucket, _sum, _count, _total)."""
     import prometheus_client
 
-    import voxmesh.gateway.metrics  # noqa: F401
-    import voxmesh.services.asr.metrics  # noqa: F401
-    import voxmesh.services.llm.metrics  # noqa: F401
+    import voxmesh.gateway.metrics
+    import voxmesh.metrics
+    import voxmesh.services.asr.metrics
+    import voxmesh.services.llm.metrics
     import voxmesh.services.vad.metrics  # noqa: F401
-    import voxmesh.metrics  # noqa: F401
 
     names: set[str] = set()
     for family in prometheus_client.REGISTRY.collect():

@@ -51,6 +51,7 @@ def duration_s(text: str) -> float:
 
 # ---- validation ------------------------------------------------------------------------------------------
 
+
 def check_jsonschema(*paths) -> None:
     exe = tool("check-jsonschema", "pip install check-jsonschema (a test dependency)")
     result = run([exe, "--builtin-schema", "vendor.compose-spec", *map(str, paths)])
@@ -90,6 +91,7 @@ def test_docker_compose_config_accepts_the_stack(files):
 
 
 # ---- the services --------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_environment_names_real_settings(stack):
@@ -177,11 +179,14 @@ def test_gpu_override_runs_the_gpu_engines():
 
 
 def test_images_share_one_tag():
-    tags = {s["image"].split(":")[1] for stack in STACKS.values() for n, s in stack["services"].items() if n in SERVICES}
+    tags = {
+        s["image"].split(":")[1] for stack in STACKS.values() for n, s in stack["services"].items() if n in SERVICES
+    }
     assert len(tags) == 1 and "latest" not in tags, tags
 
 
 # ---- Prometheus and Grafana ------------------------------------------------------------------------------
+
 
 def test_prometheus_scrapes_every_service_at_its_metrics_port():
     config = load(ROOT / "deploy" / "prometheus" / "prometheus.yml")

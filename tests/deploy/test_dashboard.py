@@ -40,25 +40,33 @@ def test_every_queried_series_is_exported_by_a_service():
     assert not unknown, f"the dashboard queries series no service exports: {sorted(unknown)}"
 
 
-@pytest.mark.parametrize("metric", [
-    "voxmesh_gateway_speech_end_to_final_seconds",
-    "voxmesh_gateway_final_to_processed_seconds",
-    "voxmesh_gateway_mesh_overhead_seconds",
-])
+@pytest.mark.parametrize(
+    "metric",
+    [
+        "voxmesh_gateway_speech_end_to_final_seconds",
+        "voxmesh_gateway_final_to_processed_seconds",
+        "voxmesh_gateway_mesh_overhead_seconds",
+    ],
+)
 def test_latencies_users_feel_show_p50_p95_p99(metric):
-    quantiles = {e.split("(")[1].split(",")[0] for e in exprs() if f"{metric}_bucket" in e and "histogram_quantile" in e}
+    quantiles = {
+        e.split("(")[1].split(",")[0] for e in exprs() if f"{metric}_bucket" in e and "histogram_quantile" in e
+    }
     assert quantiles >= {"0.5", "0.95", "0.99"}, f"{metric}: quantiles shown {quantiles}"
 
 
-@pytest.mark.parametrize("needle", [
-    "sum by (le, hop) (rate(voxmesh_gateway_hop_seconds_bucket",   # per-hop latency
-    "voxmesh_gateway_active_streams",                               # active streams
-    "rate(voxmesh_rpc_errors_total",                                # error rates
-    "rate(voxmesh_utterance_errors_total",
-    "voxmesh_asr_batch_size_bucket",                                # ASR batch sizes
-    "voxmesh_asr_queue_depth",                                      # queue depth
-    "voxmesh_llm_pending",
-])
+@pytest.mark.parametrize(
+    "needle",
+    [
+        "sum by (le, hop) (rate(voxmesh_gateway_hop_seconds_bucket",  # per-hop latency
+        "voxmesh_gateway_active_streams",  # active streams
+        "rate(voxmesh_rpc_errors_total",  # error rates
+        "rate(voxmesh_utterance_errors_total",
+        "voxmesh_asr_batch_size_bucket",  # ASR batch sizes
+        "voxmesh_asr_queue_depth",  # queue depth
+        "voxmesh_llm_pending",
+    ],
+)
 def test_dashboard_shows(needle):
     assert any(needle in e for e in exprs()), f"no panel queries {needle}"
 
@@ -72,7 +80,7 @@ def test_panels_are_well_formed():
     assert len(ids) == len(set(ids)), "panel ids repeat"
     for panel in panels():
         grid = panel["gridPos"]
-        assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24, panel["title"]
+        assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24, panel["title"]
         if panel["type"] == "row":
             continue
         assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]

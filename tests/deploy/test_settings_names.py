@@ -10,14 +10,17 @@ from voxmesh import settings as voxmesh_settings
 
 
 def test_a_misspelt_name_a_bad_value_and_a_foreign_prefix_are_reported():
-    problems = settings_problems({
-        "VOXMESH_ASR_BEAM_SIZ": "5",
-        "VOXMESH_VAD_AGGRESSIVENESS": "9",
-        "VOXMESH_TTS_VOICE": "x",
-        "HF_HOME": "/cache",
-        "VOXMESH_GATEWAY_DOWNSTREAM_TLS": "true",
-        "VOXMESH_ASR_GRACE_S": "30",
-    }, "here")
+    problems = settings_problems(
+        {
+            "VOXMESH_ASR_BEAM_SIZ": "5",
+            "VOXMESH_VAD_AGGRESSIVENESS": "9",
+            "VOXMESH_TTS_VOICE": "x",
+            "HF_HOME": "/cache",
+            "VOXMESH_GATEWAY_DOWNSTREAM_TLS": "true",
+            "VOXMESH_ASR_GRACE_S": "30",
+        },
+        "here",
+    )
     assert len(problems) == 3, problems
     assert "VOXMESH_ASR_BEAM_SIZ is not a setting of AsrSettings" in problems[0]
     assert "VOXMESH_TTS_VOICE has no service prefix" in problems[1]
@@ -30,7 +33,7 @@ def test_pending_settings_are_still_pending():
     accepted = []
     for key, value in sorted(PENDING_VALUES):
         cls = next(c for c in voxmesh_settings.SETTINGS.values() if key.startswith(c.model_config["env_prefix"]))
-        field = key[len(cls.model_config["env_prefix"]):].lower()
+        field = key[len(cls.model_config["env_prefix"]) :].lower()
         try:
             cls.model_validate({field: value})
         except ValidationError:
@@ -38,6 +41,6 @@ def test_pending_settings_are_still_pending():
         accepted.append(f"{key}={value}")
     for key in sorted(PENDING_NAMES):
         cls = next(c for c in voxmesh_settings.SETTINGS.values() if key.startswith(c.model_config["env_prefix"]))
-        if key[len(cls.model_config["env_prefix"]):].lower() in cls.model_fields:
+        if key[len(cls.model_config["env_prefix"]) :].lower() in cls.model_fields:
             accepted.append(key)
     assert not accepted, f"now real settings, remove from the allow-list in tests/deploy/helpers.py: {accepted}"

@@ -26,7 +26,9 @@ def stack(tmp_path_factory):
     yield local
     local.stop()
     for member in local.members:
-        assert member.process.returncode == 0, f"{member.name} stopped with {member.process.returncode}:\n{member.log_tail()}"
+        assert member.process.returncode == 0, (
+            f"{member.name} stopped with {member.process.returncode}:\n{member.log_tail()}"
+        )
 
 
 def env(**extra) -> dict:

@@ -26,8 +26,12 @@ REPLICAS = {"vad": 2, "asr": 2, "llm": 2, "gateway": 2}
 @pytest.fixture(scope="module")
 def replicated(tmp_path_factory):
     # Admission by capacity is off: these tests are about failover, on a machine their own processes load.
-    local = LocalStack(gateway_port=0, log_dir=tmp_path_factory.mktemp("replicated-logs"), replicas=REPLICAS,
-                       env={"VOXMESH_GATEWAY_ADMIT_UTILIZATION": "2"})
+    local = LocalStack(
+        gateway_port=0,
+        log_dir=tmp_path_factory.mktemp("replicated-logs"),
+        replicas=REPLICAS,
+        env={"VOXMESH_GATEWAY_ADMIT_UTILIZATION": "2"},
+    )
     try:
         asyncio.run(local.start())
     except BaseException:
@@ -57,6 +61,7 @@ async def stream_with_fault(target: str, path, fault=None, when=("speech_start",
         async for event in client.stream_file(path, pace="realtime", options=StreamOptions(partials=True)):
             events.append(event)
             if fault is not None and task is None and (event.type, event.utterance) == when:
+
                 async def later():
                     await asyncio.sleep(delay_s)
                     await fault()
@@ -113,7 +118,9 @@ async def test_a_lone_asr_killed_and_back_within_ten_seconds_and_the_gateway_ser
         back["restart_s"] = time.monotonic() - started
         async with grpc.aio.insecure_channel(stack.gateway) as channel:
             health = health_pb2_grpc.HealthStub(channel)
-            while (await health.Check(health_pb2.HealthCheckRequest())).status != health_pb2.HealthCheckResponse.SERVING:
+            while (
+                await health.Check(health_pb2.HealthCheckRequest())
+            ).status != health_pb2.HealthCheckResponse.SERVING:
                 await asyncio.sleep(0.02)
         back["gateway_s"] = time.monotonic() - started - back["restart_s"]
 

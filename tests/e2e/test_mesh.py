@@ -14,12 +14,12 @@ import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from voxmesh.services.asr.engines import AsrRequest
-from voxmesh.services.asr.engines.whisper import WhisperEngine
 from tests.conftest import JFK_TEXT, ROOT, SAMPLE, SAMPLE_TEXT
 from tests.e2e.conftest import VOXMESH, env
 from voxmesh import audio, text
 from voxmesh.client import Client, StreamOptions
+from voxmesh.services.asr.engines import AsrRequest
+from voxmesh.services.asr.engines.whisper import WhisperEngine
 from voxmesh.settings import AsrSettings
 
 pytestmark = pytest.mark.e2e
@@ -90,8 +90,11 @@ async def test_metrics_endpoints_show_every_histogram_observed(stack, sample_pcm
             "voxmesh_gateway_audio_seconds_total{}",
         ],
         "vad": ["voxmesh_vad_chunk_processing_seconds_count{}", "voxmesh_vad_utterances_total{reason=silence}"],
-        "asr": ["voxmesh_asr_compute_seconds_count{kind=final}", "voxmesh_asr_batch_size_count{}",
-                "voxmesh_asr_queue_wait_seconds_count{kind=final}"],
+        "asr": [
+            "voxmesh_asr_compute_seconds_count{kind=final}",
+            "voxmesh_asr_batch_size_count{}",
+            "voxmesh_asr_queue_wait_seconds_count{kind=final}",
+        ],
         "llm": ["voxmesh_llm_request_seconds_count{}", "voxmesh_llm_first_delta_seconds_count{}"],
     }
     for service, names in expected.items():
@@ -114,21 +117,31 @@ def test_health_command(stack):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         closed = f"127.0.0.1:{sock.getsockname()[1]}"
-    down = subprocess.run([*VOXMESH, "health", "--gateway", closed, "--timeout", "1"],
-                          capture_output=True, text=True, timeout=60)
+    down = subprocess.run(
+        [*VOXMESH, "health", "--gateway", closed, "--timeout", "1"], capture_output=True, text=True, timeout=60
+    )
     assert down.returncode == 1 and "UNAVAILABLE" in down.stdout
 
 
 def test_transcribe_command_with_its_own_stack_prints_json_events():
-    done = subprocess.run([*VOXMESH, "transcribe", str(SAMPLE), "--json", "--pace", "fast"],
-                          capture_output=True, text=True, timeout=300, env=env(), cwd=ROOT)
+    done = subprocess.run(
+        [*VOXMESH, "transcribe", str(SAMPLE), "--json", "--pace", "fast"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env(),
+        cwd=ROOT,
+    )
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     events, summary = lines[:-1], lines[-1]
     types = {e["type"] for e in events}
     # at --pace fast an utterance usually ends before its first partial re-decode is done
-    assert {"speech_start", "speech_end", "final", "processed"} <= types <= {
-        "speech_start", "speech_end", "partial", "final", "processed"}
+    assert (
+        {"speech_start", "speech_end", "final", "processed"}
+        <= types
+        <= {"speech_start", "speech_end", "partial", "final", "processed"}
+    )
     assert all({"type", "utterance", "start_s", "end_s"} <= set(e) for e in events)
     finals = [e for e in events if e["type"] == "final"]
     assert all(e["text"] and e["end_s"] > e["start_s"] for e in finals)
@@ -145,8 +158,13 @@ def free_port() -> int:
 
 async def test_up_then_sigterm_drains_the_stream_in_flight_and_stops_everything(jfk_path):
     port = free_port()
-    up = subprocess.Popen([*VOXMESH, "up", "--port", str(port)], env=env(VOXMESH_GATEWAY_GRACE_S="30"),
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    up = subprocess.Popen(
+        [*VOXMESH, "up", "--port", str(port)],
+        env=env(VOXMESH_GATEWAY_GRACE_S="30"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     target = f"127.0.0.1:{port}"
     try:
         async with Client(target) as client:
@@ -187,7 +205,12 @@ def test_sync_client_streams_and_transcribes(stack):
 
 def test_a_missing_model_is_a_start_up_error_naming_the_path(tmp_path):
     missing = tmp_path / "no-model-here"
-    done = subprocess.run([*VOXMESH, "serve", "asr", "--port", "0", "--metrics-port", "0"],
-                          env=env(VOXMESH_ASR_MODEL=str(missing)), capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [*VOXMESH, "serve", "asr", "--port", "0", "--metrics-port", "0"],
+        env=env(VOXMESH_ASR_MODEL=str(missing)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1
     assert f"start-up failed: whisper model directory '{missing}' does not exist" in done.stderr

@@ -23,8 +23,16 @@ MEMORY_BOUND = 50 << 20  # what one Transcribe may add to the gateway's resident
 
 def wav_declaring(rate: int, frames: int) -> bytes:
     data = bytes(frames * 2)
-    return (b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE" + b"fmt "
-            + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16) + b"data" + struct.pack("<I", len(data)) + data)
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + len(data))
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
+        + b"data"
+        + struct.pack("<I", len(data))
+        + data
+    )
 
 
 def silent_flac(minutes: int, rate: int = 8000) -> bytes:
@@ -76,7 +84,10 @@ async def test_lying_uploads_are_refused_or_decoded_within_a_bounded_memory(stac
     gateway = stack.replicas_of("gateway")[0].process.pid
     refused = {
         "a 7 KB WAV declaring 1 Hz and an hour": (wav_declaring(1, 3600), "declares a sample rate of 1 Hz"),
-        "a 180 KB FLAC of two hours of silence": (silent_flac(120), "lasts 7200 s; Transcribe takes files of at most 3600 s"),
+        "a 180 KB FLAC of two hours of silence": (
+            silent_flac(120),
+            "lasts 7200 s; Transcribe takes files of at most 3600 s",
+        ),
     }
     for name, (content, words) in refused.items():
         with PeakRss(gateway) as memory, pytest.raises(grpc.aio.AioRpcError) as caught:

@@ -8,17 +8,16 @@ import contextlib
 import grpc
 import pytest
 
+from tests.conftest import chunks
+from voxmesh.client import Client, StreamOptions
 from voxmesh.gateway.service import GatewayService
+from voxmesh.runtime import Server
 from voxmesh.services.asr.service import AsrService
 from voxmesh.services.llm.service import LlmService
 from voxmesh.services.vad.service import VadService
-from tests.conftest import chunks
-from voxmesh.client import Client, StreamOptions
-from voxmesh.runtime import Server
-from voxmesh.v1 import asr_pb2, llm_pb2
-from voxmesh.v1 import transcription_pb2 as pb
-from voxmesh.v1 import transcription_pb2_grpc
 from voxmesh.settings import AsrSettings, GatewaySettings, LlmSettings, VadSettings
+from voxmesh.v1 import asr_pb2, llm_pb2, transcription_pb2_grpc
+from voxmesh.v1 import transcription_pb2 as pb
 
 LOCAL = {"host": "127.0.0.1", "port": 0, "metrics_port": 0}
 
@@ -51,16 +50,23 @@ def settings(cls, **overrides):
 
 
 @contextlib.asynccontextmanager
-async def mesh(gateway: dict | None = None, asr: dict | None = None, llm_service=None, vad: dict | None = None,
-               llm: dict | None = None):
+async def mesh(
+    gateway: dict | None = None,
+    asr: dict | None = None,
+    llm_service=None,
+    vad: dict | None = None,
+    llm: dict | None = None,
+):
     """All four services in this process; yields (gateway address, {name: runtime Server})."""
     vad_service = VadService(settings(VadSettings, **(vad or {})))
     asr_service = AsrService(settings(AsrSettings, **(asr or {})))
     llm_service = llm_service or LlmService(settings(LlmSettings, **(llm or {})))
     servers = {}
-    async with running(vad_service, vad_service.servicer.settings, servers) as vad_address, \
-            running(asr_service, asr_service.settings, servers) as asr_address, \
-            running(llm_service, llm_service.settings, servers) as llm_address:
+    async with (
+        running(vad_service, vad_service.servicer.settings, servers) as vad_address,
+        running(asr_service, asr_service.settings, servers) as asr_address,
+        running(llm_service, llm_service.settings, servers) as llm_address,
+    ):
         gateway_settings = settings(
             GatewaySettings, vad_target=vad_address, asr_target=asr_address, llm_target=llm_address, **(gateway or {})
         )
@@ -84,12 +90,18 @@ def no_crash_logs(caplog):
 async def stream_through_mesh(pcm: bytes, **mesh_options) -> list:
     """Events of one stream of 16 kHz audio (partials and post-processing on) through an in-process mesh."""
     from tests.conftest import chunks
-    from voxmesh.v1 import transcription_pb2 as pb, transcription_pb2_grpc
+    from voxmesh.v1 import transcription_pb2 as pb
+    from voxmesh.v1 import transcription_pb2_grpc
 
-    requests = [pb.StreamingTranscribeRequest(config=pb.StreamingConfig(
-        format=pb.AudioFormat(encoding=pb.AudioFormat.LINEAR16, sample_rate_hz=16000, channels=1),
-        partial_results=True, post_processing=pb.PostProcessing(enabled=True),
-    ))] + [pb.StreamingTranscribeRequest(audio=c) for c in chunks(pcm, 3200)]
+    requests = [
+        pb.StreamingTranscribeRequest(
+            config=pb.StreamingConfig(
+                format=pb.AudioFormat(encoding=pb.AudioFormat.LINEAR16, sample_rate_hz=16000, channels=1),
+                partial_results=True,
+                post_processing=pb.PostProcessing(enabled=True),
+            )
+        )
+    ] + [pb.StreamingTranscribeRequest(audio=c) for c in chunks(pcm, 3200)]
     async with mesh(**mesh_options) as (address, _), channel_to(address) as channel:
         stub = transcription_pb2_grpc.TranscriptionStub(channel)
         return [e async for e in stub.StreamingTranscribe(iter(requests))]
@@ -174,8 +186,9 @@ async def gateway(vads, asrs, llms, **overrides):
     all_replicas = [*vads, *asrs, *llms]
     for replica in all_replicas:
         await replica.start()
-    gateway_settings = settings(GatewaySettings, vad_target=target(vads), asr_target=target(asrs),
-                                llm_target=target(llms), **overrides)
+    gateway_settings = settings(
+        GatewaySettings, vad_target=target(vads), asr_target=target(asrs), llm_target=target(llms), **overrides
+    )
     service = GatewayService(gateway_settings)
     try:
         async with running(service, gateway_settings) as address:
@@ -216,10 +229,14 @@ def assert_exactly_one_final_each(events, utterances: int) -> None:
 
 
 def streaming_config(rate=16000, channels=1, encoding=pb.AudioFormat.LINEAR16, post=True, partials=False, language=""):
-    return pb.StreamingTranscribeRequest(config=pb.StreamingConfig(
-        format=pb.AudioFormat(encoding=encoding, sample_rate_hz=rate, channels=channels),
-        language=language, partial_results=partials, post_processing=pb.PostProcessing(enabled=post),
-    ))
+    return pb.StreamingTranscribeRequest(
+        config=pb.StreamingConfig(
+            format=pb.AudioFormat(encoding=encoding, sample_rate_hz=rate, channels=channels),
+            language=language,
+            partial_results=partials,
+            post_processing=pb.PostProcessing(enabled=post),
+        )
+    )
 
 
 def audio_requests(pcm: bytes, size: int = 3200):
@@ -237,9 +254,9 @@ def finals(events):
 
 
 def recognize_config(language: str = "", partials: bool = False) -> asr_pb2.RecognizeRequest:
-    return asr_pb2.RecognizeRequest(config=asr_pb2.RecognizeConfig(
-        sample_rate_hz=16000, language=language, partial_results=partials
-    ))
+    return asr_pb2.RecognizeRequest(
+        config=asr_pb2.RecognizeConfig(sample_rate_hz=16000, language=language, partial_results=partials)
+    )
 
 
 def utterance_audio(utterance: int, pcm: bytes) -> asr_pb2.RecognizeRequest:

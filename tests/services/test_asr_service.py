@@ -5,22 +5,16 @@ import asyncio
 import grpc
 import pytest
 
-from voxmesh.services.asr.engines.whisper import WhisperEngine
-from voxmesh.services.asr.service import AsrService
+from tests.conftest import JFK_TEXT, chunks
+from tests.services.conftest import channel_to, running, settings, status_of
 from tests.services.conftest import recognize_config as config
 from tests.services.conftest import utterance_audio as audio
 from tests.services.conftest import utterance_end as end
-from tests.conftest import JFK_TEXT, chunks
-from tests.services.conftest import channel_to, running, settings, status_of
 from voxmesh import errors, text
+from voxmesh.services.asr.engines.whisper import WhisperEngine
+from voxmesh.services.asr.service import AsrService
 from voxmesh.settings import AsrSettings
 from voxmesh.v1 import asr_pb2, asr_pb2_grpc
-
-
-
-
-
-
 
 
 async def recognize(requests, paced: float = 0.0, **overrides):
@@ -72,6 +66,17 @@ async def test_a_full_queue_answers_resource_exhausted_for_that_utterance(jfk_pc
     assert any(r.WhichOneof("result") == "final" for r in responses)
 
 
+async def test_one_utterance_over_the_streams_limit_is_refused_and_the_stream_goes_on(jfk_pcm):
+    pcm = jfk_pcm[: 16000 * 2 * 2]
+    # utterances 1 and 2 stay open while 3 arrives: one over the limit of 2 a live stream may have in flight
+    requests = [config(), audio(1, pcm), audio(2, pcm), audio(3, pcm), end(3), end(1), end(2)]
+    responses = await recognize(requests, max_stream_utterances=2)
+    results = {r.utterance_id: r.WhichOneof("result") for r in responses}
+    assert results == {1: "final", 2: "final", 3: "error"}, "the refusal is answered; the open utterances go on"
+    (refused,) = [r for r in responses if r.WhichOneof("result") == "error"]
+    assert refused.error.code == "RESOURCE_EXHAUSTED" and "VOXMESH_ASR_MAX_STREAM_UTTERANCES" in refused.error.message
+
+
 async def test_an_utterance_never_ended_is_reported_not_lost(jfk_pcm):
     responses = await recognize([config(), audio(1, jfk_pcm[:32000])])
     assert [(r.utterance_id, r.WhichOneof("result")) for r in responses] == [(1, "error")]
@@ -86,13 +91,16 @@ async def test_an_utterance_over_the_length_limit_fails_alone(jfk_pcm):
     assert results[2].WhichOneof("result") == "final"
 
 
-@pytest.mark.parametrize(("requests", "words"), [
-    ([config(language="fr")], "transcribes en only"),
-    ([asr_pb2.RecognizeRequest(config=asr_pb2.RecognizeConfig(sample_rate_hz=44100))], "16000"),
-    ([audio(1, b"\0\0")], "first message"),
-    ([config(), audio(1, b"\0")], "whole number of samples"),
-    ([config(), end(1), audio(1, b"\0\0")], "after its end"),
-])
+@pytest.mark.parametrize(
+    ("requests", "words"),
+    [
+        ([config(language="fr")], "transcribes en only"),
+        ([asr_pb2.RecognizeRequest(config=asr_pb2.RecognizeConfig(sample_rate_hz=44100))], "16000"),
+        ([audio(1, b"\0\0")], "first message"),
+        ([config(), audio(1, b"\0")], "whole number of samples"),
+        ([config(), end(1), audio(1, b"\0\0")], "after its end"),
+    ],
+)
 async def test_bad_input_is_invalid_argument(requests, words):
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await recognize(requests)

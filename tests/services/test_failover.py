@@ -8,9 +8,9 @@ import asyncio
 
 import pytest
 
+from tests.services.conftest import asr, assert_exactly_one_final_each, gateway, llm, run_stream, vad
 from voxmesh.gateway import metrics
 from voxmesh.services.llm.engines import Done
-from tests.services.conftest import asr, assert_exactly_one_final_each, gateway, llm, run_stream, vad
 
 
 async def test_the_asr_replica_carrying_a_stream_stops_mid_utterance_and_the_other_takes_over(sample_pcm):

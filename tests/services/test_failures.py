@@ -8,14 +8,14 @@ import time
 import grpc
 import pytest
 
-from voxmesh.services.asr.engines import AsrResult, EngineCapabilities
 from tests.conftest import chunks
-from tests.services.conftest import channel_to, mesh, settings
-from tests.services.conftest import finals
+from tests.services.conftest import channel_to, finals, mesh, settings
 from tests.services.conftest import streaming_config as config
+from voxmesh.services.asr.engines import AsrResult, EngineCapabilities
 from voxmesh.services.llm.service import LlmService
 from voxmesh.settings import LlmSettings
-from voxmesh.v1 import common_pb2, transcription_pb2 as pb, transcription_pb2_grpc
+from voxmesh.v1 import common_pb2, transcription_pb2_grpc
+from voxmesh.v1 import transcription_pb2 as pb
 
 
 class SlowAsrEngine:
@@ -46,7 +46,10 @@ async def stream(address, requests):
 
 async def test_a_final_that_does_not_come_in_time_is_reported_and_the_call_ends(monkeypatch, sample_pcm):
     monkeypatch.setattr("voxmesh.services.asr.service.load_engine", lambda _settings: SlowAsrEngine(delay=1.5))
-    requests = [config(post=False), *(pb.StreamingTranscribeRequest(audio=c) for c in chunks(sample_pcm[:16000 * 2 * 4], 3200))]
+    requests = [
+        config(post=False),
+        *(pb.StreamingTranscribeRequest(audio=c) for c in chunks(sample_pcm[: 16000 * 2 * 4], 3200)),
+    ]
     async with mesh(gateway={"final_timeout_s": 0.5}) as (address, _):
         started = time.monotonic()
         events = await stream(address, requests)

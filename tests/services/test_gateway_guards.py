@@ -11,11 +11,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.services.conftest import asr, channel_to, gateway, live, llm, mesh, status_of, vad
-from tests.services.conftest import audio_requests
+from tests.services.conftest import asr, audio_requests, channel_to, gateway, live, llm, mesh, status_of, vad
 from tests.services.conftest import streaming_config as config
 from voxmesh.client import Client, StreamOptions
-from voxmesh.v1 import transcription_pb2 as pb
 from voxmesh.v1 import transcription_pb2_grpc
 
 NOT_A_MESSAGE = b"\xff\xff\xff\xff"
@@ -53,7 +51,9 @@ async def test_a_stream_that_goes_silent_after_its_config_is_ended_and_frees_its
         code, details = status_of(caught)
         assert code == grpc.StatusCode.DEADLINE_EXCEEDED
         assert "sent no message for 0.5 s" in details
-        served = [e async for e in stub.StreamingTranscribe(iter([config(post=False), *audio_requests(sample_pcm[:64000])]))]
+        served = [
+            e async for e in stub.StreamingTranscribe(iter([config(post=False), *audio_requests(sample_pcm[:64000])]))
+        ]
         assert any(e.WhichOneof("event") == "final" for e in served), "the slot was freed"
 
 
@@ -99,8 +99,12 @@ async def test_health_follows_the_asr_and_a_replica_that_comes_back_serves_withi
         await lone.start()
         assert await wait_for_health(channel, "SERVING", within_s=1.0) < 1.0
         async with Client(address) as client:
-            events = [e async for e in client.stream(live(sample_pcm[: 16000 * 2 * 4], 10.0),
-                                                     options=StreamOptions(post_processing=False))]
+            events = [
+                e
+                async for e in client.stream(
+                    live(sample_pcm[: 16000 * 2 * 4], 10.0), options=StreamOptions(post_processing=False)
+                )
+            ]
         assert [e.type for e in events if e.type == "final"] == ["final"]
 
 

@@ -7,22 +7,14 @@ import asyncio
 import grpc
 import pytest
 
-from tests.services.conftest import audio_requests, finals
+from tests.conftest import JFK_TEXT, SAMPLE_TEXT, chunks
+from tests.services.conftest import audio_requests, channel_to, finals, mesh, status_of
 from tests.services.conftest import stream_events as stream
 from tests.services.conftest import streaming_config as config
-from tests.conftest import JFK_TEXT, SAMPLE_TEXT, chunks
-from tests.services.conftest import channel_to, mesh, status_of
 from voxmesh import metrics as shared_metrics
 from voxmesh import text
-from voxmesh.v1 import common_pb2, transcription_pb2 as pb, transcription_pb2_grpc
-
-
-
-
-
-
-
-
+from voxmesh.v1 import transcription_pb2 as pb
+from voxmesh.v1 import transcription_pb2_grpc
 
 
 async def test_sample_through_the_whole_chain(sample_pcm):
@@ -33,7 +25,9 @@ async def test_sample_through_the_whole_chain(sample_pcm):
         kinds = [e.WhichOneof("event") for e in events if e.utterance_id == utterance]
         assert kinds[0] == "speech_started" and "speech_ended" in kinds
         assert kinds.index("speech_ended") < kinds.index("final") < kinds.index("processed")
-        processed = [e.processed for e in events if e.utterance_id == utterance and e.WhichOneof("event") == "processed"]
+        processed = [
+            e.processed for e in events if e.utterance_id == utterance and e.WhichOneof("event") == "processed"
+        ]
         assert processed[-1].done and "".join(p.delta for p in processed) == processed[-1].text
         final = next(e for e in events if e.utterance_id == utterance and e.WhichOneof("event") == "final")
         assert final.end_s > final.start_s and final.final.engine_compute_s > 0
@@ -44,8 +38,9 @@ async def test_stereo_44k_is_converted_once_and_transcribed(jfk_path):
 
     samples, rate = audio.read_file(jfk_path)
     async with mesh() as (address, _):
-        events = await stream(address, [config(rate=rate, channels=2, post=False),
-                                        *audio_requests(samples.tobytes(), 17640)])
+        events = await stream(
+            address, [config(rate=rate, channels=2, post=False), *audio_requests(samples.tobytes(), 17640)]
+        )
     assert text.wer(JFK_TEXT, " ".join(finals(events))) <= 0.1
     assert not [e for e in events if e.WhichOneof("event") == "processed"], "post-processing was off"
 
@@ -53,9 +48,9 @@ async def test_stereo_44k_is_converted_once_and_transcribed(jfk_path):
 async def test_unary_transcribe_of_a_file(jfk_path):
     async with mesh() as (address, _), channel_to(address) as channel:
         stub = transcription_pb2_grpc.TranscriptionStub(channel)
-        reply = await stub.Transcribe(pb.TranscribeRequest(
-            content=jfk_path.read_bytes(), post_processing=pb.PostProcessing(enabled=True)
-        ))
+        reply = await stub.Transcribe(
+            pb.TranscribeRequest(content=jfk_path.read_bytes(), post_processing=pb.PostProcessing(enabled=True))
+        )
     assert reply.duration_s == pytest.approx(11.0, abs=0.1)
     assert text.wer(JFK_TEXT, reply.text) <= 0.1
     assert all(u.HasField("final") and u.processed.done for u in reply.utterances)
@@ -149,9 +144,9 @@ async def test_a_client_that_hangs_up_mid_utterance_cancels_everything_downstrea
 
 async def test_asr_failure_is_reported_per_utterance_not_lost(sample_pcm):
     async with mesh(asr={"queue_size": 1}) as (address, _):
-        results = await asyncio.gather(*(
-            stream(address, [config(post=False), *audio_requests(sample_pcm, 64000)]) for _ in range(4)
-        ))
+        results = await asyncio.gather(
+            *(stream(address, [config(post=False), *audio_requests(sample_pcm, 64000)]) for _ in range(4))
+        )
     for events in results:
         ended = {e.utterance_id for e in events if e.WhichOneof("event") == "speech_ended"}
         answered = [e.utterance_id for e in events if e.WhichOneof("event") in ("final", "error")]

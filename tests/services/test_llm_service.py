@@ -5,17 +5,12 @@ import asyncio
 import grpc
 import pytest
 
+from tests.services.conftest import channel_to, running, settings, status_of, transcript
+from tests.services.conftest import process_config as config
 from voxmesh.services.llm.engines import Done
 from voxmesh.services.llm.service import LlmService
-from tests.services.conftest import process_config as config
-from tests.services.conftest import transcript
-from tests.services.conftest import channel_to, running, settings, status_of
 from voxmesh.settings import LlmSettings
-from voxmesh.v1 import common_pb2, llm_pb2, llm_pb2_grpc
-
-
-
-
+from voxmesh.v1 import common_pb2, llm_pb2_grpc
 
 
 async def process(requests, service: LlmService | None = None, **overrides):
@@ -89,11 +84,14 @@ async def test_too_many_waiting_transcripts_answer_resource_exhausted_and_the_st
     assert sorted(done + [e.utterance_id for e in errors]) == [1, 2, 3, 4, 5], "every transcript answered once"
 
 
-@pytest.mark.parametrize(("requests", "words"), [
-    ([transcript(1, "x")], "first message"),
-    ([config("x" * 3000)], "at most 2000"),
-    ([config(), config()], "only in the first message"),
-])
+@pytest.mark.parametrize(
+    ("requests", "words"),
+    [
+        ([transcript(1, "x")], "first message"),
+        ([config("x" * 3000)], "at most 2000"),
+        ([config(), config()], "only in the first message"),
+    ],
+)
 async def test_bad_input_is_invalid_argument(requests, words):
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await process(requests)

@@ -12,17 +12,16 @@ import grpc
 import pytest
 from prometheus_client import REGISTRY
 
-from tests.conftest import MetricsDelta
+from tests.conftest import MetricsDelta, chunks
+from tests.services.conftest import channel_to, mesh, running, settings, transcript
+from tests.services.conftest import process_config as config
+from voxmesh import errors
 from voxmesh.services.llm.engines import LlmRequest, load_engine
 from voxmesh.services.llm.engines.rules import clean_up
 from voxmesh.services.llm.service import LlmService
-from tests.conftest import chunks
-from tests.services.conftest import channel_to, mesh, running, settings
-from tests.services.conftest import process_config as config
-from tests.services.conftest import transcript
-from voxmesh import errors
 from voxmesh.settings import LlmSettings
-from voxmesh.v1 import common_pb2, llm_pb2_grpc, transcription_pb2 as pb, transcription_pb2_grpc
+from voxmesh.v1 import common_pb2, llm_pb2_grpc, transcription_pb2_grpc
+from voxmesh.v1 import transcription_pb2 as pb
 
 pytest.importorskip("transformers", reason="the transformers engine needs the test extra (torch, transformers)")
 
@@ -67,8 +66,10 @@ def guarded_count() -> float:
 async def test_deltas_arrive_before_done_and_concatenate_to_the_text(model, request):
     service = service_for(request.getfixturevalue(model))
     async with running(service, service.settings) as address, channel_to(address) as channel:
-        responses = await one_stream(llm_pb2_grpc.PostProcessorStub(channel),
-                                     [config(INSTRUCTION), transcript(1, "hello there"), transcript(2, "bye now")])
+        responses = await one_stream(
+            llm_pb2_grpc.PostProcessorStub(channel),
+            [config(INSTRUCTION), transcript(1, "hello there"), transcript(2, "bye now")],
+        )
     for utterance in (1, 2):
         processed = [r.processed for r in responses if r.utterance_id == utterance]
         assert [p.done for p in processed] == [False] * (len(processed) - 1) + [True]
@@ -98,9 +99,9 @@ async def test_concurrent_streams_share_batched_steps(tiny_lm):
     async with running(service, service.settings) as address, channel_to(address) as channel:
         stub = llm_pb2_grpc.PostProcessorStub(channel)
         seen = MetricsDelta()  # after the warm-up
-        results = await asyncio.gather(*(
-            one_stream(stub, [config(INSTRUCTION), transcript(1, f"stream {n} says hello")]) for n in range(4)
-        ))
+        results = await asyncio.gather(
+            *(one_stream(stub, [config(INSTRUCTION), transcript(1, f"stream {n} says hello")]) for n in range(4))
+        )
     assert all(r[-1].processed.done and r[-1].processed.text for r in results)
     assert seen.value("voxmesh_llm_batch_size_sum", phase="prefill") == 4, "four transcripts joined the batch"
     assert seen.largest_bucket("voxmesh_llm_batch_size", phase="decode") >= 4, "decode steps ran 3 or 4 rows together"
@@ -118,8 +119,10 @@ async def test_the_context_is_the_streams_previous_transcripts_bounded(tiny_lm):
             return encode(request, system_role)
 
         engine.encode = spy
-        await one_stream(llm_pb2_grpc.PostProcessorStub(channel),
-                         [config(), *(transcript(i, f"utterance {i} said") for i in range(1, 6))])
+        await one_stream(
+            llm_pb2_grpc.PostProcessorStub(channel),
+            [config(), *(transcript(i, f"utterance {i} said") for i in range(1, 6))],
+        )
     assert len(prompts) == 5
     assert "Earlier utterances" not in prompts[0]
     last = prompts[-1]
@@ -165,13 +168,15 @@ async def test_a_full_queue_answers_resource_exhausted_for_that_transcript(tiny_
         stub = llm_pb2_grpc.PostProcessorStub(channel)
         call = stub.Process(iter([config(INSTRUCTION), transcript(1, "stream 0")]))
         first = [await call.read()]  # its first delta: it holds the row
-        others = await asyncio.gather(*(
-            one_stream(stub, [config(INSTRUCTION), transcript(1, f"stream {n}")]) for n in (1, 2)
-        ))
+        others = await asyncio.gather(
+            *(one_stream(stub, [config(INSTRUCTION), transcript(1, f"stream {n}")]) for n in (1, 2))
+        )
         while (response := await call.read()) is not grpc.aio.EOF:
             first.append(response)
-    answers = [[r for r in responses if r.WhichOneof("result") == "error" or r.processed.done][0]
-               for responses in (first, *others)]
+    answers = [
+        next(r for r in responses if r.WhichOneof("result") == "error" or r.processed.done)
+        for responses in (first, *others)
+    ]
     assert sorted(a.WhichOneof("result") for a in answers) == ["error", "processed", "processed"]
     refused = next(a for a in answers if a.WhichOneof("result") == "error")
     assert refused.error.code == "RESOURCE_EXHAUSTED" and "queue is full" in refused.error.message
@@ -180,8 +185,9 @@ async def test_a_full_queue_answers_resource_exhausted_for_that_transcript(tiny_
 async def test_a_transcript_over_its_time_limit_fails_and_the_stream_goes_on(tiny_lm):
     service = service_for(tiny_lm, request_timeout_s=0.3, max_new_tokens_extra=3000)
     async with running(service, service.settings) as address, channel_to(address) as channel:
-        responses = await one_stream(llm_pb2_grpc.PostProcessorStub(channel),
-                                     [config(INSTRUCTION), transcript(1, "one"), transcript(2, "two")])
+        responses = await one_stream(
+            llm_pb2_grpc.PostProcessorStub(channel), [config(INSTRUCTION), transcript(1, "one"), transcript(2, "two")]
+        )
         assert service.servicer.engine.scheduler.running == 0
     errors_ = [r for r in responses if r.WhichOneof("result") == "error"]
     assert [e.utterance_id for e in errors_] == [1, 2]
@@ -191,8 +197,9 @@ async def test_a_transcript_over_its_time_limit_fails_and_the_stream_goes_on(tin
 def test_batched_rows_give_the_tokens_they_give_alone(tiny_lm):
     """Rows that join a running batch, and a row that leaves it, change no row's greedy tokens."""
     engine = load_engine(LlmSettings(engine="transformers", model=str(tiny_lm)))
-    prompts = [engine.encode(LlmRequest(text, None)) for text in ("first one", "the second, longer transcript",
-                                                                   "third")]
+    prompts = [
+        engine.encode(LlmRequest(text, None)) for text in ("first one", "the second, longer transcript", "third")
+    ]
     batch = engine.batch
 
     def alone(prompt, n):
@@ -229,8 +236,13 @@ def test_a_missing_model_directory_fails_start_up_naming_it(tmp_path):
 def test_a_hub_model_missing_from_the_cache_fails_start_up_saying_where_it_looked(tmp_path):
     """As a deployment runs it: a real `voxmesh serve llm` process, offline, with an empty cache."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path), "VOXMESH_LLM_ENGINE": "transformers"}
-    done = subprocess.run([sys.executable, "-m", "voxmesh", "serve", "llm", "--port", "0", "--metrics-port", "0"],
-                          env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "voxmesh", "serve", "llm", "--port", "0", "--metrics-port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 1
     assert "could not load the LLM from the hub id 'mistralai/Ministral-8B-Instruct-2410'" in done.stderr
     assert str(tmp_path) in done.stderr and "HF_HUB_OFFLINE=1" in done.stderr
@@ -249,10 +261,14 @@ async def test_every_final_gets_processed_text_through_the_mesh(tiny_lm, sample_
     llm = service_for(tiny_lm)
     async with mesh(llm_service=llm) as (address, _), channel_to(address) as channel:
         stub = transcription_pb2_grpc.TranscriptionStub(channel)
-        requests = [pb.StreamingTranscribeRequest(config=pb.StreamingConfig(
-            format=pb.AudioFormat(encoding=pb.AudioFormat.LINEAR16, sample_rate_hz=16000, channels=1),
-            post_processing=pb.PostProcessing(enabled=True),
-        ))] + [pb.StreamingTranscribeRequest(audio=c) for c in chunks(sample_pcm, 3200)]
+        requests = [
+            pb.StreamingTranscribeRequest(
+                config=pb.StreamingConfig(
+                    format=pb.AudioFormat(encoding=pb.AudioFormat.LINEAR16, sample_rate_hz=16000, channels=1),
+                    post_processing=pb.PostProcessing(enabled=True),
+                )
+            )
+        ] + [pb.StreamingTranscribeRequest(audio=c) for c in chunks(sample_pcm, 3200)]
         events = [e async for e in stub.StreamingTranscribe(iter(requests))]
     finals = {e.utterance_id: e.final.text for e in events if e.WhichOneof("event") == "final"}
     done = {e.utterance_id: e.processed for e in events if e.WhichOneof("event") == "processed" and e.processed.done}

@@ -16,14 +16,13 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from voxmesh.gateway import admission
-from voxmesh.services.asr.engines import AsrResult, EngineCapabilities
 from tests.conftest import SAMPLE, chunks
-from tests.services.conftest import channel_to, mesh, status_of
-from tests.services.conftest import audio_requests
+from tests.services.conftest import audio_requests, channel_to, mesh, status_of
 from tests.services.conftest import streaming_config as config
 from voxmesh import metrics as shared_metrics
 from voxmesh.client import Client, StreamOptions
+from voxmesh.gateway import admission
+from voxmesh.services.asr.engines import AsrResult, EngineCapabilities
 from voxmesh.v1 import transcription_pb2 as pb
 from voxmesh.v1 import transcription_pb2_grpc
 
@@ -73,6 +72,7 @@ async def test_recorded_audio_waits_for_the_engine_where_live_audio_is_shed(monk
 async def test_a_flooding_stream_beside_a_live_one_delays_only_itself(monkeypatch, sample_pcm):
     fixed_cost(monkeypatch, 0.2)
     async with mesh(asr={"max_stream_utterances": 4}) as (address, _):
+
         async def live_latencies():
             ended, latencies = {}, []
             async with Client(address) as client:
@@ -132,9 +132,14 @@ async def test_the_gateway_learns_a_live_streams_cost_from_what_the_asr_reports(
 
 
 async def test_a_frozen_client_is_found_by_keepalive_and_its_slot_freed(sample_pcm):
-    async with mesh(gateway={"keepalive_s": 0.5, "keepalive_timeout_s": 0.5, "idle_timeout_s": 300,
-                             "max_streams": 1}) as (address, _):
-        client = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+    async with mesh(
+        gateway={"keepalive_s": 0.5, "keepalive_timeout_s": 0.5, "idle_timeout_s": 300, "max_streams": 1}
+    ) as (address, _):
+        client = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                textwrap.dedent(f"""
             import asyncio, itertools
             from voxmesh.client import Client, StreamOptions
             async def main():
@@ -146,7 +151,10 @@ async def test_a_frozen_client_is_found_by_keepalive_and_its_slot_freed(sample_p
                     async for _ in client.stream(forever(), options=StreamOptions(resume=False)):
                         pass
             asyncio.run(main())
-        """)], env={**os.environ, "PYTHONPATH": os.getcwd()})
+        """),
+            ],
+            env={**os.environ, "PYTHONPATH": os.getcwd()},
+        )
         try:
             active = shared_metrics.RPC_ACTIVE.labels("gateway")
             for _ in range(100):
@@ -209,6 +217,11 @@ async def test_a_language_the_engine_lacks_is_invalid_argument_every_time_not_no
         codes = []
         for _ in range(30):  # the client keeps writing audio while the refusal comes back
             with pytest.raises(grpc.aio.AioRpcError) as caught:
-                [e async for e in stub.StreamingTranscribe(iter([config(language="fr"), *audio_requests(sample_pcm[:64000])]))]
+                [
+                    e
+                    async for e in stub.StreamingTranscribe(
+                        iter([config(language="fr"), *audio_requests(sample_pcm[:64000])])
+                    )
+                ]
             codes.append(caught.value.code())
     assert set(codes) == {grpc.StatusCode.INVALID_ARGUMENT}

@@ -7,9 +7,9 @@ import asyncio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from voxmesh.services.vad.service import VadService
 from tests.services.conftest import channel_to, settings
 from voxmesh.runtime import Server
+from voxmesh.services.vad.service import VadService
 from voxmesh.settings import VadSettings
 
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from voxmesh.services.vad.service import VadService
 from tests.conftest import chunks
 from tests.services.conftest import channel_to, running, settings, status_of
+from voxmesh.services.vad.service import VadService
 from voxmesh.settings import VadSettings
 from voxmesh.v1 import common_pb2, vad_pb2, vad_pb2_grpc
 
@@ -35,17 +35,30 @@ async def test_sample_gives_start_audio_end_per_sentence(sample_pcm):
     assert through == sorted(through)
 
 
-@pytest.mark.parametrize(("requests", "words"), [
-    ([vad_pb2.DetectRequest(audio=b"\0\0")], "first message"),
-    ([vad_pb2.DetectRequest(config=vad_pb2.DetectConfig(sample_rate_hz=8000))], "16000"),
-    ([CONFIG, CONFIG], "only in the first message"),
-    ([CONFIG, vad_pb2.DetectRequest(audio=b"\0\0\0")], "whole number of samples"),
-    ([vad_pb2.DetectRequest(config=vad_pb2.DetectConfig(sample_rate_hz=16000, offset_s=-1))], "positive offset"),
-    ([vad_pb2.DetectRequest(config=vad_pb2.DetectConfig(sample_rate_hz=16000, offset_s=1, warmup_s=2))],
-     "no more than offset_s"),
-    ([vad_pb2.DetectRequest(config=vad_pb2.DetectConfig(
-        sample_rate_hz=16000, offset_s=1, open_utterance=vad_pb2.OpenUtterance(start_s=2)))], "at or before"),
-])
+@pytest.mark.parametrize(
+    ("requests", "words"),
+    [
+        ([vad_pb2.DetectRequest(audio=b"\0\0")], "first message"),
+        ([vad_pb2.DetectRequest(config=vad_pb2.DetectConfig(sample_rate_hz=8000))], "16000"),
+        ([CONFIG, CONFIG], "only in the first message"),
+        ([CONFIG, vad_pb2.DetectRequest(audio=b"\0\0\0")], "whole number of samples"),
+        ([vad_pb2.DetectRequest(config=vad_pb2.DetectConfig(sample_rate_hz=16000, offset_s=-1))], "positive offset"),
+        (
+            [vad_pb2.DetectRequest(config=vad_pb2.DetectConfig(sample_rate_hz=16000, offset_s=1, warmup_s=2))],
+            "no more than offset_s",
+        ),
+        (
+            [
+                vad_pb2.DetectRequest(
+                    config=vad_pb2.DetectConfig(
+                        sample_rate_hz=16000, offset_s=1, open_utterance=vad_pb2.OpenUtterance(start_s=2)
+                    )
+                )
+            ],
+            "at or before",
+        ),
+    ],
+)
 async def test_bad_input_is_invalid_argument(requests, words):
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await detect(requests)
@@ -72,15 +85,23 @@ async def test_a_stream_that_continues_another_keeps_its_offsets_and_ids(sample_
     whole = await detect([CONFIG, *(vad_pb2.DetectRequest(audio=c) for c in chunks(sample_pcm, 3200))])
     ends = [r for r in whole if r.WhichOneof("event") == "end"]
     cut = ends[1]  # continue after utterance 2, as a failover would from its settled offset
-    config = vad_pb2.DetectRequest(config=vad_pb2.DetectConfig(
-        sample_rate_hz=16000, offset_s=cut.settled_through_s, next_utterance_id=3, warmup_s=1.0,
-    ))
+    config = vad_pb2.DetectRequest(
+        config=vad_pb2.DetectConfig(
+            sample_rate_hz=16000,
+            offset_s=cut.settled_through_s,
+            next_utterance_id=3,
+            warmup_s=1.0,
+        )
+    )
     rest = sample_pcm[round((cut.settled_through_s - 1.0) * 16000) * 2 :]
     again = await detect([config, *(vad_pb2.DetectRequest(audio=c) for c in chunks(rest, 3200))])
 
     def said(responses):
-        return [(r.utterance_id, r.WhichOneof("event"), round(r.start_s, 2), round(r.end_s, 2))
-                for r in responses if r.WhichOneof("event") in ("start", "end")]
+        return [
+            (r.utterance_id, r.WhichOneof("event"), round(r.start_s, 2), round(r.end_s, 2))
+            for r in responses
+            if r.WhichOneof("event") in ("start", "end")
+        ]
 
     assert said(again) == said(whole)[4:], "utterances 3 and 4 again, at the same offsets"
 

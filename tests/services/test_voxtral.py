@@ -11,16 +11,15 @@ import sys
 import numpy as np
 import pytest
 
-from voxmesh.services.asr.engines import AsrRequest, load_engine
-from voxmesh.services.asr.engines.voxtral import split_language
-from voxmesh.services.asr.service import AsrService
 from tests.conftest import MetricsDelta
-from tests.services.conftest import (assert_one_final_per_utterance, channel_to, running, settings,
-                                    stream_through_mesh)
+from tests.services.conftest import assert_one_final_per_utterance, channel_to, running, settings, stream_through_mesh
 from tests.services.conftest import recognize_config as config
 from tests.services.conftest import utterance_audio as audio
 from tests.services.conftest import utterance_end as end
 from voxmesh import errors
+from voxmesh.services.asr.engines import AsrRequest, load_engine
+from voxmesh.services.asr.engines.voxtral import split_language
+from voxmesh.services.asr.service import AsrService
 from voxmesh.settings import AsrSettings
 from voxmesh.v1 import asr_pb2_grpc
 
@@ -36,8 +35,10 @@ def test_the_language_prefix_is_stripped_and_reported():
 def test_batched_generation_gives_the_same_tokens_as_one_by_one(tiny_voxtral):
     engine = load_engine(AsrSettings(model=str(tiny_voxtral), **TINY))
     rng = np.random.default_rng(0)
-    requests = [AsrRequest(rng.normal(0, 0.1, int(16000 * s)).astype(np.float32), language, True)
-                for s, language in [(1.5, "en"), (4, None), (2.5, "fr"), (31, "en")]]
+    requests = [
+        AsrRequest(rng.normal(0, 0.1, int(16000 * s)).astype(np.float32), language, True)
+        for s, language in [(1.5, "en"), (4, None), (2.5, "fr"), (31, "en")]
+    ]
     assert engine.transcribe(requests) == [engine.transcribe([r])[0] for r in requests]
 
 
@@ -50,8 +51,13 @@ def test_a_missing_model_directory_fails_start_up_naming_it(tmp_path):
 def test_a_hub_model_missing_from_the_cache_fails_start_up_saying_where_it_looked(tmp_path):
     """As a deployment runs it: a real `voxmesh serve asr` process, offline, with an empty cache."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path), "VOXMESH_ASR_ENGINE": "voxtral"}
-    done = subprocess.run([sys.executable, "-m", "voxmesh", "serve", "asr", "--port", "0", "--metrics-port", "0"],
-                          env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "voxmesh", "serve", "asr", "--port", "0", "--metrics-port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 1
     assert "could not load the Voxtral model from the hub id 'mistralai/Voxtral-Mini-3B-2507'" in done.stderr
     assert str(tmp_path) in done.stderr and "HF_HUB_OFFLINE=1" in done.stderr

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import numpy as np
 import pytest
 
-from voxmesh.services.asr.engines import load_engine
-from voxmesh.services.asr.service import AsrService
-from tests.conftest import chunks
-from tests.conftest import MetricsDelta
-from tests.services.conftest import (assert_one_final_per_utterance, channel_to, running, settings,
-                                    stream_through_mesh)
+from tests.conftest import MetricsDelta, chunks
+from tests.services.conftest import assert_one_final_per_utterance, channel_to, running, settings, stream_through_mesh
 from tests.services.conftest import recognize_config as config
 from tests.services.conftest import utterance_audio as audio
 from tests.services.conftest import utterance_end as end
 from voxmesh import errors
+from voxmesh.services.asr.engines import load_engine
+from voxmesh.services.asr.service import AsrService
 from voxmesh.settings import AsrSettings
 from voxmesh.v1 import asr_pb2_grpc
 
@@ -47,12 +46,20 @@ def reference(engine, signal: np.ndarray) -> list[int]:
         yield first["input_features"]
         for k in range(engine.windows_available(len(signal), finished=True)):
             start = engine.window_start(k)
-            yield processor(padded[start : start + engine.window_samples], is_streaming=True,
-                            is_first_audio_chunk=False, return_tensors="pt")["input_features"]
+            yield processor(
+                padded[start : start + engine.window_samples],
+                is_streaming=True,
+                is_first_audio_chunk=False,
+                return_tensors="pt",
+            )["input_features"]
 
-    out = model.generate(input_ids=first["input_ids"], input_features=windows(),
-                         num_delay_tokens=first["num_delay_tokens"], do_sample=False)
-    return out[0, first["input_ids"].shape[1]:].tolist()
+    out = model.generate(
+        input_ids=first["input_ids"],
+        input_features=windows(),
+        num_delay_tokens=first["num_delay_tokens"],
+        do_sample=False,
+    )
+    return out[0, first["input_ids"].shape[1] :].tolist()
 
 
 def test_steps_give_the_tokens_of_transformers_streaming_generate(engine, jfk_pcm):
@@ -66,8 +73,9 @@ def test_streams_in_lockstep_and_after_a_split_match_one_by_one(engine):
     rng = np.random.default_rng(3)
     signals = [rng.normal(0, 0.1, 30000).astype(np.float32) for _ in range(3)]
     alone = [step_by_step(engine, s) for s in signals]
-    padded = [np.concatenate([s, np.zeros(engine.right_pad_samples + engine.window_samples, np.float32)])
-              for s in signals]
+    padded = [
+        np.concatenate([s, np.zeros(engine.right_pad_samples + engine.window_samples, np.float32)]) for s in signals
+    ]
     cohort, first = engine.start([p[: engine.first_samples] for p in padded])
     rows = [[t] for t in first]
     groups = [(cohort, [0, 1, 2])]
@@ -102,6 +110,7 @@ async def recognize_all(service, streams: list[list]) -> list[list]:
                 for request in requests:
                     yield request
                     await asyncio.sleep(0.01)
+
             return [r async for r in stub.Recognize(paced())]
 
         results = await asyncio.gather(*(one(r) for r in streams))
@@ -116,14 +125,15 @@ async def test_text_streams_while_audio_arrives_then_the_final(tiny_voxtral_real
     kinds = [r.WhichOneof("result") for r in responses]
     assert kinds[-1] == "final" and kinds.count("final") == 1 and "partial" in kinds
     partials = [r.partial.text for r in responses if r.WhichOneof("result") == "partial"]
-    assert all(b.startswith(a) for a, b in zip(partials, partials[1:])), "streamed text only grows"
+    assert all(b.startswith(a) for a, b in itertools.pairwise(partials)), "streamed text only grows"
     assert responses[-1].final.text.startswith(partials[-1])
     assert responses[-1].final.engine.startswith("voxtral-realtime:")
 
 
 async def test_sixteen_streams_that_start_together_share_steps(tiny_voxtral_realtime, jfk_pcm):
-    service = AsrService(settings(AsrSettings, model=str(tiny_voxtral_realtime), max_batch_size=16,
-                                  batch_wait_ms=50, **REALTIME))
+    service = AsrService(
+        settings(AsrSettings, model=str(tiny_voxtral_realtime), max_batch_size=16, batch_wait_ms=50, **REALTIME)
+    )
     utterance = jfk_pcm[: 16000 * 2 * 2]
     streams = [[config(), audio(1, utterance), end(1)] for _ in range(16)]
     seen = MetricsDelta()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from voxmesh import errors
 from voxmesh.gateway import admission as module
 from voxmesh.gateway.admission import Admission
-from voxmesh import errors
 
 
 @pytest.fixture

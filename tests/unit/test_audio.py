@@ -4,11 +4,16 @@ import pytest
 from voxmesh import audio, errors
 
 
-@pytest.mark.parametrize(("encoding", "rate", "channels", "accepted"), [
-    ("ENCODING_UNSPECIFIED", 16000, 1, "send LINEAR16"), ("LINEAR16", 7999, 1, "from 8000 to 48000 Hz"),
-    ("LINEAR16", 48001, 1, "from 8000 to 48000 Hz"), ("LINEAR16", 16000, 3, "send 1 (mono) or 2"),
-    ("LINEAR16", 16000, 0, "send 1 (mono) or 2"),
-])
+@pytest.mark.parametrize(
+    ("encoding", "rate", "channels", "accepted"),
+    [
+        ("ENCODING_UNSPECIFIED", 16000, 1, "send LINEAR16"),
+        ("LINEAR16", 7999, 1, "from 8000 to 48000 Hz"),
+        ("LINEAR16", 48001, 1, "from 8000 to 48000 Hz"),
+        ("LINEAR16", 16000, 3, "send 1 (mono) or 2"),
+        ("LINEAR16", 16000, 0, "send 1 (mono) or 2"),
+    ],
+)
 def test_formats_outside_the_accepted_range_are_refused_with_what_is_accepted(encoding, rate, channels, accepted):
     with pytest.raises(errors.InvalidArgument) as caught:
         audio.check_format(encoding, rate, channels)
@@ -44,8 +49,16 @@ def lying_wav(rate: int, frames: int) -> bytes:
     import struct
 
     data = bytes(frames * 2)
-    return (b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE" + b"fmt "
-            + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16) + b"data" + struct.pack("<I", len(data)) + data)
+    return (
+        b"RIFF"
+        + struct.pack("<I", 36 + len(data))
+        + b"WAVE"
+        + b"fmt "
+        + struct.pack("<IHHIIHH", 16, 1, 1, rate, rate * 2, 2, 16)
+        + b"data"
+        + struct.pack("<I", len(data))
+        + data
+    )
 
 
 def test_an_upload_that_declares_an_absurd_rate_is_refused_before_decoding():

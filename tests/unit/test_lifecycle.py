@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from voxmesh.gateway.lifecycle import DeltaLedger, State, ChainUtterance
+from voxmesh.gateway.lifecycle import ChainUtterance, DeltaLedger, State
 from voxmesh.v1 import common_pb2
 
 
@@ -54,12 +54,15 @@ def test_audio_is_held_only_until_the_final():
     assert not u.audio
 
 
-@pytest.mark.parametrize(("first", "again", "expected"), [
-    # the attempt made again repeats what the client has, then goes on: only the rest is sent
-    (["Hello ", "wor"], ["Hel", "lo ", "world."], [None, None, ("ld.", False)]),
-    # it comes out different: the client's text starts over
-    (["Hello "], ["Good", "bye."], [("Good", True), ("bye.", False)]),
-])
+@pytest.mark.parametrize(
+    ("first", "again", "expected"),
+    [
+        # the attempt made again repeats what the client has, then goes on: only the rest is sent
+        (["Hello ", "wor"], ["Hel", "lo ", "world."], [None, None, ("ld.", False)]),
+        # it comes out different: the client's text starts over
+        (["Hello "], ["Good", "bye."], [("Good", True), ("bye.", False)]),
+    ],
+)
 def test_a_transcript_post_processed_again_sends_only_what_the_client_lacks(first, again, expected):
     ledger = DeltaLedger()
     ledger.again()
@@ -68,12 +71,15 @@ def test_a_transcript_post_processed_again_sends_only_what_the_client_lacks(firs
     assert [ledger.delta(d) for d in again] == expected
 
 
-@pytest.mark.parametrize(("sent", "text", "expected"), [
-    ("Hello wor", "Hello world.", ("ld.", False)),
-    ("Hello world.", "Hello world.", ("", False)),
-    ("Hello world. ", "Hello world.", ("", False)),
-    ("Hello there", "Hello world.", ("Hello world.", True)),
-])
+@pytest.mark.parametrize(
+    ("sent", "text", "expected"),
+    [
+        ("Hello wor", "Hello world.", ("ld.", False)),
+        ("Hello world.", "Hello world.", ("", False)),
+        ("Hello world. ", "Hello world.", ("", False)),
+        ("Hello there", "Hello world.", ("Hello world.", True)),
+    ],
+)
 def test_the_done_message_makes_the_clients_text_its_text(sent, text, expected):
     ledger = DeltaLedger(sent=sent)
     assert ledger.done(text) == expected

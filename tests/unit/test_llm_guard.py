@@ -30,16 +30,19 @@ def test_the_threshold_decides():
     assert check(TRANSCRIPT, output, threshold=score - 0.01).guarded is True
 
 
-@pytest.mark.parametrize(("text", "normalised"), [
-    ("Um, I I think so.", ["i", "think", "so"]),
-    ("twenty five thousand", ["25000"]),
-    ("25,000", ["25000"]),
-    ("two hundred and five people and dogs", ["205", "people", "and", "dogs"]),
-    ("nineteen eighty four", ["1984"]),
-    ("one two three", ["1", "2", "3"]),
-    ("three point five percent", ["3", "5", "percent"]),
-    ("3.5%", ["3", "5", "percent"]),
-])
+@pytest.mark.parametrize(
+    ("text", "normalised"),
+    [
+        ("Um, I I think so.", ["i", "think", "so"]),
+        ("twenty five thousand", ["25000"]),
+        ("25,000", ["25000"]),
+        ("two hundred and five people and dogs", ["205", "people", "and", "dogs"]),
+        ("nineteen eighty four", ["1984"]),
+        ("one two three", ["1", "2", "3"]),
+        ("three point five percent", ["3", "5", "percent"]),
+        ("3.5%", ["3", "5", "percent"]),
+    ],
+)
 def test_normalisation(text, normalised):
     assert normalise(text) == normalised
 

@@ -8,9 +8,8 @@ import asyncio
 import pytest
 
 from tests.conftest import MetricsDelta
-
-from voxmesh.services.llm.engines.transformers.scheduler import GenerationScheduler
 from voxmesh import errors
+from voxmesh.services.llm.engines.transformers.scheduler import GenerationScheduler
 
 EOS = 2
 
@@ -151,7 +150,7 @@ async def test_a_cancelled_row_leaves_the_batch_before_the_next_step(make):
 async def test_a_transcript_past_its_deadline_ends_with_deadline_exceeded(make):
     scheduler = make(ScriptedBatch(delay=0.01), timeout_s=0.1)
     generation = scheduler.submit([1], 10_000)
-    with pytest.raises(errors.DeadlineExceeded, match="0.1 s"):
+    with pytest.raises(errors.DeadlineExceeded, match=r"0\.1 s"):
         await collect(generation)
     assert generation.generated < 10_000
 

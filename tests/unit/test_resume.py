@@ -9,16 +9,23 @@ from voxmesh.v1 import transcription_pb2 as pb
 RATE = 16000
 
 
-def event(kind: str, utterance: int = 0, start_s: float = 0.0, end_s: float = 0.0, settled_s: float = 0.0,
-          **fields) -> pb.TranscriptionEvent:
+def event(
+    kind: str, utterance: int = 0, start_s: float = 0.0, end_s: float = 0.0, settled_s: float = 0.0, **fields
+) -> pb.TranscriptionEvent:
     message = pb.TranscriptionEvent(utterance_id=utterance, start_s=start_s, end_s=end_s, settled_through_s=settled_s)
     payload = {
-        "speech_started": pb.SpeechStarted(), "speech_ended": pb.SpeechEnded(),
+        "speech_started": pb.SpeechStarted(),
+        "speech_ended": pb.SpeechEnded(),
         "final": common_pb2.FinalTranscript(text=fields.get("text", "")),
         "error": common_pb2.UtteranceError(code="INTERNAL"),
-        "processed": common_pb2.ProcessedText(delta=fields.get("delta", ""), done=fields.get("done", False),
-                                              restart=fields.get("restart", False), text=fields.get("text", "")),
-        "progress": pb.StreamProgress(), "partial": common_pb2.PartialTranscript(text="x"),
+        "processed": common_pb2.ProcessedText(
+            delta=fields.get("delta", ""),
+            done=fields.get("done", False),
+            restart=fields.get("restart", False),
+            text=fields.get("text", ""),
+        ),
+        "progress": pb.StreamProgress(),
+        "partial": common_pb2.PartialTranscript(text="x"),
     }[kind]
     getattr(message, kind).CopyFrom(payload)
     return message
@@ -48,8 +55,12 @@ def test_audio_is_kept_from_the_oldest_utterance_without_a_final_or_the_settled_
 
 def test_with_every_utterance_answered_a_new_call_starts_at_the_settled_point_with_the_next_id():
     state = with_audio(6.0, post_processing=False)
-    for message in (event("speech_started", 1, 1.0, 1.0, settled_s=1.0), event("speech_ended", 1, 1.0, 2.0),
-                    event("final", 1, 1.0, 2.0, settled_s=2.0, text="a"), event("progress", settled_s=5.0)):
+    for message in (
+        event("speech_started", 1, 1.0, 1.0, settled_s=1.0),
+        event("speech_ended", 1, 1.0, 2.0),
+        event("final", 1, 1.0, 2.0, settled_s=2.0, text="a"),
+        event("progress", settled_s=5.0),
+    ):
         state.accept(message)
     resume = state.resume_from()
     assert (resume.offset_s, resume.next_utterance_id, list(resume.pending)) == (5.0, 2, [])
@@ -57,8 +68,12 @@ def test_with_every_utterance_answered_a_new_call_starts_at_the_settled_point_wi
 
 def test_what_a_resumed_call_repeats_is_dropped_once():
     state = with_audio(10.0)
-    first = [event("speech_started", 1, 0.5, 0.5), event("speech_ended", 1, 0.5, 2.0),
-             event("final", 1, 0.5, 2.0, text="one"), event("speech_started", 2, 3.0, 3.0)]
+    first = [
+        event("speech_started", 1, 0.5, 0.5),
+        event("speech_ended", 1, 0.5, 2.0),
+        event("final", 1, 0.5, 2.0, text="one"),
+        event("speech_started", 2, 3.0, 3.0),
+    ]
     assert all(state.accept(m) for m in first)
     # the gateway died; the new call starts at utterance 2 and says its start again
     assert not state.accept(event("speech_started", 2, 3.0, 3.0)), "announced already"

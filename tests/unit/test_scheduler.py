@@ -8,10 +8,10 @@ import threading
 import numpy as np
 import pytest
 
-from voxmesh.services.asr.engines import AsrRequest, AsrResult, EngineCapabilities
-from voxmesh.services.asr.scheduler import BatchScheduler
 from tests.conftest import MetricsDelta
 from voxmesh import errors
+from voxmesh.services.asr.engines import AsrRequest, AsrResult, EngineCapabilities
+from voxmesh.services.asr.scheduler import BatchScheduler
 
 
 class RecordingEngine:

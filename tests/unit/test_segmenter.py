@@ -3,12 +3,14 @@ the real webrtcvad on synthetic and real speech."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import webrtcvad
 
-from voxmesh.services.vad.segmenter import Segmenter, SegmenterConfig, SpeechAudio, SpeechEnded, SpeechStarted
 from tests.conftest import chunks, silence, tone
+from voxmesh.services.vad.segmenter import Segmenter, SegmenterConfig, SpeechAudio, SpeechEnded, SpeechStarted
 
 RATE = 16000
 
@@ -92,7 +94,7 @@ def test_long_speech_is_split_at_the_maximum_and_no_sample_is_lost():
     spans = sorted((found[k][0], found[k][1]) for k in found)
     onset, offset = int(0.3 * RATE), int(7.3 * RATE)
     assert spans[0][0] <= onset and spans[-1][1] >= offset
-    for (_, end), (start, _) in zip(spans, spans[1:]):
+    for (_, end), (start, _) in itertools.pairwise(spans):
         assert start == end, "no gap between split utterances: no sample of the speech is lost"
 
 
@@ -161,14 +163,22 @@ def continued(pcm: bytes, cut_s: float, warm: bool):
     settled = first.settled
     open_since = first._utterance_start if first.speaking else None
     warmup = min(settled, settled - (open_since if open_since is not None else settled) + 3 * RATE) if warm else 0
-    second = Segmenter(webrtc(), offset=settled, warmup=warmup, open_since=open_since,
-                       next_utterance=first.utterances if first.speaking else first.utterances + 1)
+    second = Segmenter(
+        webrtc(),
+        offset=settled,
+        warmup=warmup,
+        open_since=open_since,
+        next_utterance=first.utterances if first.speaking else first.utterances + 1,
+    )
     return events + run(second, pcm[(settled - warmup) * 2 :])
 
 
 def bounds(events):
-    return [(e.utterance, type(e).__name__, getattr(e, "start", None) or getattr(e, "end", None))
-            for e in events if not isinstance(e, SpeechAudio)]
+    return [
+        (e.utterance, type(e).__name__, getattr(e, "start", None) or getattr(e, "end", None))
+        for e in events
+        if not isinstance(e, SpeechAudio)
+    ]
 
 
 @pytest.mark.parametrize("cut_s", [1.0, 2.5, 4.0, 6.5, 9.0])

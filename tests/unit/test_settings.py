@@ -30,7 +30,9 @@ def test_every_field_is_documented_and_every_service_has_its_prefix():
 
 
 def test_default_ports_differ():
-    ports = [cls().port for cls in settings.SETTINGS.values()] + [cls().metrics_port for cls in settings.SETTINGS.values()]
+    ports = [cls().port for cls in settings.SETTINGS.values()] + [
+        cls().metrics_port for cls in settings.SETTINGS.values()
+    ]
     assert len(set(ports)) == len(ports)
 
 

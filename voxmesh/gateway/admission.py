@@ -46,8 +46,9 @@ class Admission:
     def expected(self) -> float:
         """The engines' busy share expected with one more live stream."""
         now = time.monotonic()
-        figures = [s.utilization for s in self._live.values()
-                   if s.utilization is not None and now - s.reported <= FRESH_S]
+        figures = [
+            s.utilization for s in self._live.values() if s.utilization is not None and now - s.reported <= FRESH_S
+        ]
         busy = sum(figures) / len(figures) if figures else 0.0
         unseen = sum(1 - min(1.0, (now - s.started) / WINDOW_S) for s in self._live.values())
         return busy + self.cost * (1 + unseen)

@@ -28,14 +28,14 @@ from dataclasses import dataclass, field
 
 import grpc
 
+from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH, errors, tasks
+from voxmesh.channel import Channel
 from voxmesh.gateway import metrics
 from voxmesh.gateway.admission import Admission
 from voxmesh.gateway.downstream import NAMES, Downstream
 from voxmesh.gateway.hop import Refused, now
 from voxmesh.gateway.hops import AsrHop, LlmHop, VadHop, samples
-from voxmesh.gateway.lifecycle import State, ChainUtterance
-from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH, errors
-from voxmesh.channel import Channel
+from voxmesh.gateway.lifecycle import ChainUtterance, State
 from voxmesh.settings import GatewaySettings
 from voxmesh.v1 import asr_pb2, common_pb2, llm_pb2, transcription_pb2, vad_pb2
 
@@ -55,8 +55,9 @@ class ChainConfig:
 
 
 class Chain:
-    def __init__(self, config: ChainConfig, downstream: Downstream, settings: GatewaySettings,
-                 admission: Admission | None = None):
+    def __init__(
+        self, config: ChainConfig, downstream: Downstream, settings: GatewaySettings, admission: Admission | None = None
+    ):
         """`admission`: where a live stream reports its ASR replica's load (voxmesh/gateway/admission.py)."""
         self.config = config
         self.downstream = downstream
@@ -82,11 +83,18 @@ class Chain:
 
     def _adopt(self, pending: transcription_pb2.PendingTranscript) -> None:
         """A final the client has whose processed text its earlier call did not finish."""
-        utterance = ChainUtterance(pending.utterance_id, pending.start_s, now(), end_s=pending.end_s,
-                              state=State.PROCESSING, final=common_pb2.FinalTranscript(text=pending.text))
+        utterance = ChainUtterance(
+            pending.utterance_id,
+            pending.start_s,
+            now(),
+            end_s=pending.end_s,
+            state=State.PROCESSING,
+            final=common_pb2.FinalTranscript(text=pending.text),
+        )
         utterance.resolved_at = utterance.released_at = now()
         utterance.processed.sent = pending.processed_so_far
         self.utterances[utterance.id] = utterance
+        assert self.llm is not None  # adopted only with post-processing
         self.llm.history.append((utterance.id, pending.text))
 
     @property
@@ -137,10 +145,10 @@ class Chain:
 
     def going_away(self) -> None:
         """The gateway is stopping: tell the client to resume the stream on a new call."""
-        event = transcription_pb2.TranscriptionEvent(going_away=common_pb2.GoingAway(
-            reason="the gateway is stopping; resume the stream on a new call"
-        ))
-        asyncio.create_task(self._emit(event))
+        event = transcription_pb2.TranscriptionEvent(
+            going_away=common_pb2.GoingAway(reason="the gateway is stopping; resume the stream on a new call")
+        )
+        tasks.spawn(self._emit(event), name="going-away")
 
     # -- tasks ----------------------------------------------------------------------------------
 
@@ -150,7 +158,7 @@ class Chain:
             await work
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - client input errors and bugs end the call with a status
+        except Exception as exc:
             await self._fail(exc)
 
     async def _pump(self, audio: AsyncIterator[bytes]) -> None:
@@ -172,10 +180,18 @@ class Chain:
             await asyncio.sleep(WATCHDOG_INTERVAL_S)
             at = now()
             for utterance in list(self.utterances.values()):
-                if utterance.state is State.ENDED and at - utterance.ended_at > self.final_timeout_s:
+                # ENDED has its ended_at, PROCESSING its released_at (lifecycle.py)
+                if (
+                    utterance.state is State.ENDED
+                    and utterance.ended_at is not None
+                    and at - utterance.ended_at > self.final_timeout_s
+                ):
                     utterance.fail(at, "asr", *self._overdue("asr", "final transcript", "of speech end"))
-                elif (utterance.state is State.PROCESSING
-                      and at - utterance.released_at > self.settings.processed_timeout_s):
+                elif (
+                    utterance.state is State.PROCESSING
+                    and utterance.released_at is not None
+                    and at - utterance.released_at > self.settings.processed_timeout_s
+                ):
                     code, message = self._overdue("llm", "processed text", "of the final transcript")
                     await self._emit_processing_failed(utterance, f"{code}: {message}")
             await self._release()
@@ -201,10 +217,10 @@ class Chain:
         if kind == "start":
             if response.utterance_id in self.utterances:
                 return
-            utterance = ChainUtterance(response.utterance_id, response.start_s, now(), end_s=response.start_s)
-            self.utterances[utterance.id] = utterance
-            self._unreleased.append(utterance.id)
-            await self._emit(utterance.event(speech_started=transcription_pb2.SpeechStarted()))
+            started = ChainUtterance(response.utterance_id, response.start_s, now(), end_s=response.start_s)
+            self.utterances[started.id] = started
+            self._unreleased.append(started.id)
+            await self._emit(started.event(speech_started=transcription_pb2.SpeechStarted()))
             return
         if kind == "progress":
             await self._emit(transcription_pb2.TranscriptionEvent(progress=transcription_pb2.StreamProgress()))
@@ -236,10 +252,14 @@ class Chain:
                 if not utterance.partial_seen:
                     utterance.partial_seen = True
                     metrics.SPEECH_START_TO_FIRST_PARTIAL.observe(at - utterance.started_at)
-                await self._emit(transcription_pb2.TranscriptionEvent(
-                    utterance_id=utterance.id, start_s=utterance.start_s,
-                    end_s=utterance.start_s + response.audio_s, partial=response.partial,
-                ))
+                await self._emit(
+                    transcription_pb2.TranscriptionEvent(
+                        utterance_id=utterance.id,
+                        start_s=utterance.start_s,
+                        end_s=utterance.start_s + response.audio_s,
+                        partial=response.partial,
+                    )
+                )
         elif kind == "final":
             if utterance.resolve(at, final=response.final):
                 if utterance.ended_at is not None:
@@ -260,6 +280,8 @@ class Chain:
             await self._emit_processing_failed(utterance, f"{response.error.code}: {response.error.message}")
             return
         processed = response.processed
+        # PROCESSING: released, and sent to the LLM (an answer comes only from the stream it was sent on)
+        assert utterance.released_at is not None and utterance.llm_sent_at is not None
         if not utterance.first_delta_seen:
             utterance.first_delta_seen = True
             metrics.FINAL_TO_FIRST_DELTA.observe(at - utterance.released_at)
@@ -307,6 +329,7 @@ class Chain:
                     if self._llm_failure:
                         await self._emit_processing_failed(utterance, self._llm_failure)
                     else:
+                        assert self.llm is not None  # PROCESSING only with post-processing
                         await self.llm.submit(utterance)
                 self._retire(utterance)
         await self._maybe_end()

@@ -67,7 +67,8 @@ class Downstream:
         for name, target in self.targets.items():
             options = channel_options(settings, name)
             self.channels[name] = (
-                grpc.aio.insecure_channel(target, options=options) if credentials is None
+                grpc.aio.insecure_channel(target, options=options)
+                if credentials is None
                 else grpc.aio.secure_channel(target, credentials, options=options)
             )
         self.vad = vad_pb2_grpc.VoiceActivityStub(self.channels["vad"])
@@ -115,8 +116,7 @@ class Downstream:
         missing = [NAMES[name] for name, ok in zip(names, ready, strict=True) if not ok]
         if missing:
             raise errors.Unavailable(
-                f"no replica of the {' or the '.join(missing)} service is ready (waited {timeout_s:g} s); "
-                "retry later"
+                f"no replica of the {' or the '.join(missing)} service is ready (waited {timeout_s:g} s); retry later"
             )
 
     async def wait_ready(self, log_every_s: float = 10.0) -> None:

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import itertools
 import logging
 import random
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 import grpc
+from google.protobuf.message import Message
 
 from voxmesh.gateway import metrics
 
@@ -32,13 +34,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("voxmesh.gateway.hop")
 
 # A stream that ends with one of these is failed over; any other status is the answer.
-FAILOVER_CODES = frozenset({
-    grpc.StatusCode.UNAVAILABLE,
-    grpc.StatusCode.INTERNAL,
-    grpc.StatusCode.UNKNOWN,
-    grpc.StatusCode.CANCELLED,
-    grpc.StatusCode.ABORTED,
-})
+FAILOVER_CODES = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.ABORTED,
+    }
+)
 FIRST_RETRY_S = 0.05
 LONGEST_RETRY_S = 1.0
 OPEN_TIMEOUT_S = 5.0  # to open a stream once the channel has a ready replica
@@ -137,8 +141,10 @@ class Hop(abc.ABC):
                     await self.chain.hop_failed(self.name, refused.code, refused.details)
                     return
                 except (grpc.aio.AioRpcError, asyncio.InvalidStateError, TimeoutError) as exc:
-                    log.info("opening a downstream stream failed; retrying",
-                             extra={"stage": self.name, "error": _reason(exc)})
+                    log.info(
+                        "opening a downstream stream failed; retrying",
+                        extra={"stage": self.name, "error": _reason(exc)},
+                    )
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))
             delay = min(2 * delay, LONGEST_RETRY_S)
 
@@ -194,20 +200,20 @@ class Hop(abc.ABC):
         if stream.writing_done:
             return
         stream.writing_done = True
-        try:
+        # the call may already have ended; its reader sees how
+        with contextlib.suppress(asyncio.InvalidStateError, grpc.aio.AioRpcError):
             await stream.call.done_writing()
-        except (asyncio.InvalidStateError, grpc.aio.AioRpcError):
-            pass  # the call already ended; its reader sees how
 
     async def _read(self, stream: Stream) -> None:
         call = stream.call
         try:
             while (response := await call.read()) is not grpc.aio.EOF:
-                if response.WhichOneof(response.DESCRIPTOR.oneofs[0].name) == self.going_away_field:
+                message = cast(Message, response)  # read() types what it returns as object, for EOF
+                if message.WhichOneof(message.DESCRIPTOR.oneofs[0].name) == self.going_away_field:
                     log.info("downstream going away", extra={"stage": self.name, "stream": stream.number})
-                    await self._going_away(stream, response)
+                    await self._going_away(stream, message)
                 else:
-                    await self._handle(stream, response)
+                    await self._handle(stream, message)
                 if stream not in self.streams:
                     return  # replaced while it answered
         except grpc.aio.AioRpcError as exc:

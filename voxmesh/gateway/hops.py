@@ -22,10 +22,10 @@ import logging
 from collections import deque
 from typing import TYPE_CHECKING
 
+from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH
 from voxmesh.gateway import metrics
 from voxmesh.gateway.hop import Hop, Stream, now
-from voxmesh.gateway.lifecycle import UNRESOLVED, State, ChainUtterance
-from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH
+from voxmesh.gateway.lifecycle import UNRESOLVED, ChainUtterance, State
 from voxmesh.v1 import asr_pb2, llm_pb2, vad_pb2
 
 if TYPE_CHECKING:
@@ -67,7 +67,9 @@ class VadHop(Hop):
 
     def _config(self) -> vad_pb2.DetectRequest:
         config = vad_pb2.DetectConfig(
-            sample_rate_hz=SAMPLE_RATE, offset_s=self.settled / SAMPLE_RATE, next_utterance_id=self.next_utterance,
+            sample_rate_hz=SAMPLE_RATE,
+            offset_s=self.settled / SAMPLE_RATE,
+            next_utterance_id=self.next_utterance,
             warmup_s=(self.settled - self.start) / SAMPLE_RATE,
         )
         if self.open_since is not None:
@@ -167,10 +169,14 @@ class AsrHop(Hop):
         return self.chain.downstream.asr.Recognize(timeout=timeout, wait_for_ready=True)
 
     def _config(self) -> asr_pb2.RecognizeRequest:
-        return asr_pb2.RecognizeRequest(config=asr_pb2.RecognizeConfig(
-            sample_rate_hz=SAMPLE_RATE, language=self.chain.config.language,
-            partial_results=self.chain.config.partials, recorded=self.chain.config.recorded,
-        ))
+        return asr_pb2.RecognizeRequest(
+            config=asr_pb2.RecognizeConfig(
+                sample_rate_hz=SAMPLE_RATE,
+                language=self.chain.config.language,
+                partial_results=self.chain.config.partials,
+                recorded=self.chain.config.recorded,
+            )
+        )
 
     def _on(self, stream: Stream, *states: State) -> list[ChainUtterance]:
         return [u for u in self.chain.utterances.values() if u.asr_stream is stream and u.state in states]
@@ -234,26 +240,30 @@ class LlmHop(Hop):
 
     def __init__(self, chain: Chain, context: list[str]):
         super().__init__(chain)
-        self.history: deque[tuple[int, str]] = deque(((0, text) for text in context[-MAX_CONTEXT:]),
-                                                     maxlen=2 * MAX_CONTEXT)
+        self.history: deque[tuple[int, str]] = deque(
+            ((0, text) for text in context[-MAX_CONTEXT:]), maxlen=2 * MAX_CONTEXT
+        )
 
     def _call(self, timeout):
         return self.chain.downstream.llm.Process(timeout=timeout, wait_for_ready=True)
 
     def _waiting(self) -> list[ChainUtterance]:
-        return sorted((u for u in self.chain.utterances.values()
-                       if u.state is State.PROCESSING and u.llm_stream is None), key=lambda u: u.id)
+        return sorted(
+            (u for u in self.chain.utterances.values() if u.state is State.PROCESSING and u.llm_stream is None),
+            key=lambda u: u.id,
+        )
 
     def _config(self) -> llm_pb2.ProcessRequest:
         waiting = self._waiting()
         first = waiting[0].id if waiting else None
         context = [text for id_, text in self.history if first is None or id_ < first][-MAX_CONTEXT:]
-        return llm_pb2.ProcessRequest(config=llm_pb2.ProcessConfig(
-            instruction=self.chain.config.instruction, context=context
-        ))
+        return llm_pb2.ProcessRequest(
+            config=llm_pb2.ProcessConfig(instruction=self.chain.config.instruction, context=context)
+        )
 
     async def submit(self, utterance: ChainUtterance) -> None:
         """A released final to post-process."""
+        assert utterance.final is not None  # released as a final, not an error
         self.history.append((utterance.id, utterance.final.text))
         async with self.lock:
             await self._sync(utterance)
@@ -261,6 +271,7 @@ class LlmHop(Hop):
     async def _sync(self, u: ChainUtterance) -> None:
         if u.state is not State.PROCESSING or u.llm_stream is not None:
             return
+        assert u.final is not None  # PROCESSING: its final came (lifecycle.py)
         if self.current is None:
             self.connect()
             return
@@ -292,4 +303,3 @@ class LlmHop(Hop):
         for utterance in self.chain.utterances.values():
             if utterance.llm_stream is stream and utterance.state is State.PROCESSING:
                 utterance.llm_stream = None
-

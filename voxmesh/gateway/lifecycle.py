@@ -18,10 +18,14 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from voxmesh.gateway import metrics
 from voxmesh.metrics import UTTERANCE_ERRORS
 from voxmesh.v1 import common_pb2, transcription_pb2
+
+if TYPE_CHECKING:
+    from voxmesh.gateway.hop import Stream
 
 
 class State(enum.Enum):
@@ -63,10 +67,10 @@ class ChainUtterance:
     error: common_pb2.UtteranceError | None = None
     processed: DeltaLedger = field(default_factory=lambda: DeltaLedger())
     # Which downstream stream carries it, and how much of it that stream has (see voxmesh/gateway/hops.py).
-    asr_stream: object | None = None
+    asr_stream: Stream | None = None
     asr_sent: int = 0
     asr_end_sent: bool = False
-    llm_stream: object | None = None
+    llm_stream: Stream | None = None
 
     @property
     def released(self) -> bool:
@@ -95,8 +99,12 @@ class ChainUtterance:
         self.advance(State.ENDED)
         return True
 
-    def resolve(self, now: float, final: common_pb2.FinalTranscript | None = None,
-                error: common_pb2.UtteranceError | None = None) -> bool:
+    def resolve(
+        self,
+        now: float,
+        final: common_pb2.FinalTranscript | None = None,
+        error: common_pb2.UtteranceError | None = None,
+    ) -> bool:
         """The final (or the error that stands for it) arrived; the held audio goes."""
         if not self.advance(State.FINAL if final is not None else State.FAILED):
             return False
@@ -146,9 +154,9 @@ class ChainUtterance:
         """No processed text will come: the done event that says why (the final stands)."""
         if not self.processing_done():
             return None
-        return self.event(processed=common_pb2.ProcessedText(
-            done=True, outcome=common_pb2.PROCESSING_OUTCOME_FAILED, reason=reason
-        ))
+        return self.event(
+            processed=common_pb2.ProcessedText(done=True, outcome=common_pb2.PROCESSING_OUTCOME_FAILED, reason=reason)
+        )
 
 
 @dataclass

@@ -17,24 +17,31 @@ from prometheus_client import Counter, Gauge, Histogram
 from voxmesh.metrics import HOP_BUCKETS, LATENCY_BUCKETS
 
 SPEECH_END_TO_FINAL = Histogram(
-    "voxmesh_gateway_speech_end_to_final_seconds", "Speech end -> final transcript, at the gateway.",
+    "voxmesh_gateway_speech_end_to_final_seconds",
+    "Speech end -> final transcript, at the gateway.",
     buckets=LATENCY_BUCKETS,
 )
 FINAL_TO_PROCESSED = Histogram(
-    "voxmesh_gateway_final_to_processed_seconds", "Final transcript -> processed text done, at the gateway.",
+    "voxmesh_gateway_final_to_processed_seconds",
+    "Final transcript -> processed text done, at the gateway.",
     buckets=LATENCY_BUCKETS,
 )
 FINAL_TO_FIRST_DELTA = Histogram(
     "voxmesh_gateway_final_to_first_processed_delta_seconds",
-    "Final transcript -> first processed delta, at the gateway.", buckets=LATENCY_BUCKETS,
-)
-SPEECH_START_TO_FIRST_PARTIAL = Histogram(
-    "voxmesh_gateway_speech_start_to_first_partial_seconds", "Speech start -> first partial, at the gateway.",
+    "Final transcript -> first processed delta, at the gateway.",
     buckets=LATENCY_BUCKETS,
 )
-HOP = Histogram("voxmesh_gateway_hop_seconds", "Latency each downstream hop adds, by hop.", ["hop"], buckets=HOP_BUCKETS)
+SPEECH_START_TO_FIRST_PARTIAL = Histogram(
+    "voxmesh_gateway_speech_start_to_first_partial_seconds",
+    "Speech start -> first partial, at the gateway.",
+    buckets=LATENCY_BUCKETS,
+)
+HOP = Histogram(
+    "voxmesh_gateway_hop_seconds", "Latency each downstream hop adds, by hop.", ["hop"], buckets=HOP_BUCKETS
+)
 MESH_OVERHEAD = Histogram(
-    "voxmesh_gateway_mesh_overhead_seconds", "Speech end -> final at the gateway, minus the engine's compute time.",
+    "voxmesh_gateway_mesh_overhead_seconds",
+    "Speech end -> final at the gateway, minus the engine's compute time.",
     buckets=HOP_BUCKETS,
 )
 STREAMS = Counter("voxmesh_gateway_streams_total", "Client calls ended, by method and status code.", ["method", "code"])
@@ -44,5 +51,6 @@ UTTERANCES = Counter("voxmesh_gateway_utterances_total", "Utterances ended, by o
 HELD_AUDIO = Gauge("voxmesh_gateway_held_audio_bytes", "Utterance audio held until its final transcript arrives.")
 FAILOVERS = Counter(
     "voxmesh_gateway_failovers_total",
-    "Downstream streams opened in place of one that failed or went away, by stage.", ["stage"],
+    "Downstream streams opened in place of one that failed or went away, by stage.",
+    ["stage"],
 )

@@ -17,11 +17,11 @@ from collections.abc import AsyncIterator
 
 import grpc
 
+from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH, audio, errors, rpc, text
 from voxmesh.gateway import metrics
 from voxmesh.gateway.admission import Admission
 from voxmesh.gateway.chain import Chain, ChainConfig
 from voxmesh.gateway.downstream import REQUIRED, Downstream
-from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH, audio, errors, rpc, text
 from voxmesh.settings import GatewaySettings
 from voxmesh.v1 import common_pb2, transcription_pb2, transcription_pb2_grpc
 
@@ -90,6 +90,11 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer, rpc.Se
     def ready(self) -> bool:
         return self.downstream is not None
 
+    def _ready_downstream(self) -> Downstream:
+        """The downstream services, from a call (the servicer refuses calls until start() set them)."""
+        assert self.downstream is not None
+        return self.downstream
+
     def drain(self) -> None:
         """Tell every client stream to resume on another replica."""
         for chain in self.chains:
@@ -120,14 +125,16 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer, rpc.Se
             self.active -= 1
             metrics.ACTIVE_STREAMS.dec()
             metrics.STREAMS.labels(method, code).inc()
-            log.info("call ended", extra={"method": method, "code": code,
-                                          "seconds": round(time.perf_counter() - started, 3)})
+            log.info(
+                "call ended", extra={"method": method, "code": code, "seconds": round(time.perf_counter() - started, 3)}
+            )
 
     @rpc.servicer_method("gateway")
     async def StreamingTranscribe(self, request_iterator, context: grpc.aio.ServicerContext):
         with self._admit("StreamingTranscribe"):
             config, rest = await rpc.config_first(
-                request_iterator, timeout_s=self.settings.first_message_timeout_s,
+                request_iterator,
+                timeout_s=self.settings.first_message_timeout_s,
                 idle_timeout_s=self.settings.idle_timeout_s,
             )
             if config is None:
@@ -136,14 +143,21 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer, rpc.Se
                 encoding_name(config.format.encoding), config.format.sample_rate_hz, config.format.channels
             )
             recorded = config.source == transcription_pb2.AUDIO_SOURCE_RECORDED
+            downstream = self._ready_downstream()
             chain = Chain(
-                chain_config(self.settings, config.language, config.partial_results, config.post_processing,
-                             config.resume if config.HasField("resume") else None, recorded),
-                self.downstream,
+                chain_config(
+                    self.settings,
+                    config.language,
+                    config.partial_results,
+                    config.post_processing,
+                    config.resume if config.HasField("resume") else None,
+                    recorded,
+                ),
+                downstream,
                 self.settings,
                 None if recorded else self.admission,
             )
-            await self.downstream.require(REQUIRED, self.settings.replica_wait_s)
+            await downstream.require(REQUIRED, self.settings.replica_wait_s)
             if not recorded:
                 self.admission.admit(chain, resumed=config.HasField("resume"))
             self.chains.add(chain)
@@ -176,25 +190,25 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer, rpc.Se
                 raise errors.InvalidArgument("content is empty: send the bytes of an audio file (WAV, FLAC, OGG, ...)")
             config = chain_config(self.settings, request.language, False, request.post_processing, recorded=True)
             decoder = audio.RecordingDecoder(request.content, self.settings.max_file_s, self.settings.decode_block_s)
-            await self.downstream.require(REQUIRED, self.settings.replica_wait_s)
+            downstream = self._ready_downstream()
+            await downstream.require(REQUIRED, self.settings.replica_wait_s)
             metrics.AUDIO_SECONDS.inc(decoder.seconds)
 
             async def chunks() -> AsyncIterator[bytes]:
                 blocks = decoder.blocks()
-                end = object()
-                while (block := await asyncio.to_thread(next, blocks, end)) is not end:
+                while (block := await asyncio.to_thread(next, blocks, None)) is not None:
                     for offset in range(0, len(block), FILE_CHUNK_BYTES):
                         yield block[offset : offset + FILE_CHUNK_BYTES]
 
             utterances: dict[int, transcription_pb2.Utterance] = {}
-            chain = Chain(config, self.downstream, self.settings)
+            chain = Chain(config, downstream, self.settings)
             await chain.start(context.time_remaining())
             async for event in chain.run(chunks()):
                 if not event.utterance_id:
                     continue  # progress and going_away: a unary call has nothing to resume
-                utterance = utterances.setdefault(event.utterance_id, transcription_pb2.Utterance(
-                    utterance_id=event.utterance_id
-                ))
+                utterance = utterances.setdefault(
+                    event.utterance_id, transcription_pb2.Utterance(utterance_id=event.utterance_id)
+                )
                 utterance.start_s, utterance.end_s = event.start_s, event.end_s
                 kind = event.WhichOneof("event")
                 if kind in ("final", "error"):
@@ -209,8 +223,10 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer, rpc.Se
 
 def joined_text(utterances: list[transcription_pb2.Utterance]) -> str:
     return text.transcript(
-        (u.final.text if u.HasField("final") else None,
-         u.processed.text if u.processed.outcome not in (0, common_pb2.PROCESSING_OUTCOME_FAILED) else None)
+        (
+            u.final.text if u.HasField("final") else None,
+            u.processed.text if u.processed.outcome not in (0, common_pb2.PROCESSING_OUTCOME_FAILED) else None,
+        )
         for u in utterances
     )
 

@@ -8,23 +8,27 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
+from voxmesh import SAMPLE_RATE, errors
 from voxmesh.services.asr.lockstep import LiveUtterance, LockstepScheduler
 from voxmesh.services.asr.session import Emit, Session, SessionUtterance
-from voxmesh import SAMPLE_RATE, errors
 
 
 @dataclass
 class _Streamed(SessionUtterance):
-    live: LiveUtterance | None = None
-    follower: asyncio.Task | None = None
+    live: LiveUtterance | None = None  # None: refused before the scheduler took it
+    follower: asyncio.Task[None] | None = None
 
 
-class LiveSession(Session):
+class LiveSession(Session[_Streamed]):
     def __init__(self, scheduler: LockstepScheduler, emit: Emit, *, engine_name: str, partials: bool, **limits):
         super().__init__(emit, engine_name=engine_name, **limits)
         self.scheduler = scheduler
         self.partials = partials
+
+    def _blank_utterance(self, utterance_id: int) -> _Streamed:
+        return _Streamed(utterance_id)
 
     def _open_utterance(self, utterance_id: int) -> _Streamed:
         utterance = _Streamed(utterance_id)
@@ -37,9 +41,11 @@ class LiveSession(Session):
         return utterance
 
     def _grow(self, utterance: _Streamed, pcm: bytes) -> None:
+        assert utterance.live is not None  # only a refused utterance has none, and it is failed: no audio grows it
         self.scheduler.feed(utterance.live, pcm)
 
     def _finish(self, utterance: _Streamed) -> None:
+        assert utterance.live is not None  # as in `_grow`: a failed utterance is not finished
         self.scheduler.finish(utterance.live)
         self._spawn(self._await_follower(utterance))
 
@@ -50,14 +56,16 @@ class LiveSession(Session):
             utterance.follower.cancel()
 
     async def _await_follower(self, utterance: _Streamed) -> None:
+        assert utterance.follower is not None  # started with `live`, in `_open_utterance`
         await asyncio.gather(utterance.follower, return_exceptions=True)
 
     async def _follow(self, utterance: _Streamed) -> None:
         """Partials as the text grows, then the final (or the error)."""
         live = utterance.live
+        assert live is not None  # set before this task starts
         sent = ""
         while not live.done.done():
-            changed = asyncio.ensure_future(live.changed.wait())
+            changed: asyncio.Future[Any] = asyncio.ensure_future(live.changed.wait())
             await asyncio.wait({changed, live.done}, return_when=asyncio.FIRST_COMPLETED)
             changed.cancel()
             live.changed.clear()

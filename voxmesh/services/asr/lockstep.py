@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from voxmesh.services.asr import metrics
 from voxmesh import errors
 from voxmesh.audio import pcm_to_float
 from voxmesh.engine_thread import EngineThread
 from voxmesh.load import Window
+from voxmesh.services.asr import metrics
 
 log = logging.getLogger("voxmesh.asr.lockstep")
 
@@ -41,7 +41,7 @@ class LiveUtterance:
     compute_after_end_s: float = 0.0  # engine time spent on it after its end: what its final waits for
     text: str = ""
     changed: asyncio.Event = field(default_factory=asyncio.Event)
-    done: asyncio.Future | None = None
+    done: asyncio.Future[str] = field(kw_only=True)  # the final text, or the error; made on the event loop
 
     def samples(self, start: int, length: int) -> np.ndarray:
         """`length` float samples from `start`, zero beyond the audio received (the right padding)."""
@@ -75,7 +75,6 @@ class LockstepScheduler:
     @property
     def active(self) -> int:
         return len(self._waiting) + sum(len(c.members) for c in self._cohorts)
-
 
     def start(self) -> None:
         self._thread.start(self._run)
@@ -118,7 +117,7 @@ class LockstepScheduler:
         while not self._thread.stopping:
             try:
                 progressed = await self._round()
-            except Exception as exc:  # noqa: BLE001 - fail the utterances involved, keep serving
+            except Exception as exc:
                 log.error("streaming step failed", exc_info=exc)
                 self._fail_all(exc)
                 progressed = False

@@ -7,11 +7,15 @@ from voxmesh.metrics import BATCH_BUCKETS, HOP_BUCKETS, LATENCY_BUCKETS
 QUEUE_DEPTH = Gauge("voxmesh_asr_queue_depth", "Requests waiting for the engine.")
 BATCH_SIZE = Histogram("voxmesh_asr_batch_size", "Requests per engine call.", buckets=BATCH_BUCKETS)
 QUEUE_WAIT = Histogram(
-    "voxmesh_asr_queue_wait_seconds", "Time a request waited before the engine took it, by kind.", ["kind"],
+    "voxmesh_asr_queue_wait_seconds",
+    "Time a request waited before the engine took it, by kind.",
+    ["kind"],
     buckets=HOP_BUCKETS,
 )
 COMPUTE = Histogram(
-    "voxmesh_asr_compute_seconds", "Engine time of one batch, by kind of its first request.", ["kind"],
+    "voxmesh_asr_compute_seconds",
+    "Engine time of one batch, by kind of its first request.",
+    ["kind"],
     buckets=LATENCY_BUCKETS,
 )
 REQUESTS = Counter("voxmesh_asr_requests_total", "Requests to the engine, by kind and outcome.", ["kind", "outcome"])

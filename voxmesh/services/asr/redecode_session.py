@@ -25,16 +25,25 @@ from voxmesh.services.asr.session import Emit, Session, SessionUtterance
 class _Redecoded(SessionUtterance):
     audio: bytearray = field(default_factory=bytearray)
     decoded_bytes: int = 0  # audio length at the last partial re-decode
-    partial: asyncio.Task | None = None
+    partial: asyncio.Task[None] | None = None
     previous_decode: str = ""
     committed: str = ""
 
 
-class RedecodeSession(Session):
+class RedecodeSession(Session[_Redecoded]):
     """Engines that transcribe whole utterances (whisper, voxtral) through the batching scheduler."""
 
-    def __init__(self, scheduler: BatchScheduler, emit: Emit, *, engine_name: str, language: str | None,
-                 partials: bool, partial_interval_s: float, **limits):
+    def __init__(
+        self,
+        scheduler: BatchScheduler,
+        emit: Emit,
+        *,
+        engine_name: str,
+        language: str | None,
+        partials: bool,
+        partial_interval_s: float,
+        **limits,
+    ):
         super().__init__(emit, engine_name=engine_name, **limits)
         self.scheduler = scheduler
         self.language = language
@@ -42,6 +51,9 @@ class RedecodeSession(Session):
         self.partial_interval = int(partial_interval_s * SAMPLE_RATE) * SAMPLE_WIDTH
 
     def _open_utterance(self, utterance_id: int) -> _Redecoded:
+        return _Redecoded(utterance_id)
+
+    def _blank_utterance(self, utterance_id: int) -> _Redecoded:
         return _Redecoded(utterance_id)
 
     def _grow(self, utterance: _Redecoded, pcm: bytes) -> None:
@@ -92,6 +104,7 @@ class RedecodeSession(Session):
     async def _transcribe(self, utterance: _Redecoded) -> None:
         try:
             future = self.scheduler.submit(self._request(utterance, final=True), stream=self, recorded=self.recorded)
+            assert future is not None  # only a partial is skipped under load; a final is queued or refused
             try:
                 transcript = await future
             except asyncio.CancelledError:
@@ -100,4 +113,6 @@ class RedecodeSession(Session):
         except errors.VoxmeshError as exc:
             await self._fail(utterance, exc)
             return
-        await self._final(utterance, transcript.text, transcript.language, transcript.compute_s, transcript.queue_wait_s)
+        await self._final(
+            utterance, transcript.text, transcript.language, transcript.compute_s, transcript.queue_wait_s
+        )

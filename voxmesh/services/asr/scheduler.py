@@ -23,11 +23,11 @@ from collections import OrderedDict, deque
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 
-from voxmesh.services.asr import metrics
-from voxmesh.services.asr.engines import AsrEngine, AsrRequest
 from voxmesh import errors
 from voxmesh.engine_thread import EngineThread
 from voxmesh.load import Window
+from voxmesh.services.asr import metrics
+from voxmesh.services.asr.engines import AsrRequest, BatchAsrEngine
 
 log = logging.getLogger("voxmesh.asr.scheduler")
 
@@ -98,7 +98,7 @@ class _Turns:
 
 
 class BatchScheduler:
-    def __init__(self, engine: AsrEngine, *, queue_size: int, max_batch_size: int, batch_wait_s: float):
+    def __init__(self, engine: BatchAsrEngine, *, queue_size: int, max_batch_size: int, batch_wait_s: float):
         self.engine = engine
         self.queue_size = queue_size
         self.max_batch_size = max(1, min(max_batch_size, engine.capabilities.max_batch_size))
@@ -166,7 +166,7 @@ class BatchScheduler:
                 continue
             try:
                 await self._execute(batch)
-            except Exception as exc:  # noqa: BLE001 - a broken batch must not stop the worker
+            except Exception as exc:
                 log.error("scheduler failed on a batch", exc_info=exc)
                 self._fail(batch, exc)
 
@@ -199,7 +199,7 @@ class BatchScheduler:
             self.live_busy.set(1)
         try:
             results = await self._thread.call(self.engine.transcribe, [j.request for j in jobs])
-        except Exception as exc:  # noqa: BLE001 - the engine's failure goes to the requests, never lost
+        except Exception as exc:
             self.live_busy.set(0)
             if len(jobs) > 1:
                 log.warning("batch failed; retrying in halves", extra={"batch_size": len(jobs), "error": repr(exc)})

@@ -5,23 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import cast
 
 import grpc
 
-from voxmesh.services.asr.engines import AsrEngine, load_engine
-from voxmesh.services.asr.live_session import LiveSession
-from voxmesh.services.asr.lockstep import LockstepScheduler
-from voxmesh.services.asr.scheduler import BatchScheduler
-from voxmesh.services.asr.redecode_session import RedecodeSession
-from voxmesh.services.asr.session import Session
-from voxmesh import errors, rpc
+from voxmesh import errors, rpc, tasks
 from voxmesh.channel import Channel
 from voxmesh.load import Window
+from voxmesh.services.asr.engines import AsrEngine, BatchAsrEngine, load_engine
+from voxmesh.services.asr.live_session import LiveSession
+from voxmesh.services.asr.lockstep import LockstepScheduler
+from voxmesh.services.asr.redecode_session import RedecodeSession
+from voxmesh.services.asr.scheduler import BatchScheduler
+from voxmesh.services.asr.session import Session
 from voxmesh.settings import AsrSettings
 from voxmesh.v1 import asr_pb2, asr_pb2_grpc, common_pb2
 
 log = logging.getLogger("voxmesh.asr")
-
 
 
 class RecognizerServicer(asr_pb2_grpc.RecognizerServicer, rpc.Servicer):
@@ -40,13 +40,20 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer, rpc.Servicer):
         """Tell every open stream that the service is going away; each still gets its answers."""
         going_away = asr_pb2.RecognizeResponse(going_away=common_pb2.GoingAway(reason="the ASR service is stopping"))
         for out in self._outs:
-            asyncio.create_task(out.put(going_away))
+            tasks.spawn(out.put(going_away), name="going-away")
+
+    def _ready(self) -> tuple[AsrEngine, BatchScheduler | LockstepScheduler]:
+        """The engine and its scheduler, from a call (the servicer refuses calls until start() set them; close()
+        comes after the server stopped)."""
+        assert self.engine is not None and self.scheduler is not None
+        return self.engine, self.scheduler
 
     def _check_language(self, language: str) -> str | None:
-        languages = self.engine.capabilities.languages
+        engine, _ = self._ready()
+        languages = engine.capabilities.languages
         if language and languages is not None and language not in languages:
             raise errors.InvalidArgument(
-                f"language {errors.quote(language)} is not available: the engine {self.engine.name} transcribes "
+                f"language {errors.quote(language)} is not available: the engine {engine.name} transcribes "
                 f"{', '.join(sorted(languages))} only"
             )
         return language or None
@@ -63,11 +70,12 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer, rpc.Servicer):
         session = self._session(out.put, language, config.partial_results, config.recorded)
         reader = asyncio.create_task(self._read(rest, session, out))
         self._outs.add(out)
+        _, scheduler = self._ready()
         live = 0 if config.recorded else 1
         self.live_streams.add(live)
         try:
             async for item in out:
-                item.engine_utilization = self.scheduler.live_busy.average()
+                item.engine_utilization = scheduler.live_busy.average()
                 item.engine_live_streams = self.live_streams.average()
                 yield item
         finally:
@@ -78,12 +86,23 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer, rpc.Servicer):
             await asyncio.gather(reader, return_exceptions=True)
 
     def _session(self, emit, language: str | None, partials: bool, recorded: bool) -> Session:
-        limits = {"max_utterance_s": self.settings.max_utterance_s, "recorded": recorded,
-                  "max_in_flight": self.settings.max_stream_utterances}
-        if isinstance(self.scheduler, LockstepScheduler):
-            return LiveSession(self.scheduler, emit, engine_name=self.engine.name, partials=partials, **limits)
-        return RedecodeSession(self.scheduler, emit, engine_name=self.engine.name, language=language,
-                               partials=partials, partial_interval_s=self.settings.partial_interval_s, **limits)
+        limits = {
+            "max_utterance_s": self.settings.max_utterance_s,
+            "recorded": recorded,
+            "max_in_flight": self.settings.max_stream_utterances,
+        }
+        engine, scheduler = self._ready()
+        if isinstance(scheduler, LockstepScheduler):
+            return LiveSession(scheduler, emit, engine_name=engine.name, partials=partials, **limits)
+        return RedecodeSession(
+            scheduler,
+            emit,
+            engine_name=engine.name,
+            language=language,
+            partials=partials,
+            partial_interval_s=self.settings.partial_interval_s,
+            **limits,
+        )
 
     @staticmethod
     async def _read(rest, session: Session, out: Channel) -> None:
@@ -99,7 +118,7 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer, rpc.Servicer):
             await out.close()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - handed to the call, which maps it to a status
+        except Exception as exc:
             await out.fail(exc)
 
 
@@ -120,13 +139,14 @@ class AsrService:
     async def start(self, health) -> None:
         engine = await asyncio.to_thread(load_engine, self.settings)
         await asyncio.to_thread(engine.warmup)
+        scheduler: BatchScheduler | LockstepScheduler
         if engine.capabilities.streaming:
             scheduler = LockstepScheduler(
                 engine, max_streams=self.settings.queue_size, batch_wait_s=self.settings.batch_wait_ms / 1000
             )
         else:
             scheduler = BatchScheduler(
-                engine,
+                cast(BatchAsrEngine, engine),  # an engine that does not stream transcribes whole utterances
                 queue_size=self.settings.queue_size,
                 max_batch_size=self.settings.max_batch_size,
                 batch_wait_s=self.settings.batch_wait_ms / 1000,

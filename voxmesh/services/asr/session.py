@@ -8,12 +8,13 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
-from voxmesh.services.asr import metrics
 from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH, errors
 from voxmesh.metrics import UTTERANCE_ERRORS
+from voxmesh.services.asr import metrics
 from voxmesh.v1 import asr_pb2, common_pb2
 
 log = logging.getLogger("voxmesh.asr.session")
@@ -32,31 +33,35 @@ class SessionUtterance:
         return self.received / (SAMPLE_WIDTH * SAMPLE_RATE)
 
 
-class Session(abc.ABC):
+U = TypeVar("U", bound=SessionUtterance)
+
+
+class Session(abc.ABC, Generic[U]):
     """What every kind of session does: validate the stream's order of messages, bound utterance
     length and the utterances in flight, answer every utterance exactly once (a final or an error), and
-    drain at the stream's end. Subclasses say how audio becomes text: `_open_utterance`, `_grow`,
-    `_finish`, `_stop`.
+    drain at the stream's end. Subclasses say how audio becomes text: `_open_utterance`, `_blank_utterance`,
+    `_grow`, `_finish`, `_stop`, on their own kind of utterance (`U`).
 
     A stream may have `max_in_flight` utterances open or waiting for their answer. One more is refused
     (RESOURCE_EXHAUSTED) on a live stream; on a recorded one, `admit` waits for room, and with it the
     reading of the stream's requests: the caller's sends wait (flow control) instead of anything being shed.
     """
 
-    def __init__(self, emit: Emit, *, engine_name: str, max_utterance_s: float, recorded: bool = False,
-                 max_in_flight: int = 8):
+    def __init__(
+        self, emit: Emit, *, engine_name: str, max_utterance_s: float, recorded: bool = False, max_in_flight: int = 8
+    ):
         self.emit = emit
         self.engine_name = engine_name
         self.max_bytes = int(max_utterance_s * SAMPLE_RATE) * SAMPLE_WIDTH
         self.max_utterance_s = max_utterance_s
         self.recorded = recorded
         self.max_in_flight = max_in_flight
-        self._open: dict[int, SessionUtterance] = {}
+        self._open: dict[int, U] = {}
         self._ended: set[int] = set()
         self._in_flight: set[int] = set()  # seen and not yet answered
         self._room = asyncio.Event()
         self._room.set()
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def admit(self, utterance_id: int) -> None:
         """Before a message of an utterance: on a recorded stream, wait until a new utterance has room."""
@@ -76,10 +81,13 @@ class Session(abc.ABC):
         metrics.AUDIO_SECONDS.inc(len(pcm) / (SAMPLE_WIDTH * SAMPLE_RATE))
         utterance.received += len(pcm)
         if utterance.received > self.max_bytes:
-            self._give_up(utterance, errors.InvalidArgument(
-                f"utterance {utterance_id} is longer than {self.max_utterance_s:g} s, the longest this service "
-                "accepts (VOXMESH_ASR_MAX_UTTERANCE_S); split speech into shorter utterances"
-            ))
+            self._give_up(
+                utterance,
+                errors.InvalidArgument(
+                    f"utterance {utterance_id} is longer than {self.max_utterance_s:g} s, the longest this service "
+                    "accepts (VOXMESH_ASR_MAX_UTTERANCE_S); split speech into shorter utterances"
+                ),
+            )
             return
         self._grow(utterance, pcm)
 
@@ -91,16 +99,19 @@ class Session(abc.ABC):
         if not utterance.failed:
             self._finish(utterance)
 
-    def _new(self, utterance_id: int) -> SessionUtterance:
+    def _new(self, utterance_id: int) -> U:
         full = len(self._in_flight) >= self.max_in_flight
         self._in_flight.add(utterance_id)
         if full:  # a live stream (a recorded one waited in `admit`): refuse it, the stream goes on
-            utterance = SessionUtterance(utterance_id)
-            self._give_up(utterance, errors.ResourceExhausted(
-                f"this stream already has {self.max_in_flight} utterances open or waiting for the engine, the "
-                "most one stream may have (VOXMESH_ASR_MAX_STREAM_UTTERANCES); send recorded audio as "
-                "recorded, or slower"
-            ))
+            utterance = self._blank_utterance(utterance_id)
+            self._give_up(
+                utterance,
+                errors.ResourceExhausted(
+                    f"this stream already has {self.max_in_flight} utterances open or waiting for the engine, the "
+                    "most one stream may have (VOXMESH_ASR_MAX_STREAM_UTTERANCES); send recorded audio as "
+                    "recorded, or slower"
+                ),
+            )
             return utterance
         return self._open_utterance(utterance_id)
 
@@ -112,9 +123,9 @@ class Session(abc.ABC):
         """Wait until every ended utterance has been answered; answer the ones never ended as failed."""
         for utterance in list(self._open.values()):
             if not utterance.failed:
-                self._give_up(utterance, errors.InvalidArgument(
-                    f"the stream closed before utterance {utterance.id} was ended"
-                ))
+                self._give_up(
+                    utterance, errors.InvalidArgument(f"the stream closed before utterance {utterance.id} was ended")
+                )
         self._open.clear()
         while self._tasks:
             await asyncio.gather(*self._tasks)
@@ -125,12 +136,12 @@ class Session(abc.ABC):
         for task in self._tasks:
             task.cancel()
 
-    def _give_up(self, utterance: SessionUtterance, exc: errors.VoxmeshError) -> None:
+    def _give_up(self, utterance: U, exc: errors.VoxmeshError) -> None:
         utterance.failed = True
         self._stop(utterance)
         self._spawn(self._fail(utterance, exc))
 
-    def _spawn(self, coroutine: Awaitable[None]) -> None:
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -139,42 +150,59 @@ class Session(abc.ABC):
         self._answered(utterance)
         UTTERANCE_ERRORS.labels("asr", exc.code.name).inc()
         log.info("utterance failed", extra={"utterance": utterance.id, "code": exc.code.name, "reason": str(exc)})
-        await self.emit(asr_pb2.RecognizeResponse(
-            utterance_id=utterance.id,
-            audio_s=utterance.seconds,
-            error=common_pb2.UtteranceError(stage="asr", code=exc.code.name, message=str(exc)),
-        ))
+        await self.emit(
+            asr_pb2.RecognizeResponse(
+                utterance_id=utterance.id,
+                audio_s=utterance.seconds,
+                error=common_pb2.UtteranceError(stage="asr", code=exc.code.name, message=str(exc)),
+            )
+        )
 
-    async def _final(self, utterance: SessionUtterance, transcript_text: str, language: str, compute_s: float,
-                     queue_wait_s: float) -> None:
+    async def _final(
+        self, utterance: SessionUtterance, transcript_text: str, language: str, compute_s: float, queue_wait_s: float
+    ) -> None:
         self._answered(utterance)
-        await self.emit(asr_pb2.RecognizeResponse(
-            utterance_id=utterance.id,
-            audio_s=utterance.seconds,
-            final=common_pb2.FinalTranscript(
-                text=transcript_text, language=language, engine=self.engine_name,
-                engine_compute_s=compute_s, queue_wait_s=queue_wait_s,
-            ),
-        ))
+        await self.emit(
+            asr_pb2.RecognizeResponse(
+                utterance_id=utterance.id,
+                audio_s=utterance.seconds,
+                final=common_pb2.FinalTranscript(
+                    text=transcript_text,
+                    language=language,
+                    engine=self.engine_name,
+                    engine_compute_s=compute_s,
+                    queue_wait_s=queue_wait_s,
+                ),
+            )
+        )
 
-    async def _partial_text(self, utterance: SessionUtterance, audio_s: float, partial_text: str, stability: float) -> None:
-        await self.emit(asr_pb2.RecognizeResponse(
-            utterance_id=utterance.id, audio_s=audio_s,
-            partial=common_pb2.PartialTranscript(text=partial_text, stability=stability),
-        ))
+    async def _partial_text(
+        self, utterance: SessionUtterance, audio_s: float, partial_text: str, stability: float
+    ) -> None:
+        await self.emit(
+            asr_pb2.RecognizeResponse(
+                utterance_id=utterance.id,
+                audio_s=audio_s,
+                partial=common_pb2.PartialTranscript(text=partial_text, stability=stability),
+            )
+        )
 
     @abc.abstractmethod
-    def _open_utterance(self, utterance_id: int) -> SessionUtterance:
+    def _open_utterance(self, utterance_id: int) -> U:
         """A new utterance's state."""
 
     @abc.abstractmethod
-    def _grow(self, utterance: SessionUtterance, pcm: bytes) -> None:
+    def _blank_utterance(self, utterance_id: int) -> U:
+        """An utterance's state with no work started for it: one refused before it began."""
+
+    @abc.abstractmethod
+    def _grow(self, utterance: U, pcm: bytes) -> None:
         """More audio of an utterance (within the length limit)."""
 
     @abc.abstractmethod
-    def _finish(self, utterance: SessionUtterance) -> None:
+    def _finish(self, utterance: U) -> None:
         """The utterance ended: make sure its final (or error) will be emitted."""
 
     @abc.abstractmethod
-    def _stop(self, utterance: SessionUtterance) -> None:
+    def _stop(self, utterance: U) -> None:
         """Stop any work in flight for the utterance (its stream is going away or it failed)."""

@@ -16,11 +16,11 @@ from collections import deque
 
 import grpc
 
-from voxmesh.services.llm import metrics
-from voxmesh.services.llm.engines import Done, LlmEngine, LlmRequest, load_engine
-from voxmesh import errors, rpc
+from voxmesh import errors, rpc, tasks
 from voxmesh.channel import Channel
 from voxmesh.metrics import UTTERANCE_ERRORS
+from voxmesh.services.llm import metrics
+from voxmesh.services.llm.engines import Done, LlmEngine, LlmRequest, load_engine
 from voxmesh.settings import LlmSettings
 from voxmesh.v1 import common_pb2, llm_pb2, llm_pb2_grpc
 
@@ -54,7 +54,7 @@ class PostProcessorServicer(llm_pb2_grpc.PostProcessorServicer, rpc.Servicer):
         """Tell every open stream that the service is going away; each still gets its answers."""
         going_away = llm_pb2.ProcessResponse(going_away=common_pb2.GoingAway(reason="the LLM service is stopping"))
         for out in self._outs:
-            asyncio.create_task(out.put(going_away))
+            tasks.spawn(out.put(going_away), name="going-away")
 
     @rpc.servicer_method("llm")
     async def Process(self, request_iterator, context: grpc.aio.ServicerContext):
@@ -88,22 +88,32 @@ class PostProcessorServicer(llm_pb2_grpc.PostProcessorServicer, rpc.Servicer):
         try:
             async for _, segment in rest:
                 if len(segment.text) > self.settings.max_transcript_chars:
-                    await out.put(error_response(segment.utterance_id, errors.InvalidArgument(
-                        f"transcript of {len(segment.text)} characters; at most "
-                        f"{self.settings.max_transcript_chars} are accepted"
-                    )))
+                    await out.put(
+                        error_response(
+                            segment.utterance_id,
+                            errors.InvalidArgument(
+                                f"transcript of {len(segment.text)} characters; at most "
+                                f"{self.settings.max_transcript_chars} are accepted"
+                            ),
+                        )
+                    )
                     continue
                 if pending.try_put(segment):
                     metrics.PENDING.inc()
                 else:
-                    await out.put(error_response(segment.utterance_id, errors.ResourceExhausted(
-                        f"this stream already has {self.settings.max_pending} transcripts waiting for the "
-                        "post-processor; the transcript stands unprocessed"
-                    )))
+                    await out.put(
+                        error_response(
+                            segment.utterance_id,
+                            errors.ResourceExhausted(
+                                f"this stream already has {self.settings.max_pending} transcripts waiting for the "
+                                "post-processor; the transcript stands unprocessed"
+                            ),
+                        )
+                    )
             await pending.close()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - handed to the call, which maps it to a status
+        except Exception as exc:
             await out.fail(exc)
 
     async def _work(self, instruction: str | None, earlier: list[str], pending: Channel, out: Channel) -> None:
@@ -121,20 +131,25 @@ class PostProcessorServicer(llm_pb2_grpc.PostProcessorServicer, rpc.Servicer):
     async def _process(self, utterance_id: int, request: LlmRequest, out: Channel) -> None:
         started = time.perf_counter()
         first = True
+        engine = self.engine
         try:
-            async for item in self.engine.stream(request):
+            assert engine is not None  # set by start(); the servicer refuses calls until then
+            async for item in engine.stream(request):
                 if isinstance(item, Done):
                     metrics.REQUESTS.labels(item.outcome).inc()
                     metrics.DURATION.observe(time.perf_counter() - started)
                     processed = common_pb2.ProcessedText(
-                        done=True, text=item.text, outcome=OUTCOMES[item.outcome], reason=item.reason,
-                        engine=self.engine.name,
+                        done=True,
+                        text=item.text,
+                        outcome=OUTCOMES[item.outcome],
+                        reason=item.reason,
+                        engine=engine.name,
                     )
                 else:
                     if first:
                         metrics.FIRST_DELTA.observe(time.perf_counter() - started)
                         first = False
-                    processed = common_pb2.ProcessedText(delta=item, engine=self.engine.name)
+                    processed = common_pb2.ProcessedText(delta=item, engine=engine.name)
                 await out.put(llm_pb2.ProcessResponse(utterance_id=utterance_id, processed=processed))
         except asyncio.CancelledError:
             raise
@@ -142,12 +157,14 @@ class PostProcessorServicer(llm_pb2_grpc.PostProcessorServicer, rpc.Servicer):
             log.warning("transcript not post-processed", extra={"code": exc.code.name, "error": str(exc)})
             metrics.REQUESTS.labels("failed").inc()
             await out.put(error_response(utterance_id, exc))
-        except Exception as exc:  # noqa: BLE001 - one failed transcript must not end the stream
+        except Exception as exc:
             log.error("engine failed on a transcript", exc_info=exc)
             metrics.REQUESTS.labels("failed").inc()
-            await out.put(error_response(utterance_id, errors.EngineError(
-                f"the post-processing engine failed on this transcript: {exc}"
-            )))
+            await out.put(
+                error_response(
+                    utterance_id, errors.EngineError(f"the post-processing engine failed on this transcript: {exc}")
+                )
+            )
 
 
 class LlmService:

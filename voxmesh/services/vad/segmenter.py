@@ -7,8 +7,8 @@ The segmenter owns the state machine; a classifier answers one question per fram
 - Speaking: every frame belongs to the utterance. Speech ends when at least 90% of the frames in the last
   `speech_end_ms` are unvoiced; that trailing quiet stays in the utterance.
 - An utterance that reaches `max_utterance_s` is split: in its last 20% at the first pause (90 ms of
-  unvoiced frames), or at the limit when there is none. Audio after a split starts the next utterance's pre-roll, so no sample
-  is lost or sent twice.
+  unvoiced frames), or at the limit when there is none. Audio after a split starts the next utterance's
+  pre-roll, so no sample is lost or sent twice.
 Audio of any chunk size is accepted; an incomplete frame waits for the next chunk. Offsets are in samples
 from the stream's start.
 

@@ -17,9 +17,9 @@ import time
 import grpc
 import webrtcvad
 
+from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH, errors, rpc
 from voxmesh.services.vad import metrics
 from voxmesh.services.vad.segmenter import Segmenter, SegmenterConfig, SpeechAudio, SpeechEnded, SpeechStarted
-from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH, errors, rpc
 from voxmesh.settings import VadSettings
 from voxmesh.v1 import common_pb2, vad_pb2, vad_pb2_grpc
 
@@ -47,7 +47,11 @@ def to_proto(event, input_through: int) -> vad_pb2.DetectResponse:
     if isinstance(event, SpeechStarted):
         at = _seconds(event.start)
         return vad_pb2.DetectResponse(
-            utterance_id=event.utterance, start_s=at, end_s=at, input_through_s=through, settled_through_s=at,
+            utterance_id=event.utterance,
+            start_s=at,
+            end_s=at,
+            input_through_s=through,
+            settled_through_s=at,
             start=vad_pb2.SpeechStart(),
         )
     if isinstance(event, SpeechAudio):
@@ -91,8 +95,12 @@ def check_resume(config: vad_pb2.DetectConfig) -> dict:
                 f"open_utterance.start_s {config.open_utterance.start_s} is not accepted: an open utterance "
                 "begins at or before the stream's offset_s"
             )
-    return {"offset": offset, "warmup": _samples(config.warmup_s), "next_utterance": max(1, config.next_utterance_id),
-            "open_since": open_since}
+    return {
+        "offset": offset,
+        "warmup": _samples(config.warmup_s),
+        "next_utterance": max(1, config.next_utterance_id),
+        "open_since": open_since,
+    }
 
 
 class VadServicer(vad_pb2_grpc.VoiceActivityServicer, rpc.Servicer):

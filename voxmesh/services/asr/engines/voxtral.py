@@ -14,8 +14,8 @@ import math
 import re
 from collections.abc import Sequence
 
-from voxmesh.services.asr.engines import MODEL_SETTING, AsrRequest, AsrResult, EngineCapabilities
 from voxmesh import SAMPLE_RATE
+from voxmesh.services.asr.engines import MODEL_SETTING, AsrRequest, AsrResult, EngineCapabilities
 from voxmesh.settings import AsrSettings
 from voxmesh.torch_runtime import load_processor_and_model
 
@@ -31,7 +31,7 @@ def split_language(text: str, asked: str | None) -> tuple[str, str]:
     """Text without a leading `lang:xx`, and the language (the detected one, else the one asked for)."""
     match = _LANG_PREFIX.match(text)
     if match:
-        return text[match.end():].strip(), match.group(1)
+        return text[match.end() :].strip(), match.group(1)
     return text.strip(), asked or ""
 
 
@@ -51,9 +51,16 @@ class VoxtralEngine:
         self.capabilities = EngineCapabilities(streaming=False, max_batch_size=settings.max_batch_size, languages=None)
         self.max_new_tokens = settings.max_new_tokens
         self.name = f"voxtral:{self.model_id.rstrip('/').split('/')[-1]}"
-        log.info("model loaded", extra={"model": self.model_id, "device": self.place.device,
-                                        "dtype": str(self.place.dtype), "attn": self.place.attn_implementation,
-                                        "compiled": settings.torch_compile})
+        log.info(
+            "model loaded",
+            extra={
+                "model": self.model_id,
+                "device": self.place.device,
+                "dtype": str(self.place.dtype),
+                "attn": self.place.attn_implementation,
+                "compiled": settings.torch_compile,
+            },
+        )
 
     def _budget(self, batch: Sequence[AsrRequest]) -> int:
         if self.max_new_tokens:
@@ -82,7 +89,7 @@ class VoxtralEngine:
         except self.torch.cuda.OutOfMemoryError:
             self.torch.cuda.empty_cache()
             raise  # the scheduler splits the batch and retries
-        texts = self.processor.batch_decode(output[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        texts = self.processor.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
         return [AsrResult(*split_language(text, r.language)) for text, r in zip(texts, batch, strict=True)]
 
     def close(self) -> None:

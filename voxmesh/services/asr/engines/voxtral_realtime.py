@@ -18,12 +18,16 @@ import copy
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from voxmesh.services.asr.engines import MODEL_SETTING, EngineCapabilities
-from voxmesh.torch_runtime import load_processor_and_model
 from voxmesh.settings import AsrSettings
+from voxmesh.torch_runtime import load_processor_and_model
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger("voxmesh.asr.voxtral_realtime")
 
@@ -34,10 +38,12 @@ DEFAULT_MODEL = "mistralai/Voxtral-Mini-4B-Realtime-2602"
 class CohortState:
     """The model state of streams that advance together (batch dimension = members, in order)."""
 
-    past: object
-    encoder_past: object
-    padding: object
-    last: object  # (B, 1) tensor of each row's last token
+    # The model's caches, as its forward returns them: transformers cache classes (a DynamicCache and the
+    # Voxtral Realtime encoder and padding caches), which the model module defines and types loosely.
+    past: Any
+    encoder_past: Any
+    padding: Any
+    last: torch.Tensor  # (B, 1): each row's last token
     size: int
 
 
@@ -51,7 +57,10 @@ class VoxtralRealtimeEngine:
         self.torch = torch
         self.model_id = settings.model or DEFAULT_MODEL
         self.processor, self.model, self.place = load_processor_and_model(
-            VoxtralRealtimeForConditionalGeneration, self.model_id, settings.device, MODEL_SETTING,
+            VoxtralRealtimeForConditionalGeneration,
+            self.model_id,
+            settings.device,
+            MODEL_SETTING,
             "Voxtral Realtime model",
         )
         audio_config = self.processor.tokenizer.tokenizer.instruct_tokenizer.audio_encoder.audio_config
@@ -69,8 +78,15 @@ class VoxtralRealtimeEngine:
             streaming=True, max_batch_size=settings.max_batch_size, languages=None, step_samples=self.hop
         )
         self.name = f"voxtral-realtime:{self.model_id.rstrip('/').split('/')[-1]}"
-        log.info("model loaded", extra={"model": self.model_id, "device": self.place.device,
-                                        "delay_ms": settings.transcription_delay_ms, "delay_tokens": self.delay_tokens})
+        log.info(
+            "model loaded",
+            extra={
+                "model": self.model_id,
+                "device": self.place.device,
+                "delay_ms": settings.transcription_delay_ms,
+                "delay_tokens": self.delay_tokens,
+            },
+        )
 
     def window_start(self, k: int) -> int:
         """First sample (in the utterance's audio) of step k's window."""
@@ -89,10 +105,16 @@ class VoxtralRealtimeEngine:
         inputs = self.processor(list(first_chunks), is_streaming=True, is_first_audio_chunk=True, return_tensors="pt")
         inputs = inputs.to(self.place.device, dtype=self.place.dtype)
         with self.torch.inference_mode():
-            out = self.model(input_ids=inputs["input_ids"], input_features=inputs["input_features"],
-                             num_delay_tokens=self.delay_tokens, use_cache=True)
+            out = self.model(
+                input_ids=inputs["input_ids"],
+                input_features=inputs["input_features"],
+                num_delay_tokens=self.delay_tokens,
+                use_cache=True,
+            )
         last = out.logits[:, -1].argmax(-1, keepdim=True)
-        cohort = CohortState(out.past_key_values, out.encoder_past_key_values, out.padding_cache, last, len(first_chunks))
+        cohort = CohortState(
+            out.past_key_values, out.encoder_past_key_values, out.padding_cache, last, len(first_chunks)
+        )
         return cohort, last[:, 0].tolist()
 
     def step(self, cohort: CohortState, windows: Sequence[np.ndarray]) -> list[int]:
@@ -100,11 +122,19 @@ class VoxtralRealtimeEngine:
         features = self.processor(list(windows), is_streaming=True, is_first_audio_chunk=False, return_tensors="pt")
         features = features["input_features"].to(self.place.device, dtype=self.place.dtype)
         with self.torch.inference_mode():
-            out = self.model(input_ids=cohort.last, input_features=features, past_key_values=cohort.past,
-                             encoder_past_key_values=cohort.encoder_past, padding_cache=cohort.padding,
-                             num_delay_tokens=self.delay_tokens, use_cache=True)
+            out = self.model(
+                input_ids=cohort.last,
+                input_features=features,
+                past_key_values=cohort.past,
+                encoder_past_key_values=cohort.encoder_past,
+                padding_cache=cohort.padding,
+                num_delay_tokens=self.delay_tokens,
+                use_cache=True,
+            )
         cohort.past, cohort.encoder_past, cohort.padding = (
-            out.past_key_values, out.encoder_past_key_values, out.padding_cache
+            out.past_key_values,
+            out.encoder_past_key_values,
+            out.padding_cache,
         )
         cohort.last = out.logits[:, -1].argmax(-1, keepdim=True)
         return cohort.last[:, 0].tolist()

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from voxmesh.services.asr.engines import AsrRequest, AsrResult, EngineCapabilities
 from voxmesh import errors
+from voxmesh.services.asr.engines import AsrRequest, AsrResult, EngineCapabilities
 from voxmesh.settings import AsrSettings
 
 log = logging.getLogger("voxmesh.asr.whisper")
@@ -33,7 +33,6 @@ def default_model() -> tuple[str, str]:
 
 
 class WhisperEngine:
-
     def __init__(self, settings: AsrSettings):
         from faster_whisper import WhisperModel
 
@@ -55,7 +54,8 @@ class WhisperEngine:
             raise errors.FailedPrecondition(f"could not load whisper model {path!r}: {exc}") from exc
         self.name = f"whisper:{label}"
         self.capabilities = EngineCapabilities(
-            streaming=False, max_batch_size=1,
+            streaming=False,
+            max_batch_size=1,
             languages=None if self.model.model.is_multilingual else frozenset({"en"}),
         )
         self.beam_size = settings.beam_size
@@ -70,7 +70,7 @@ class WhisperEngine:
         return [self._one(request) for request in batch]
 
     def _one(self, request: AsrRequest) -> AsrResult:
-        language = request.language or ("en" if self.capabilities.languages == {"en"} else None)
+        language = request.language or ("en" if self.capabilities.languages == frozenset({"en"}) else None)
         segments, info = self.model.transcribe(
             request.audio,
             language=language,

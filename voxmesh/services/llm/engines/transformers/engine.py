@@ -5,9 +5,9 @@ own models) is tokenised by mistral-common, through transformers' MistralCommonB
 its Hugging Face tokenizer and chat template. One model per process: every stream's transcripts go through
 one GenerationScheduler, which generates them as rows of one continuous batch (greedy by default). Each transcript's
 tokens become text deltas as they come; the done message carries the whole text. For the default clean-up
-instruction the faithfulness guard (voxmesh/services/llm/engines/transformers/guard.py) compares the output with the transcript and,
-over its threshold, returns the rule-based clean-up instead (outcome guarded); the deltas already sent
-stand, the done message's text wins.
+instruction the faithfulness guard (guard.py beside this module) compares the output with the transcript and,
+over its threshold, returns the rule-based clean-up instead (outcome guarded); the deltas already sent stand,
+the done message's text wins.
 """
 
 from __future__ import annotations
@@ -15,13 +15,14 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
+from voxmesh import errors
 from voxmesh.services.llm import metrics
-from voxmesh.services.llm.engines.transformers import guard, prompt
 from voxmesh.services.llm.engines import Done, LlmRequest
 from voxmesh.services.llm.engines.rules import clean_up
+from voxmesh.services.llm.engines.transformers import guard, prompt
 from voxmesh.services.llm.engines.transformers.scheduler import GenerationScheduler
-from voxmesh import errors
 from voxmesh.settings import LlmSettings
 from voxmesh.torch_runtime import check_local, describe_source, placement
 
@@ -34,8 +35,9 @@ WARMUP_TIMEOUT_S = 600.0  # the first calls on a GPU compile kernels; the reques
 
 def load_tokenizer(model_id: str):
     """mistral-common's tokenizer where the checkpoint ships a tekken.json, else the Hugging Face one."""
-    from transformers import AutoTokenizer, MistralCommonBackend
+    from transformers import AutoTokenizer
     from transformers.integrations.mistral.tokenizer import resolve_mistral_format
+    from transformers.tokenization_mistral_common import MistralCommonBackend
 
     if resolve_mistral_format(model_id)[0]:
         return MistralCommonBackend.from_pretrained(model_id)
@@ -66,11 +68,11 @@ class Detokenizer:
 
     def add(self, token: int) -> str:
         self.ids.append(token)
-        before = self._decode(self.ids[self._prefix:self._read])
-        after = self._decode(self.ids[self._prefix:])
+        before = self._decode(self.ids[self._prefix : self._read])
+        after = self._decode(self.ids[self._prefix :])
         if len(after) <= len(before) or after.endswith("\ufffd"):
             return ""  # an incomplete character or a token with no text yet
-        self._raw += after[len(before):]
+        self._raw += after[len(before) :]
         self._prefix, self._read = self._read, len(self.ids)
         return self._advance(self._raw.strip())
 
@@ -82,7 +84,7 @@ class Detokenizer:
     def _advance(self, visible: str) -> str:
         if not visible.startswith(self.sent) or len(visible) == len(self.sent):
             return ""
-        delta, self.sent = visible[len(self.sent):], visible
+        delta, self.sent = visible[len(self.sent) :], visible
         return delta
 
 
@@ -99,23 +101,37 @@ class TransformersEngine:
         self.place = placement(settings.device)
         try:
             self.tokenizer = load_tokenizer(self.model_id)
-            model = AutoModelForCausalLM.from_pretrained(
+            # Any: PreTrainedModel.to is wrapped by functools.wraps, whose type mypy does not bind to the instance
+            model: Any = AutoModelForCausalLM.from_pretrained(
                 self.model_id, dtype=self.place.dtype, attn_implementation=self.place.attn_implementation
-            ).to(self.place.device).eval()
+            )
+            model = model.to(self.place.device).eval()
         except (OSError, ValueError) as exc:
             raise errors.FailedPrecondition(
                 f"could not load the LLM from {describe_source(self.model_id)}: {exc}"
             ) from exc
         self.system_role = self._template_takes_system_role()
         self.max_positions = getattr(model.config.get_text_config(), "max_position_embeddings", None)
-        self.batch = ContinuousBatch(model, device=self.place.device, eos_ids=self._eos_ids(model),
-                                     temperature=settings.temperature, top_p=settings.top_p)
+        self.batch = ContinuousBatch(
+            model,
+            device=self.place.device,
+            eos_ids=self._eos_ids(model),
+            temperature=settings.temperature,
+            top_p=settings.top_p,
+        )
         self.scheduler: GenerationScheduler | None = None  # started by warmup(), on the event loop
         self.torch = torch
         self.name = f"transformers:{self.model_id.rstrip('/').split('/')[-1]}"
-        log.info("model loaded", extra={"model": self.model_id, "device": self.place.device,
-                                        "dtype": str(self.place.dtype), "attn": self.place.attn_implementation,
-                                        "tokenizer": type(self.tokenizer).__name__})
+        log.info(
+            "model loaded",
+            extra={
+                "model": self.model_id,
+                "device": self.place.device,
+                "dtype": str(self.place.dtype),
+                "attn": self.place.attn_implementation,
+                "tokenizer": type(self.tokenizer).__name__,
+            },
+        )
 
     def _eos_ids(self, model) -> frozenset[int]:
         ids = model.generation_config.eos_token_id
@@ -130,19 +146,20 @@ class TransformersEngine:
         try:
             self.encode(LlmRequest("test", None), system_role=True)
             return True
-        except Exception:  # noqa: BLE001 - jinja's TemplateError, or mistral-common's validation
+        except Exception:
             log.info("the chat template takes no system role; the instruction goes into the user message")
         try:
             self.encode(LlmRequest("test", None), system_role=False)
-        except Exception as exc:  # noqa: BLE001 - any failure of the template is a start-up error
+        except Exception as exc:
             raise errors.FailedPrecondition(f"the chat template of {self.model_id!r} fails on a chat: {exc}") from exc
         return False
 
     def encode(self, request: LlmRequest, system_role: bool | None = None) -> list[int]:
         """The prompt's token ids: the chat template over prompt.messages(), ready for the reply."""
         conversation = prompt.messages(request, system_role=self.system_role if system_role is None else system_role)
-        ids = self.tokenizer.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True,
-                                                 return_dict=False)
+        ids = self.tokenizer.apply_chat_template(
+            conversation, add_generation_prompt=True, tokenize=True, return_dict=False
+        )
         return list(ids)
 
     def budget(self, text: str, prompt_tokens: int) -> int:
@@ -161,9 +178,12 @@ class TransformersEngine:
     async def warmup(self) -> None:
         """Start the scheduler and run two transcripts through it, the second joining the first's batch
         (prefill, join, decode steps, a row leaving)."""
-        self.scheduler = GenerationScheduler(self.batch, queue_size=self.settings.queue_size,
-                                   max_batch_size=self.settings.max_batch_size,
-                                   timeout_s=self.settings.request_timeout_s)
+        self.scheduler = GenerationScheduler(
+            self.batch,
+            queue_size=self.settings.queue_size,
+            max_batch_size=self.settings.max_batch_size,
+            timeout_s=self.settings.request_timeout_s,
+        )
         self.scheduler.start()
         first = self.scheduler.submit(self.encode(LlmRequest(WARMUP[0], None)), 8, timeout_s=WARMUP_TIMEOUT_S)
         await anext(first, None)
@@ -174,6 +194,7 @@ class TransformersEngine:
 
     async def stream(self, request: LlmRequest) -> AsyncIterator[str | Done]:
         prompt_ids = self.encode(request)
+        assert self.scheduler is not None  # warmup() starts it, before the service takes calls
         generation = self.scheduler.submit(prompt_ids, self.budget(request.text, len(prompt_ids)))
         detokenizer = Detokenizer(self.tokenizer)
         try:
@@ -191,8 +212,10 @@ class TransformersEngine:
             if verdict.guarded:
                 yield Done(text=clean_up(request.text), outcome="guarded", reason=verdict.reason)
                 return
-        reason = "" if generation.end == "eos" else (
-            f"the output reached its budget of {generation.max_new_tokens} tokens and may be cut short"
+        reason = (
+            ""
+            if generation.end == "eos"
+            else (f"the output reached its budget of {generation.max_new_tokens} tokens and may be cut short")
         )
         yield Done(text=text, reason=reason)
 

@@ -21,10 +21,13 @@ from dataclasses import dataclass
 from voxmesh.services.llm.engines.rules import clean_up
 from voxmesh.text import edit_distance, words
 
-SMALL = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen".split()
-)}
+SMALL = {
+    w: i
+    for i, w in enumerate(
+        "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+        "seventeen eighteen nineteen".split()
+    )
+}
 TENS = {w: 10 * i for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split(), 2)}
 SCALES = {"hundred": 100, "thousand": 1_000, "million": 1_000_000, "billion": 1_000_000_000}
 _DIGIT_GROUPS = re.compile(r"(?<=\d)[,\u202f\u00a0](?=\d{3}\b)")
@@ -49,15 +52,21 @@ def normalise(text: str) -> list[str]:
         out.append(word)
     out.extend(number.flush())
     # "three point five" -> "3 5", as "3.5" is read
-    return [w for i, w in enumerate(out) if not (w == "point" and 0 < i < len(out) - 1
-                                                 and out[i - 1].isdigit() and out[i + 1].isdigit())]
+    return [
+        w
+        for i, w in enumerate(out)
+        if not (w == "point" and 0 < i < len(out) - 1 and out[i - 1].isdigit() and out[i + 1].isdigit())
+    ]
 
 
 class _Number:
     """English number words, one at a time, as the digits a reader writes: "two hundred and five" -> 205,
     "twenty five thousand" -> 25000, "nineteen eighty four" -> 1984, "one two three" -> 1 2 3."""
 
-    def __init__(self):
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
         self.done: list[str] = []
         self.total = self.current = 0
         self.last = ""  # kind of the last word taken: small, tens, scale, and; empty: none yet
@@ -101,7 +110,7 @@ class _Number:
         if self.last:
             self._close()
         out = self.done + (["and"] if self.pending_and else [])
-        self.__init__()
+        self._reset()
         return out
 
 
@@ -117,7 +126,11 @@ def check(transcript: str, output: str, threshold: float) -> Verdict:
     score = divergence(transcript, output)
     if score <= threshold:
         return Verdict(score, False, "")
-    return Verdict(score, True, (
-        f"the model's clean-up diverged from the transcript (word edit distance {score:.2f} of its words, over "
-        f"the guard threshold {threshold:g}); the rule-based clean-up was returned instead"
-    ))
+    return Verdict(
+        score,
+        True,
+        (
+            f"the model's clean-up diverged from the transcript (word edit distance {score:.2f} of its words, over "
+            f"the guard threshold {threshold:g}); the rule-based clean-up was returned instead"
+        ),
+    )

@@ -26,9 +26,9 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Protocol
 
-from voxmesh.services.llm import metrics
 from voxmesh import errors
 from voxmesh.engine_thread import EngineThread
+from voxmesh.services.llm import metrics
 
 log = logging.getLogger("voxmesh.llm.scheduler")
 
@@ -146,8 +146,9 @@ class GenerationScheduler:
                 f"the LLM queue is full ({self.queue_size} transcripts waiting for a place in the batch); "
                 "the transcript stands unprocessed; add LLM replicas"
             )
-        generation = Generation(prompt, max_new_tokens, self.timeout_s if timeout_s is None else timeout_s,
-                                self._cancelled)
+        generation = Generation(
+            prompt, max_new_tokens, self.timeout_s if timeout_s is None else timeout_s, self._cancelled
+        )
         self._waiting.append(generation)
         metrics.PENDING.inc()
         self._thread.wake()
@@ -187,10 +188,14 @@ class GenerationScheduler:
     def _expire(self) -> None:
         now = time.monotonic()
         for generation in [g for g in (*self._waiting, *self._running) if g.active and now >= g.deadline]:
-            self._end(generation, "timeout", errors.DeadlineExceeded(
-                f"no processed text within {generation.timeout_s:g} s (VOXMESH_LLM_REQUEST_TIMEOUT_S); "
-                "the final transcript stands"
-            ))
+            self._end(
+                generation,
+                "timeout",
+                errors.DeadlineExceeded(
+                    f"no processed text within {generation.timeout_s:g} s (VOXMESH_LLM_REQUEST_TIMEOUT_S); "
+                    "the final transcript stands"
+                ),
+            )
         self._waiting = deque(g for g in self._waiting if g.active)
 
     def _take(self, room: int) -> list[Generation]:
@@ -217,7 +222,7 @@ class GenerationScheduler:
         started = time.perf_counter()
         try:
             tokens = await self._thread.call(work, *args)
-        except Exception as exc:  # noqa: BLE001 - the failure goes to the rows it ran; the worker goes on
+        except Exception as exc:
             self._failed(phase, rows, exc)
             return
         metrics.STEP.labels(phase).observe(time.perf_counter() - started)
