@@ -1,6 +1,7 @@
 """The one idiom for registries of implementations named by setting: a name maps to "module:attribute",
 and the module is imported only when that name is chosen, so that what one implementation needs (torch,
-faster-whisper) is never imported for another. The CLI's services and the ASR and LLM engines use it."""
+faster-whisper) is never imported for another. The CLI's services, the VAD's classifiers and the ASR and LLM
+engines use it."""
 
 from __future__ import annotations
 

@@ -91,10 +91,24 @@ class VadSettings(ServiceSettings):
         le=65535,
         description="Port of the Prometheus /metrics HTTP endpoint (0: none).",
     )
-    aggressiveness: int = Field(
-        2, ge=0, le=3, description="webrtcvad aggressiveness: 0 keeps the most audio as speech, 3 the least."
+    engine: Literal["webrtcvad", "silero"] = Field(
+        "webrtcvad",
+        description=(
+            "Speech classifier: webrtcvad (WebRTC's, on the event loop) or silero (Silero VAD v6, the ONNX model "
+            "inside faster-whisper; 32 ms frames, on worker threads; steadier in heavy noise, see bench/README.md)."
+        ),
     )
-    frame_ms: Literal[10, 20, 30] = Field(30, description="Length of the frames webrtcvad classifies.")
+    silero_threshold: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="silero: speech probability over which a frame is speech (once in speech: down to 0.15 below).",
+    )
+    classifier_threads: int = Field(2, ge=1, description="silero: worker threads that run the model.")
+    aggressiveness: int = Field(
+        2, ge=0, le=3, description="webrtcvad: aggressiveness, 0 keeps the most audio as speech, 3 the least."
+    )
+    frame_ms: Literal[10, 20, 30] = Field(30, description="webrtcvad: length of the frames it classifies.")
     speech_start_ms: int = Field(
         150, ge=10, description="Window of recent frames looked at for a start; speech starts when 80% of it is voiced."
     )
@@ -111,6 +125,15 @@ class VadSettings(ServiceSettings):
             "Longest utterance; longer speech is split (at an unvoiced frame in its last 20% when there is one)."
         ),
     )
+    min_utterance_s: float = Field(
+        3.0,
+        ge=0,
+        description=(
+            "An utterance shorter than this ends only at a pause of merge_pause_ms, so that short pieces are "
+            "recognised with the speech after them (0: every pause of speech_end_ms ends an utterance)."
+        ),
+    )
+    merge_pause_ms: int = Field(1000, ge=10, description="Pause that ends an utterance shorter than min_utterance_s.")
 
 
 class AsrSettings(ServiceSettings):
@@ -156,6 +179,16 @@ class AsrSettings(ServiceSettings):
             "Requests of live streams the engine's queue holds (streaming engines: utterances in flight); one more "
             "live final is answered RESOURCE_EXHAUSTED (recorded streams wait instead, bounded by "
             "max_stream_utterances each)."
+        ),
+    )
+    context_tokens: int = Field(
+        96,
+        ge=0,
+        le=223,
+        description=(
+            "Tokens of the stream's latest final text given to the engine as context for its next utterance, "
+            "partials included (whisper: the previous-text prompt; voxtral engines take none); 0: no context. "
+            "A stream's context is its own."
         ),
     )
     max_stream_utterances: int = Field(

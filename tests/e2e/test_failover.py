@@ -146,8 +146,9 @@ async def test_llm_killed_every_final_arrives_and_post_processing_comes_back(rep
     assert killed
     assert_exactly_one_final_each(events)
     done = [e for e in events if e.type == "processed" and e.done]
-    assert [d.utterance for d in done] == [1, 2]
-    assert all(d.outcome == "processed" for d in done), "the other replica post-processed both"
+    finals = [e.utterance for e in events if e.type == "final"]
+    assert len(finals) >= 2 and [d.utterance for d in done] == finals, "every final was post-processed, in order"
+    assert all(d.outcome == "processed" for d in done), "the other replica post-processed them all"
 
 
 async def test_a_rolling_sigterm_of_every_service_loses_no_final_and_no_event(replicated, jfk_path):

@@ -7,16 +7,26 @@ import itertools
 
 import numpy as np
 import pytest
-import webrtcvad
 
 from tests.conftest import chunks, silence, tone
+from voxmesh.services.vad.classifiers import WebrtcClassifier
 from voxmesh.services.vad.segmenter import Segmenter, SegmenterConfig, SpeechAudio, SpeechEnded, SpeechStarted
 
 RATE = 16000
 
 
-def loud(frame: bytes) -> bool:
-    return np.abs(np.frombuffer(frame, "<i2")).mean() > 1000
+class Loud:
+    """An energy classifier: isolates the state machine from any model."""
+
+    def __init__(self, frame_ms: int = 30):
+        self.frame_bytes = RATE * frame_ms // 1000 * 2
+
+    def classify(self, pcm: bytes) -> list[bool]:
+        frames = np.frombuffer(pcm, "<i2").reshape(-1, self.frame_bytes // 2)
+        return [bool(v) for v in np.abs(frames).mean(axis=1) > 1000]
+
+
+loud = Loud()
 
 
 def run(segmenter: Segmenter, pcm: bytes, chunk_bytes: int = 3200):
@@ -44,9 +54,8 @@ def utterances(events):
     return {k: (v[0], v[1], v[2], bytes(v[3])) for k, v in found.items()}
 
 
-def real_vad(aggressiveness: int = 2):
-    vad = webrtcvad.Vad(aggressiveness)
-    return lambda frame: vad.is_speech(frame, RATE)
+def real_vad(aggressiveness: int = 2) -> WebrtcClassifier:
+    return WebrtcClassifier(aggressiveness, frame_ms=30)
 
 
 def test_silence_gives_no_events():
@@ -77,6 +86,19 @@ def test_a_pause_shorter_than_the_end_window_does_not_end_the_utterance():
     assert len(utterances(run(Segmenter(loud, config), pcm))) == 1
     pcm = silence(0.5) + tone(1) + silence(0.8) + tone(1) + silence(1)
     assert len(utterances(run(Segmenter(loud, config), pcm))) == 2
+
+
+def test_a_short_piece_of_speech_is_merged_with_the_speech_after_a_pause_shorter_than_the_merge_pause():
+    config = SegmenterConfig(speech_end_ms=500, min_utterance_s=3.0, merge_pause_ms=1000)
+    pcm = silence(0.5) + tone(1) + silence(0.8) + tone(1) + silence(1.5)
+    merged = utterances(run(Segmenter(loud, config), pcm))
+    assert len(merged) == 1, "1 s of speech does not end at a 0.8 s pause"
+    apart = silence(0.5) + tone(1) + silence(1.3) + tone(1) + silence(1.5)
+    assert len(utterances(run(Segmenter(loud, config), apart))) == 2, "a pause of merge_pause_ms ends it"
+    long_enough = silence(0.5) + tone(3.5) + silence(0.8) + tone(1) + silence(1.5)
+    assert len(utterances(run(Segmenter(loud, config), long_enough))) == 2, "speech over min_utterance_s ends"
+    no_merging = SegmenterConfig(speech_end_ms=500, min_utterance_s=0)
+    assert len(utterances(run(Segmenter(loud, no_merging), pcm))) == 2
 
 
 def test_long_speech_is_split_at_the_maximum_and_no_sample_is_lost():
@@ -147,9 +169,8 @@ def test_real_human_speech_onset_is_not_clipped(jfk_pcm):
     assert found[1][0] <= onset - int(0.1 * RATE), "the first utterance starts at least 100 ms before the onset"
 
 
-def webrtc(aggressiveness: int = 2):
-    vad = webrtcvad.Vad(aggressiveness)
-    return lambda frame: vad.is_speech(frame, RATE)
+def webrtc(aggressiveness: int = 2) -> WebrtcClassifier:
+    return WebrtcClassifier(aggressiveness, frame_ms=30)
 
 
 def continued(pcm: bytes, cut_s: float, warm: bool):

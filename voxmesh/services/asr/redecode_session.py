@@ -7,6 +7,11 @@ after its utterance ended is dropped. Partials follow LocalAgreement-2: the word
 agree on from the start are committed, a partial carries only the committed text (it grows, it never takes
 words back), and its stability is the committed share of the latest decode. At the utterance's end its final
 is queued, and answered with the transcript or with the error that prevented one.
+
+With context on (`context_chars` > 0), the session keeps the stream's latest final text, at most that many
+characters, and gives it to the engine with every request, partials included; the engine bounds it in
+tokens. An utterance's final is then asked for only once the utterance before it has been answered, so that
+each final is conditioned on the text before it. The context is this stream's alone.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ class RedecodeSession(Session[_Redecoded]):
         language: str | None,
         partials: bool,
         partial_interval_s: float,
+        context_chars: int = 0,
         **limits,
     ):
         super().__init__(emit, engine_name=engine_name, **limits)
@@ -49,6 +55,9 @@ class RedecodeSession(Session[_Redecoded]):
         self.language = language
         self.partials = partials
         self.partial_interval = int(partial_interval_s * SAMPLE_RATE) * SAMPLE_WIDTH
+        self.context_chars = context_chars
+        self.context = ""  # the stream's latest final text, for the engine
+        self._previous_final: asyncio.Event | None = None  # set once the latest ended utterance is answered
 
     def _open_utterance(self, utterance_id: int) -> _Redecoded:
         return _Redecoded(utterance_id)
@@ -68,7 +77,8 @@ class RedecodeSession(Session[_Redecoded]):
 
     def _finish(self, utterance: _Redecoded) -> None:
         self._stop(utterance)
-        self._spawn(self._transcribe(utterance))
+        previous, self._previous_final = self._previous_final, asyncio.Event()
+        self._spawn(self._transcribe(utterance, previous, self._previous_final))
 
     def _stop(self, utterance: _Redecoded) -> None:
         if utterance.partial is not None:
@@ -76,7 +86,11 @@ class RedecodeSession(Session[_Redecoded]):
             utterance.partial = None
 
     def _request(self, utterance: _Redecoded, final: bool) -> AsrRequest:
-        return AsrRequest(pcm_to_float(utterance.audio), self.language, final=final)
+        return AsrRequest(pcm_to_float(utterance.audio), self.language, final=final, context=self.context)
+
+    def _remember(self, final_text: str) -> None:
+        if self.context_chars and final_text:
+            self.context = f"{self.context} {final_text}".strip()[-self.context_chars :]
 
     async def _partial(self, utterance: _Redecoded) -> None:
         audio_s = utterance.seconds
@@ -101,7 +115,15 @@ class RedecodeSession(Session[_Redecoded]):
             if utterance.partial is asyncio.current_task():
                 utterance.partial = None
 
-    async def _transcribe(self, utterance: _Redecoded) -> None:
+    async def _transcribe(self, utterance: _Redecoded, previous: asyncio.Event | None, done: asyncio.Event) -> None:
+        try:
+            if previous is not None and self.context_chars:
+                await previous.wait()  # the text before this utterance is its context
+            await self._transcribe_now(utterance)
+        finally:
+            done.set()
+
+    async def _transcribe_now(self, utterance: _Redecoded) -> None:
         try:
             future = self.scheduler.submit(self._request(utterance, final=True), stream=self, recorded=self.recorded)
             assert future is not None  # only a partial is skipped under load; a final is queued or refused
@@ -113,6 +135,7 @@ class RedecodeSession(Session[_Redecoded]):
         except errors.VoxmeshError as exc:
             await self._fail(utterance, exc)
             return
+        self._remember(transcript.text)
         await self._final(
             utterance, transcript.text, transcript.language, transcript.compute_s, transcript.queue_wait_s
         )

@@ -101,6 +101,8 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer, rpc.Servicer):
             language=language,
             partials=partials,
             partial_interval_s=self.settings.partial_interval_s,
+            # characters enough for the engine's token bound (English BPE: about 4 characters a token)
+            context_chars=8 * self.settings.context_tokens if engine.capabilities.context else 0,
             **limits,
         )
 

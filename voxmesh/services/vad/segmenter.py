@@ -1,11 +1,16 @@
 """The segmenter: turns a stream of 16 kHz mono PCM into utterances.
 
-The segmenter owns the state machine; a classifier answers one question per frame (is it speech?).
+The segmenter owns the state machine; a classifier (classifiers.py) answers one question per frame (is it
+speech?), for the run of whole frames each push completes.
 - Quiet: it keeps the last `pre_roll_ms + speech_start_ms` of frames. Speech starts when at least 80% of
   the frames in the last `speech_start_ms` are voiced; the utterance then begins with the kept frames, so
   the onset of the first word (and `pre_roll_ms` before the start window) is never clipped.
 - Speaking: every frame belongs to the utterance. Speech ends when at least 90% of the frames in the last
-  `speech_end_ms` are unvoiced; that trailing quiet stays in the utterance.
+  `speech_end_ms` are unvoiced; that trailing quiet stays in the utterance. An utterance whose speech (up to
+  its last voiced frame) is shorter than `min_utterance_s` ends only at a pause of `merge_pause_ms` (that
+  many unvoiced frames in a row): short pieces are
+  merged with the speech that follows them, since a recogniser given a second of speech alone loses words
+  it gets right with the words around them.
 - An utterance that reaches `max_utterance_s` is split: in its last 20% at the first pause (90 ms of
   unvoiced frames), or at the limit when there is none. Audio after a split starts the next utterance's
   pre-roll, so no sample is lost or sent twice.
@@ -23,10 +28,13 @@ announced (with its audio emitted) or is not speech.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH
+
+if TYPE_CHECKING:
+    from voxmesh.services.vad.classifiers import Classifier
 
 START_RATIO = 0.8
 END_RATIO = 0.9
@@ -41,6 +49,8 @@ class SegmenterConfig:
     speech_end_ms: int = 500
     pre_roll_ms: int = 300
     max_utterance_s: float = 30.0
+    min_utterance_s: float = 0.0
+    merge_pause_ms: int = 1000
 
     def frames(self, ms: float) -> int:
         return max(1, round(ms / self.frame_ms))
@@ -76,7 +86,7 @@ Event = SpeechStarted | SpeechAudio | SpeechEnded
 class Segmenter:
     def __init__(
         self,
-        is_speech: Callable[[bytes], bool],
+        classifier: Classifier,
         config: SegmenterConfig = SegmenterConfig(),
         *,
         offset: int = 0,
@@ -87,13 +97,15 @@ class Segmenter:
         """`offset`: the stream offset (samples) where segmenting starts. `warmup`: samples pushed before
         `offset`, only listened to. `next_utterance`: the id the next utterance gets. `open_since`:
         continue inside utterance `next_utterance`, begun at that offset and already announced."""
-        self.is_speech = is_speech
+        self.classifier = classifier
         self.config = config
         self.frame_samples = SAMPLE_RATE * config.frame_ms // 1000
         self._frame_bytes = self.frame_samples * SAMPLE_WIDTH
         self._start_frames = config.frames(config.speech_start_ms)
         self._end_frames = config.frames(config.speech_end_ms)
         self._max_samples = int(config.max_utterance_s * SAMPLE_RATE)
+        self._min_samples = int(config.min_utterance_s * SAMPLE_RATE)
+        self._merge_pause = config.frames(config.merge_pause_ms)
         self._split_from = int(self._max_samples * (1 - SPLIT_SEARCH))
         self._split_pause = config.frames(SPLIT_PAUSE_MS)
         self._unvoiced_run = 0
@@ -136,11 +148,12 @@ class Segmenter:
         self._pending += pcm
         events: list[Event] = []
         whole = len(self._pending) - len(self._pending) % self._frame_bytes
-        view = memoryview(self._pending)
-        for offset in range(0, whole, self._frame_bytes):
-            self._frame(bytes(view[offset : offset + self._frame_bytes]), events)
-        view.release()
-        del self._pending[:whole]
+        if whole:
+            frames = bytes(self._pending[:whole])
+            del self._pending[:whole]
+            voiced = self.classifier.classify(frames)
+            for index, offset in enumerate(range(0, whole, self._frame_bytes)):
+                self._frame(frames[offset : offset + self._frame_bytes], voiced[index], events)
         self._emit_audio(events)
         return events
 
@@ -156,8 +169,7 @@ class Segmenter:
         self._pending.clear()
         return events
 
-    def _frame(self, frame: bytes, events: list[Event]) -> None:
-        voiced = self.is_speech(frame)
+    def _frame(self, frame: bytes, voiced: bool, events: list[Event]) -> None:
         frame_start = self.position
         self.position += self.frame_samples
         if frame_start < self._listen_until:  # warm-up: the classifier adapts; speech keeps its end window
@@ -175,8 +187,13 @@ class Segmenter:
         self._window.append(voiced)
         self._unvoiced_run = 0 if voiced else self._unvoiced_run + 1
         length = self.position - self._utterance_start
+        spoken = length - self._unvoiced_run * self.frame_samples  # up to the last voiced frame
         unvoiced = len(self._window) - sum(self._window)
-        if len(self._window) == self._end_frames and unvoiced >= END_RATIO * self._end_frames:
+        if (
+            len(self._window) == self._end_frames
+            and unvoiced >= END_RATIO * self._end_frames
+            and (spoken >= self._min_samples or self._unvoiced_run >= self._merge_pause)
+        ):
             self._end("silence", events)
         elif length + self.frame_samples > self._max_samples or (
             length >= self._split_from and self._unvoiced_run >= self._split_pause

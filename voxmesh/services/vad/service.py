@@ -1,7 +1,10 @@
-"""The VoiceActivity servicer: protocol only; the segmenter and webrtcvad do the work.
+"""The VoiceActivity servicer: protocol only; the segmenter and a classifier engine (classifiers.py, chosen by
+VOXMESH_VAD_ENGINE) do the work.
 
-webrtcvad classifies a 30 ms frame in microseconds, so segmenting runs inline on the event loop: a
-worker thread would cost more in hand-offs than the work it moves.
+webrtcvad classifies a 30 ms frame in microseconds, so its streams are segmented inline on the event loop:
+a worker thread would cost more in hand-offs than the work it moves. Silero takes about 0.1 ms a frame, so
+its streams are segmented on `classifier_threads` worker threads (onnxruntime releases the GIL while it
+runs), and one stream's work never holds up another's responses.
 
 Every response says how far the stream is settled (`settled_through_s`), and a `progress` response says
 so when a second of audio has settled with nothing else to report, so that the caller can keep just the
@@ -11,14 +14,15 @@ id, open utterance). When the service drains, each stream is told `going_away` w
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
-import webrtcvad
 
 from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH, errors, rpc
-from voxmesh.services.vad import metrics
+from voxmesh.services.vad import classifiers, metrics
 from voxmesh.services.vad.segmenter import Segmenter, SegmenterConfig, SpeechAudio, SpeechEnded, SpeechStarted
 from voxmesh.settings import VadSettings
 from voxmesh.v1 import common_pb2, vad_pb2, vad_pb2_grpc
@@ -106,12 +110,18 @@ def check_resume(config: vad_pb2.DetectConfig) -> dict:
 class VadServicer(vad_pb2_grpc.VoiceActivityServicer, rpc.Servicer):
     def __init__(self, settings: VadSettings):
         self.settings = settings
+        self.engine = classifiers.load_engine(settings)
+        self._workers = (
+            ThreadPoolExecutor(settings.classifier_threads, thread_name_prefix="vad") if self.engine.blocking else None
+        )
         self.config = SegmenterConfig(
-            frame_ms=settings.frame_ms,
+            frame_ms=self.engine.frame_ms,
             speech_start_ms=settings.speech_start_ms,
             speech_end_ms=settings.speech_end_ms,
             pre_roll_ms=settings.pre_roll_ms,
             max_utterance_s=settings.max_utterance_s,
+            min_utterance_s=settings.min_utterance_s,
+            merge_pause_ms=settings.merge_pause_ms,
         )
         self.started = False
         self.draining = False
@@ -122,8 +132,12 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer, rpc.Servicer):
 
     def segmenter(self, **start) -> Segmenter:
         """A segmenter for a new stream, or for one that continues another (see check_resume)."""
-        vad = webrtcvad.Vad(self.settings.aggressiveness)
-        return Segmenter(lambda frame: vad.is_speech(frame, SAMPLE_RATE), self.config, **start)
+        return Segmenter(self.engine.stream(), self.config, **start)
+
+    async def _push(self, segmenter: Segmenter, audio: bytes) -> list:
+        if self._workers is None:
+            return segmenter.push(audio)
+        return await asyncio.get_running_loop().run_in_executor(self._workers, segmenter.push, audio)
 
     @rpc.servicer_method("vad")
     async def Detect(self, request_iterator, context: grpc.aio.ServicerContext):
@@ -138,7 +152,7 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer, rpc.Servicer):
         async for _, audio in rest:
             rpc.require_whole_samples(audio)
             began = time.perf_counter()
-            events = segmenter.push(audio)
+            events = await self._push(segmenter, audio)
             metrics.CHUNK_SECONDS.observe(time.perf_counter() - began)
             metrics.AUDIO_SECONDS.inc(len(audio) / (SAMPLE_WIDTH * SAMPLE_RATE))
             for event in events:
@@ -153,6 +167,10 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer, rpc.Servicer):
                 yield self._status(segmenter, progress=vad_pb2.DetectProgress())
         for event in segmenter.flush():
             yield self._response(event, segmenter.position)
+
+    def close(self) -> None:
+        if self._workers is not None:
+            self._workers.shutdown(wait=False, cancel_futures=True)
 
     @staticmethod
     def _response(event, position: int) -> vad_pb2.DetectResponse:
@@ -188,3 +206,4 @@ class VadService:
 
     async def close(self) -> None:
         self.servicer.started = False
+        self.servicer.close()

@@ -27,6 +27,8 @@ class AsrRequest:
     audio: np.ndarray
     language: str | None
     final: bool  # False for a partial re-decode, which may use cheaper settings
+    # The stream's recent final text, for engines whose capabilities say they take context ("" for none).
+    context: str = ""
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class EngineCapabilities:
     languages: frozenset[str] | None
     # Streaming engines: samples of audio per token step (the text trails the audio by steps of it).
     step_samples: int = 0
+    # Whether the engine conditions a request on its stream's recent final text (AsrRequest.context).
+    context: bool = False
 
 
 class BatchAsrEngine(Protocol):

@@ -57,7 +57,9 @@ class WhisperEngine:
             streaming=False,
             max_batch_size=1,
             languages=None if self.model.model.is_multilingual else frozenset({"en"}),
+            context=settings.context_tokens > 0,
         )
+        self.context_tokens = settings.context_tokens
         self.beam_size = settings.beam_size
         self.partial_beam_size = settings.partial_beam_size
         log.info("model loaded", extra={"model": path, "device": device, "compute_type": settings.compute_type})
@@ -78,9 +80,17 @@ class WhisperEngine:
             without_timestamps=True,
             vad_filter=False,
             condition_on_previous_text=False,
+            initial_prompt=self._prompt(request.context),
         )
         text = "".join(segment.text for segment in segments).strip()
         return AsrResult(text=text, language=info.language)
+
+    def _prompt(self, context: str) -> list[int] | None:
+        """The last `context_tokens` tokens of the stream's recent text: Whisper's previous-text prompt."""
+        if not context or not self.context_tokens:
+            return None
+        tokens = self.model.hf_tokenizer.encode(" " + context.strip(), add_special_tokens=False).ids
+        return tokens[-self.context_tokens :]
 
     def close(self) -> None:
         del self.model

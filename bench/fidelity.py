@@ -1,0 +1,400 @@
+"""Fidelity: does segmenting a stream cost words? The mesh's finals against the same engine offline on the
+whole file, on clean and noisy speech.
+
+    .venv/bin/python bench/fidelity.py [--configs NAME,...] [--try NAME:KEY=VALUE,...] [--snr clean,20,10,5]
+                                       [--noise white,babble]
+                                       [--files a.wav b.flac --references refs.tsv] [--seed 1]
+                                       [--latency] [--vad-streams 50]
+
+Clips:
+- real human speech from ../shared/audio (jfk.flac, alsa_channels.flac), with their reference text;
+- synthetic speech, labelled as such: espeak-ng in several voices and rates (and Debian's mbrola voices where
+  their data is installed; they are in non-free and absent on most machines), each clip a few sentences
+  joined with pauses of varied length (0.2-1.4 s), so some sentences run together and some stand apart;
+- or your own files: --files with --references, a file of `name<TAB>reference text` lines (name: the file's
+  name, with or without its extension).
+Each clip runs clean and mixed with noise at each --snr (dB, the power of the whole clean clip over the
+noise's): white noise, and a babble of other speech (five other synthetic talkers overlaid at random offsets).
+The seed of every noise is printed beside its row.
+
+Per configuration (a VAD engine with its settings, and the ASR's context across utterances, as environment
+for a local stack), every clip is streamed with `pace=fast` through a fresh stack and its finals are joined
+into a transcript. "Offline" is faster-whisper's `WhisperModel.transcribe` on the whole file with its
+defaults (beam 5, conditioned on previous text), the same model and compute type as the service. WER is
+against the reference text.
+
+It also prints the VAD's cost: seconds of classifier time per second of audio, per engine, in this process;
+with --latency, speech end -> final p95 on the clean human clips streamed in real time, per configuration;
+with --vad-streams N, the VAD hop's latency with N live streams on one VAD process, per engine (from sending
+a chunk to the response computed from it, by its input_through_s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from voxmesh import SAMPLE_RATE, text  # noqa: E402
+from voxmesh.audio import pcm_to_float, read_file, to_internal  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "audio"
+
+# name: environment of the local stack (what is not named is the default: webrtcvad, context on)
+CONFIGS: dict[str, dict[str, str]] = {
+    # the defaults before context and merging
+    "webrtcvad": {"VOXMESH_ASR_CONTEXT_TOKENS": "0", "VOXMESH_VAD_MIN_UTTERANCE_S": "0"},
+    "webrtcvad+context": {},  # the defaults
+    "silero": {"VOXMESH_VAD_ENGINE": "silero", "VOXMESH_ASR_CONTEXT_TOKENS": "0"},
+    "silero+context": {"VOXMESH_VAD_ENGINE": "silero"},
+}
+
+SENTENCES = [
+    "The storm moved east before noon, and the harbour opened again by evening.",
+    "Please send the report to the second office on Tuesday morning.",
+    "Seven small boats waited near the bridge while the tide turned.",
+    "She painted the kitchen a pale shade of green last spring.",
+    "Our train left twenty minutes late because of a signal fault near the river.",
+    "A cold wind blew across the empty market square.",
+    "He checked the numbers twice and found the same mistake both times.",
+    "The library closes early on public holidays and reopens the next day at nine.",
+    "Bring a warm coat, since the nights in the mountains are colder than you expect.",
+    "They planted forty oak trees along the northern edge of the park.",
+    "The committee will vote on the new budget after a short break.",
+    "Fresh bread was stacked on the counter beside a jar of honey.",
+    "Turn left at the old mill, then follow the stone wall to the farm gate.",
+    "Most of the letters arrived on time, but three were lost in the post.",
+    "The engineer explained how the pump moves water up the hill.",
+    "After the concert, the crowd walked slowly back toward the station.",
+]
+VOICES = [("en-us", 160), ("en-gb-x-rp", 185), ("en-us+f3", 150), ("en-gb-scotland", 200)]
+MBROLA_VOICES = [("mb-us1", 150), ("mb-us2", 175)]  # used where /usr/share/mbrola/<voice> is installed
+
+
+def read_file_as_internal(path: str | Path) -> np.ndarray:
+    """A file as float32 16 kHz mono, converted as the mesh converts it."""
+    return pcm_to_float(to_internal(*read_file(Path(path))))
+
+
+@dataclass
+class Clip:
+    name: str
+    audio: np.ndarray  # float32, 16 kHz mono
+    reference: str
+    synthetic: bool
+
+
+def espeak(sentence: str, voice: str, rate: int) -> np.ndarray:
+    wav = subprocess.run(
+        ["espeak-ng", "-v", voice, "-s", str(rate), "--stdout", sentence], capture_output=True, check=True
+    ).stdout
+    with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
+        Path(tmp.name).write_bytes(wav)
+        return read_file_as_internal(tmp.name)
+
+
+def synthetic_clips(seed: int) -> list[Clip]:
+    rng = random.Random(seed)
+    voices = list(VOICES)
+    voices += [(v, r) for v, r in MBROLA_VOICES if Path("/usr/share/mbrola", v.removeprefix("mb-")).exists()]
+    clips = []
+    for index, (voice, rate) in enumerate(voices):
+        chosen = rng.sample(SENTENCES, 5)
+        pieces = [np.zeros(int(0.5 * SAMPLE_RATE), np.float32)]
+        for sentence in chosen:
+            pieces.append(espeak(sentence, voice, rate))
+            pieces.append(np.zeros(int(rng.uniform(0.2, 1.4) * SAMPLE_RATE), np.float32))
+        clips.append(Clip(f"synthetic {index + 1}: {voice} {rate} wpm", np.concatenate(pieces), " ".join(chosen), True))
+    return clips
+
+
+def human_clips() -> list[Clip]:
+    clips = []
+    jfk = SHARED / "jfk.flac"
+    if jfk.exists():
+        reference = (
+            "And so my fellow Americans, ask not what your country can do for you, "
+            "ask what you can do for your country."
+        )
+        clips.append(Clip("human: jfk", read_file_as_internal(jfk), reference, False))
+    alsa = SHARED / "alsa_channels.flac"
+    if alsa.exists():
+        clips.append(
+            Clip("human: alsa_channels", read_file_as_internal(alsa), (SHARED / "alsa_channels.txt").read_text(), False)
+        )
+    return clips
+
+
+def user_clips(files: list[str], references: str) -> list[Clip]:
+    table = {}
+    for line in Path(references).read_text().splitlines():
+        if line.strip():
+            name, _, reference = line.partition("\t")
+            table[name.strip()] = reference.strip()
+    clips = []
+    for file in files:
+        path = Path(file)
+        reference = table.get(path.name, table.get(path.stem))
+        if reference is None:
+            raise SystemExit(f"{references} has no line for {path.name}")
+        clips.append(Clip(f"file: {path.name}", read_file_as_internal(path), reference, False))
+    return clips
+
+
+def babble(length: int, seed: int) -> np.ndarray:
+    """Five synthetic talkers saying other sentences, overlaid at random offsets, looped to `length`."""
+    rng = random.Random(seed)
+    mix = np.zeros(length, np.float32)
+    for talker in range(5):
+        voice, rate = VOICES[talker % len(VOICES)]
+        speech = np.concatenate([espeak(s, voice, rate + rng.randint(-20, 20)) for s in rng.sample(SENTENCES, 6)])
+        start = rng.randrange(len(speech))
+        mix += np.resize(np.roll(speech, -start), length)
+    return mix
+
+
+def mixed(clean: np.ndarray, noise_kind: str, snr_db: float, seed: int) -> np.ndarray:
+    if noise_kind == "white":
+        noise = np.random.default_rng(seed).normal(0, 1, len(clean)).astype(np.float32)
+    else:
+        noise = babble(len(clean), seed)
+    speech_power = float(np.mean(clean**2))
+    noise_power = float(np.mean(noise**2))
+    scale = np.sqrt(speech_power / (noise_power * 10 ** (snr_db / 10)))
+    out = clean + scale * noise
+    peak = float(np.max(np.abs(out)))
+    return out / peak * 0.9 if peak > 0.9 else out
+
+
+def offline(model, audio: np.ndarray) -> str:
+    segments, _ = model.transcribe(audio, language="en", beam_size=5)
+    return " ".join(s.text.strip() for s in segments)
+
+
+async def through_mesh(stack_target: str, path: Path, pace: str) -> tuple[str, list[float]]:
+    from voxmesh.client import Client, StreamOptions
+
+    finals: dict[int, str] = {}
+    ended: dict[int, float] = {}
+    latencies = []
+    async with Client(stack_target) as client:
+        options = StreamOptions(post_processing=False)
+        async for event in client.stream_file(path, pace=pace, options=options):
+            if event.type == "speech_end":
+                ended[event.utterance] = time.monotonic()
+            elif event.type == "final":
+                finals[event.utterance] = event.text
+                if event.utterance in ended:
+                    latencies.append(time.monotonic() - ended.pop(event.utterance))
+            elif event.type == "error":
+                print(f"    error event: {event}", flush=True)
+    return " ".join(finals[u] for u in sorted(finals)), latencies
+
+
+def p95(values: list[float]) -> float:
+    return float(np.percentile(values, 95)) if values else float("nan")
+
+
+def vad_cost(clips: list[Clip]) -> dict[str, float]:
+    """Classifier seconds per second of audio, per engine, one stream at a time."""
+    from voxmesh.services.vad import classifiers
+    from voxmesh.settings import VadSettings
+
+    audio = np.concatenate([c.audio for c in clips])
+    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+    costs = {}
+    for engine_name in classifiers.ENGINES:
+        engine = classifiers.load_engine(VadSettings(engine=engine_name))
+        frame = SAMPLE_RATE * engine.frame_ms // 1000 * 2
+        chunk = SAMPLE_RATE // 10 * 2 // frame * frame  # whole frames of about 100 ms, as a live stream sends
+        classifier = engine.stream()
+        began = time.process_time()
+        for offset in range(0, len(pcm) - chunk, chunk):
+            classifier.classify(pcm[offset : offset + chunk])
+        costs[engine_name] = (time.process_time() - began) / (len(audio) / SAMPLE_RATE)
+    return costs
+
+
+async def vad_hop(engine: str, streams: int, seconds: float, audio: np.ndarray) -> list[float]:
+    """Latency of one VAD process's responses with `streams` live streams: send time of the chunk that took the
+    stream's input to a response's input_through_s, to the response's arrival."""
+    import grpc
+
+    from voxmesh.stack import free_port
+    from voxmesh.v1 import vad_pb2, vad_pb2_grpc
+
+    port = free_port("127.0.0.1", 0, set())
+    env = {**os.environ, "VOXMESH_VAD_ENGINE": engine, "VOXMESH_VAD_METRICS_PORT": "0"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "voxmesh", "serve", "vad", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+    chunk = SAMPLE_RATE // 10 * 2
+    latencies: list[float] = []
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            await asyncio.wait_for(channel.channel_ready(), 60)
+            stub = vad_pb2_grpc.VoiceActivityStub(channel)
+
+            async def one(index: int) -> None:
+                sent: dict[int, float] = {}
+                start = (index * 7919 * chunk) % (len(pcm) - chunk)
+                start -= start % 2
+
+                async def requests():
+                    yield vad_pb2.DetectRequest(config=vad_pb2.DetectConfig(sample_rate_hz=SAMPLE_RATE))
+                    began = time.monotonic()
+                    for n in range(int(seconds * 10)):
+                        offset = (start + n * chunk) % (len(pcm) - chunk)
+                        offset -= offset % 2
+                        sent[(n + 1) * chunk // 2] = time.monotonic()
+                        yield vad_pb2.DetectRequest(audio=pcm[offset : offset + chunk])
+                        await asyncio.sleep(max(0.0, began + (n + 1) * 0.1 - time.monotonic()))
+
+                async for response in stub.Detect(requests()):
+                    through = round(response.input_through_s * SAMPLE_RATE)
+                    if through in sent and response.WhichOneof("event") is not None:
+                        latencies.append(time.monotonic() - sent[through])
+
+            await asyncio.gather(*(one(i) for i in range(streams)))
+    finally:
+        process.terminate()
+        process.wait(30)
+    return latencies
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated names of CONFIGS")
+    parser.add_argument(
+        "--try",
+        dest="tries",
+        action="append",
+        default=[],
+        metavar="NAME:KEY=VALUE[,KEY=VALUE]",
+        help="one more configuration: a name and settings as environment (repeatable)",
+    )
+    parser.add_argument("--snr", default="clean,20,10,5")
+    parser.add_argument("--noise", default="white,babble")
+    parser.add_argument("--files", nargs="*", default=[])
+    parser.add_argument("--references", default="")
+    parser.add_argument("--no-synthetic", action="store_true")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--show", action="store_true", help="print every transcript")
+    parser.add_argument("--latency", action="store_true", help="speech end -> final p95 in real time, clean human")
+    parser.add_argument("--vad-streams", type=int, default=0, help="live streams for the VAD hop figure")
+    args = parser.parse_args()
+
+    from faster_whisper import WhisperModel
+
+    from voxmesh.services.asr.engines.whisper import default_model
+    from voxmesh.stack import LocalStack
+
+    if args.files:
+        if not args.references:
+            raise SystemExit("--files needs --references (lines of `name<TAB>reference text`)")
+        clips = user_clips(args.files, args.references)
+    else:
+        clips = human_clips() + ([] if args.no_synthetic else synthetic_clips(args.seed))
+    configs = [name.strip() for name in args.configs.split(",") if name.strip()]
+    for extra in args.tries:
+        name, _, assignments = extra.partition(":")
+        CONFIGS[name] = dict(item.split("=", 1) for item in assignments.split(",") if item)
+        configs.append(name)
+    conditions = [("clean", None, 0)]
+    for snr in args.snr.split(","):
+        if snr != "clean":
+            for kind in args.noise.split(","):
+                seed = args.seed * 1000 + len(conditions)
+                conditions.append((kind, float(snr), seed))
+
+    model_path, label = default_model()
+    model = WhisperModel(model_path, device="cpu", compute_type="int8")
+    print(f"offline: faster-whisper {label} int8, beam 5, conditioned on previous text; WER vs the reference")
+    work = Path(tempfile.mkdtemp(prefix="fidelity-"))
+    rows = []  # (clip, condition, seed, offline wer, {config: wer})
+    files = {}
+    for clip in clips:
+        for kind, snr, seed in conditions:
+            audio = clip.audio if snr is None else mixed(clip.audio, kind, snr, seed)
+            path = work / f"{len(files)}.wav"
+            sf.write(path, audio, SAMPLE_RATE, subtype="PCM_16")
+            files[(clip.name, kind, snr)] = path
+            rows.append([clip, kind, snr, seed, text.wer(clip.reference, offline(model, audio)), {}])
+    latencies: dict[str, list[float]] = {}
+    for config in configs:
+        env = CONFIGS[config]
+        async with LocalStack(gateway_port=0, log_dir=work / "logs", env=env) as stack:
+            for row in rows:
+                clip, kind, snr = row[0], row[1], row[2]
+                transcript, _ = await through_mesh(stack.gateway, files[(clip.name, kind, snr)], "fast")
+                row[5][config] = text.wer(clip.reference, transcript)
+                if args.show:
+                    print(f"    {config} | {clip.name} | {kind} {snr}: {transcript}", flush=True)
+            if args.latency:
+                latencies[config] = []
+                for clip in clips:
+                    if not clip.synthetic:
+                        _, measured = await through_mesh(stack.gateway, files[(clip.name, "clean", None)], "realtime")
+                        latencies[config] += measured
+        print(f"  ran {config}", flush=True)
+
+    print()
+    print("| clip | noise | SNR dB | seed | offline | " + " | ".join(configs) + " |")
+    print("| --- | --- | --- | --- | --- | " + " | ".join("---" for _ in configs) + " |")
+    gaps: dict[tuple[str, str], list[float]] = {}
+    for clip, kind, snr, seed, offline_wer, mesh in rows:
+        cells = " | ".join(f"{mesh[c]:.3f}" for c in configs)
+        level = "clean" if snr is None else f"{snr:g}"
+        print(f"| {clip.name} | {kind} | {level} | {seed if snr is not None else '-'} | {offline_wer:.3f} | {cells} |")
+        for c in configs:
+            gaps.setdefault((c, level), []).append(mesh[c] - offline_wer)
+    print()
+    print("mean WER per level (each clip's WER capped at 1):")
+    for level in dict.fromkeys(level for _, level in gaps):
+        at = [r for r in rows if ("clean" if r[2] is None else f"{r[2]:g}") == level]
+        means = [f"offline {statistics.mean(min(r[4], 1.0) for r in at):.3f}"]
+        means += [f"{c} {statistics.mean(min(r[5][c], 1.0) for r in at):.3f}" for c in configs]
+        print(f"  {level}: " + ", ".join(means))
+    print()
+    print("mesh WER - offline WER, worst clip per level (the goal: <= 0.01 clean, 20 and 10 dB):")
+    for c in configs:
+        worst = {level: max(v) for (name, level), v in gaps.items() if name == c}
+        print(f"  {c}: " + ", ".join(f"{level} {gap:+.3f}" for level, gap in worst.items()))
+    print()
+    for engine, cost in vad_cost(clips).items():
+        print(f"VAD classifier cost, {engine}: {cost * 1000:.2f} ms per second of audio per stream")
+    if latencies:
+        for c, values in latencies.items():
+            print(
+                f"speech end -> final, clean human clips in real time, {c}: p95 {p95(values):.3f} s (n={len(values)})"
+            )
+    if args.vad_streams:
+        voice = np.concatenate([c.audio for c in clips])
+        for engine in ("webrtcvad", "silero"):
+            measured = await vad_hop(engine, args.vad_streams, 20.0, voice)
+            print(
+                f"VAD hop, {args.vad_streams} live streams, {engine}: p50 {statistics.median(measured) * 1000:.1f} ms, "
+                f"p95 {p95(measured) * 1000:.1f} ms (n={len(measured)})"
+            )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
