@@ -126,7 +126,7 @@ class VadSettings(ServiceSettings):
         ),
     )
     min_utterance_s: float = Field(
-        3.0,
+        0.0,
         ge=0,
         description=(
             "An utterance shorter than this ends only at a pause of merge_pause_ms, so that short pieces are "
