@@ -58,14 +58,18 @@ def engine(monkeypatch) -> WordPerLevelEngine:
     return engine
 
 
-async def run_streams(streams: dict[str, list[float]], partials: bool = False, **overrides) -> None:
+async def run_streams(
+    streams: dict[str, list[float]], partials: bool = False, context: tuple[str, ...] = (), **overrides
+) -> None:
     """One Recognize stream per name, at once: utterance i of a stream has loudness levels[i]."""
     service = AsrService(settings(AsrSettings, **overrides))
     async with running(service, service.settings) as address, channel_to(address) as channel:
         stub = asr_pb2_grpc.RecognizerStub(channel)
 
         async def one(levels: list[float]):
-            requests = [config(partials=partials)]
+            first = config(partials=partials)
+            first.config.context.extend(context)
+            requests = [first]
             for number, level in enumerate(levels, start=1):
                 requests += [audio(number, level_pcm(level)), audio(number, level_pcm(level)), end(number)]
 
@@ -126,3 +130,9 @@ def test_whisper_prompts_with_at_most_the_last_context_tokens():
     assert whisper.model.hf_tokenizer.decode(prompt).strip().endswith("word199")
     assert whisper._prompt("") is None
     assert WhisperEngine(settings(AsrSettings, context_tokens=0)).capabilities.context is False
+
+
+async def test_a_stream_continued_on_a_new_call_starts_from_the_finals_it_is_given(engine):
+    await run_streams({"a": [0.05, 0.06]}, context=("and so my fellow", "americans"))
+    finals = [(answer, context) for answer, final, context in engine.seen if final]
+    assert finals == [("alpha5", "and so my fellow americans"), ("alpha6", "and so my fellow americans alpha5")]

@@ -10,6 +10,7 @@ import pytest
 
 from tests.services.conftest import asr, assert_exactly_one_final_each, gateway, llm, run_stream, vad
 from voxmesh.gateway import metrics
+from voxmesh.services.asr.redecode_session import RedecodeSession
 from voxmesh.services.llm.engines import Done
 
 
@@ -28,6 +29,29 @@ async def test_the_asr_replica_carrying_a_stream_stops_mid_utterance_and_the_oth
     assert stopped
     assert_exactly_one_final_each(events, 4)
     assert all(e.outcome == "processed" for e in events if e.type == "processed" and e.done)
+
+
+async def test_the_asr_replica_that_takes_over_a_stream_starts_from_its_latest_finals(monkeypatch, sample_pcm):
+    asrs = [asr(), asr()]
+    contexts = []
+    continue_from = RedecodeSession.continue_from
+
+    def record(session, context):
+        contexts.append(list(context))
+        continue_from(session, context)
+
+    monkeypatch.setattr(RedecodeSession, "continue_from", record)
+
+    async def stop_the_carrier(event):
+        if event.type == "final" and event.utterance == 1:
+            await next(r for r in asrs if r.server is not None and r.open_streams).stop()
+
+    async with gateway([vad()], asrs, [llm()]) as address:
+        events = await run_stream(address, sample_pcm, stop_the_carrier)
+    assert_exactly_one_final_each(events, 4)
+    first_final = next(e.text for e in events if e.type == "final" and e.utterance == 1)
+    assert contexts[0] == [], "the stream's first ASR call starts with no context"
+    assert len(contexts) == 2 and contexts[1][:1] == [first_final], "the new call starts from the finals released"
 
 
 async def test_a_lone_asr_replica_that_comes_back_gets_the_open_utterances_again(sample_pcm):

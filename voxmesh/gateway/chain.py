@@ -42,6 +42,7 @@ from voxmesh.v1 import asr_pb2, common_pb2, llm_pb2, transcription_pb2, vad_pb2
 log = logging.getLogger("voxmesh.gateway.chain")
 
 WATCHDOG_INTERVAL_S = 0.25
+RECENT_FINALS = 8  # finals kept for a new ASR stream's context (the ASR keeps what its engine uses)
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,8 @@ class Chain:
         resume = config.resume
         offset_s = resume.offset_s if resume else 0.0
         self.settled_s = offset_s
+        # the latest finals released: the context a new ASR stream (a failover) starts from
+        self.finals: deque[str] = deque(resume.context if resume else (), maxlen=RECENT_FINALS)
         self.vad = VadHop(self, samples(offset_s), max(1, resume.next_utterance_id) if resume else 1)
         self.asr = AsrHop(self)
         self.llm = LlmHop(self, list(resume.context) if resume else []) if config.post_processing else None
@@ -325,6 +328,8 @@ class Chain:
                 if utterance is None:
                     continue
                 await self._emit(utterance.release(now(), post_processing=self.llm is not None))
+                if utterance.final is not None:
+                    self.finals.append(utterance.final.text)
                 if utterance.state is State.PROCESSING:
                     if self._llm_failure:
                         await self._emit_processing_failed(utterance, self._llm_failure)

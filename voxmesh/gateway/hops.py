@@ -175,6 +175,7 @@ class AsrHop(Hop):
                 language=self.chain.config.language,
                 partial_results=self.chain.config.partials,
                 recorded=self.chain.config.recorded,
+                context=list(self.chain.finals),
             )
         )
 

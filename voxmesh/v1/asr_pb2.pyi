@@ -1,22 +1,25 @@
 from voxmesh.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RecognizeConfig(_message.Message):
-    __slots__ = ("sample_rate_hz", "language", "partial_results", "recorded")
+    __slots__ = ("sample_rate_hz", "language", "partial_results", "recorded", "context")
     SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     PARTIAL_RESULTS_FIELD_NUMBER: _ClassVar[int]
     RECORDED_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
     sample_rate_hz: int
     language: str
     partial_results: bool
     recorded: bool
-    def __init__(self, sample_rate_hz: _Optional[int] = ..., language: _Optional[str] = ..., partial_results: _Optional[bool] = ..., recorded: _Optional[bool] = ...) -> None: ...
+    context: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, sample_rate_hz: _Optional[int] = ..., language: _Optional[str] = ..., partial_results: _Optional[bool] = ..., recorded: _Optional[bool] = ..., context: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class UtteranceAudio(_message.Message):
     __slots__ = ("utterance_id", "audio")

@@ -88,6 +88,10 @@ class RedecodeSession(Session[_Redecoded]):
     def _request(self, utterance: _Redecoded, final: bool) -> AsrRequest:
         return AsrRequest(pcm_to_float(utterance.audio), self.language, final=final, context=self.context)
 
+    def continue_from(self, context: list[str]) -> None:
+        for final_text in context:
+            self._remember(final_text)
+
     def _remember(self, final_text: str) -> None:
         if self.context_chars and final_text:
             self.context = f"{self.context} {final_text}".strip()[-self.context_chars :]

@@ -68,6 +68,7 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer, rpc.Servicer):
         await rpc.accepted(context)
         out: Channel[asr_pb2.RecognizeResponse] = Channel(64)
         session = self._session(out.put, language, config.partial_results, config.recorded)
+        session.continue_from(list(config.context))
         reader = asyncio.create_task(self._read(rest, session, out))
         self._outs.add(out)
         _, scheduler = self._ready()

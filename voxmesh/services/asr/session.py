@@ -115,6 +115,10 @@ class Session(abc.ABC, Generic[U]):
             return utterance
         return self._open_utterance(utterance_id)
 
+    def continue_from(self, context: list[str]) -> None:
+        """The stream's finals before this call (a continued stream); sessions whose engine takes context
+        start from them."""
+
     def _answered(self, utterance: SessionUtterance) -> None:
         self._in_flight.discard(utterance.id)
         self._room.set()
