@@ -4,7 +4,7 @@ VOXMESH_VAD_ENGINE) do the work.
 webrtcvad classifies a 30 ms frame in microseconds, so its streams are segmented inline on the event loop:
 a worker thread would cost more in hand-offs than the work it moves. Silero takes about 0.1 ms a frame, so
 its streams are segmented on `classifier_threads` worker threads (onnxruntime releases the GIL while it
-runs), and one stream's work never holds up another's responses.
+runs), so that the event loop stays free for the other streams' messages.
 
 Every response says how far the stream is settled (`settled_through_s`), and a `progress` response says
 so when a second of audio has settled with nothing else to report, so that the caller can keep just the
