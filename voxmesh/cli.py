@@ -44,7 +44,7 @@ def _credentials(args: argparse.Namespace):
 
 
 class ServerMissing(ImportError):
-    pass
+    """A command that runs the services, on an installation without the `server` extra."""
 
 
 def server_modules():

@@ -35,7 +35,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from voxmesh import SAMPLE_RATE, audio
 from voxmesh.events import Event, EventDecoder
-from voxmesh.resume import Resumption
+from voxmesh.resume import ResumableSource, Resumption
 from voxmesh.v1 import transcription_pb2 as pb
 from voxmesh.v1 import transcription_pb2_grpc
 
@@ -162,7 +162,7 @@ class Client:
             source=pb.AUDIO_SOURCE_RECORDED if options.recorded else pb.AUDIO_SOURCE_LIVE,
         )
         state = Resumption(sample_rate_hz, channels, options.post_processing)
-        source = _Source(chunks, state, int(MAX_AHEAD_S * sample_rate_hz) * state.frame_bytes)
+        source = ResumableSource(chunks, state, int(MAX_AHEAD_S * sample_rate_hz) * state.frame_bytes)
         decode = EventDecoder()
         deadline = None if timeout is None else time.monotonic() + timeout
         retry_s, give_up_at = FIRST_RETRY_S, time.monotonic() + options.resume_timeout_s
@@ -223,7 +223,12 @@ class Client:
             await source.close()
 
     def _call(
-        self, config: pb.StreamingConfig, state: Resumption, source: _Source, deadline: float | None, resumed: bool
+        self,
+        config: pb.StreamingConfig,
+        state: Resumption,
+        source: ResumableSource,
+        deadline: float | None,
+        resumed: bool,
     ) -> _Call:
         """A new call for the stream; a resumed one says where it picks up."""
         request = pb.StreamingConfig()
@@ -234,7 +239,7 @@ class Client:
         call = self._stub.StreamingTranscribe(timeout=remaining)
         return _Call(call, asyncio.create_task(self._send(call, request, state, source)), resumed)
 
-    async def _move(self, config, state: Resumption, source: _Source, deadline: float | None) -> _Call | None:
+    async def _move(self, config, state: Resumption, source: ResumableSource, deadline: float | None) -> _Call | None:
         """Resume the stream on another gateway if one accepts it (sends its initial metadata) in time."""
         call = self._call(config, state, source, deadline, resumed=True)
         try:
@@ -248,7 +253,7 @@ class Client:
         return call
 
     @staticmethod
-    async def _send(call, config: pb.StreamingConfig, state: Resumption, source: _Source) -> None:
+    async def _send(call, config: pb.StreamingConfig, state: Resumption, source: ResumableSource) -> None:
         """One call's requests: the config, then (once the gateway accepted it) the kept audio the stream
         still needs, then new audio. Waiting for the acceptance means a refused config reaches the caller
         with its own status: grpc reports a write to a call that has ended as INTERNAL, hiding the real one."""
@@ -371,61 +376,3 @@ class SyncClient:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-class _Source:
-    """Reads the caller's audio into the stream's `Resumption`, on its own task, so that a call that is
-    replaced never interrupts the caller's iterator; it stays at most `max_ahead` bytes ahead of the sending."""
-
-    def __init__(self, chunks: Iterable[bytes] | AsyncIterable[bytes], state: Resumption, max_ahead: int):
-        self.state = state
-        self.max_ahead = max_ahead
-        self.done = False
-        self._sent = 0
-        self._arrived = asyncio.Event()
-        self._taken = asyncio.Event()
-        self._task = asyncio.create_task(self._read(chunks))
-
-    async def _read(self, chunks) -> None:
-        try:
-            if isinstance(chunks, AsyncIterable):
-                async for chunk in chunks:
-                    await self._add(chunk)
-            else:
-                iterator = iter(chunks)
-                end = object()
-                while (chunk := await asyncio.to_thread(next, iterator, end)) is not end:
-                    await self._add(chunk)
-        finally:
-            self.done = True
-            self._arrived.set()
-
-    async def _add(self, chunk: bytes) -> None:
-        if len(chunk) % self.state.frame_bytes:
-            raise ValueError(
-                f"an audio chunk of {len(chunk)} bytes is not a whole number of samples: LINEAR16 with "
-                f"{self.state.frame_bytes // 2} channel(s) takes a multiple of {self.state.frame_bytes} bytes"
-            )
-        while (self.state.received - self._sent) * self.state.frame_bytes >= self.max_ahead:
-            self._taken.clear()
-            await self._taken.wait()
-        if chunk:
-            self.state.add(chunk)
-        self._arrived.set()
-
-    def sent_through(self, position: int) -> None:
-        self._sent = max(self._sent, position)
-        self._taken.set()
-
-    async def more(self) -> None:
-        """Wait for audio (or the end) beyond what is there now; re-raise the source's failure."""
-        self._arrived.clear()
-        if self._task.done() and (failure := self._task.exception()) is not None:
-            raise failure
-        await self._arrived.wait()
-        if self._task.done() and not self._task.cancelled() and (failure := self._task.exception()) is not None:
-            raise failure
-
-    async def close(self) -> None:
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)

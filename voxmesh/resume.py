@@ -12,13 +12,15 @@ follows the events to know what has been delivered:
   simply every id below a watermark.
 
 Offsets are in seconds of the stream's audio, the same on every call; sample positions here are in the
-client's own format (rate and channels).
+client's own format (rate and channels). `ResumableSource` reads the caller's audio into the Resumption.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections import deque
+from collections.abc import AsyncIterable, Iterable
 
 from voxmesh.v1 import transcription_pb2 as pb
 
@@ -130,3 +132,61 @@ class Resumption:
             pending=pending,
             context=list(self.context),
         )
+
+
+class ResumableSource:
+    """Reads the caller's audio into the stream's `Resumption`, on its own task, so that a call that is
+    replaced never interrupts the caller's iterator; it stays at most `max_ahead` bytes ahead of the sending."""
+
+    def __init__(self, chunks: Iterable[bytes] | AsyncIterable[bytes], state: Resumption, max_ahead: int):
+        self.state = state
+        self.max_ahead = max_ahead
+        self.done = False
+        self._sent = 0
+        self._arrived = asyncio.Event()
+        self._taken = asyncio.Event()
+        self._task = asyncio.create_task(self._read(chunks))
+
+    async def _read(self, chunks) -> None:
+        try:
+            if isinstance(chunks, AsyncIterable):
+                async for chunk in chunks:
+                    await self._add(chunk)
+            else:
+                iterator = iter(chunks)
+                end = object()
+                while (chunk := await asyncio.to_thread(next, iterator, end)) is not end:
+                    await self._add(chunk)
+        finally:
+            self.done = True
+            self._arrived.set()
+
+    async def _add(self, chunk: bytes) -> None:
+        if len(chunk) % self.state.frame_bytes:
+            raise ValueError(
+                f"an audio chunk of {len(chunk)} bytes is not a whole number of samples: LINEAR16 with "
+                f"{self.state.frame_bytes // 2} channel(s) takes a multiple of {self.state.frame_bytes} bytes"
+            )
+        while (self.state.received - self._sent) * self.state.frame_bytes >= self.max_ahead:
+            self._taken.clear()
+            await self._taken.wait()
+        if chunk:
+            self.state.add(chunk)
+        self._arrived.set()
+
+    def sent_through(self, position: int) -> None:
+        self._sent = max(self._sent, position)
+        self._taken.set()
+
+    async def more(self) -> None:
+        """Wait for audio (or the end) beyond what is there now; re-raise the source's failure."""
+        self._arrived.clear()
+        if self._task.done() and (failure := self._task.exception()) is not None:
+            raise failure
+        await self._arrived.wait()
+        if self._task.done() and not self._task.cancelled() and (failure := self._task.exception()) is not None:
+            raise failure
+
+    async def close(self) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)

@@ -3,6 +3,7 @@ streams with time limits, and the mapping of errors to statuses."""
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 import functools
@@ -153,7 +154,7 @@ async def _drain(requests: Any) -> None:
 
     async def read_all() -> None:
         async for _ in requests:
-            pass
+            continue  # discarded: the call is being refused
 
     with contextlib.suppress(Exception):  # a slow or broken client: the abort goes out regardless
         await asyncio.wait_for(read_all(), DRAIN_S)
@@ -179,13 +180,13 @@ async def _abort(service: str, context: grpc.aio.ServicerContext, exc: BaseExcep
     await context.abort(status.code, status.details, status.trailing_metadata)
 
 
-class Servicer:
+class Servicer(abc.ABC):
     """What every voxmesh servicer has: `ready`, which says whether its engine (or, for the gateway, its
     downstream channels) is there. Until it is, `servicer_method` refuses calls with UNAVAILABLE."""
 
     @property
-    def ready(self) -> bool:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def ready(self) -> bool: ...
 
 
 def servicer_method(service: str):

@@ -216,3 +216,25 @@ def metric_names() -> frozenset[str]:
 
 def metrics_in(expr: str) -> set[str]:
     return set(re.findall(r"\bvoxmesh_[a-z0-9_]+\b", expr))
+
+
+def deployments(name: str) -> dict[str, dict]:
+    """The voxmesh Deployments of a rendering, by service (gateway, vad, asr, llm)."""
+    found = {service_of(d): d for d in by_kind(rendered(name), "Deployment").values()}
+    assert set(found) == set(SERVICES)
+    return found
+
+
+def container(deployment: dict) -> dict:
+    containers = pod_spec(deployment)["containers"]
+    assert len(containers) == 1
+    return containers[0]
+
+
+def settings_of(name: str, service: str):
+    docs = rendered(name)
+    return effective_settings(service, configmap_env(docs, deployments(name)[service]))
+
+
+def uses_tls(name: str, service: str) -> bool:
+    return bool(settings_of(name, service).tls_cert_file)
