@@ -1,10 +1,11 @@
 """Context across a stream's utterances: the ASR gives the engine the stream's latest final text, bounded,
-and only that stream's."""
+and only that stream's; with the lead, the latest utterances' audio with their text."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -13,22 +14,33 @@ from tests.services.conftest import channel_to, running, settings
 from tests.services.conftest import recognize_config as config
 from tests.services.conftest import utterance_audio as audio
 from tests.services.conftest import utterance_end as end
-from voxmesh.services.asr.engines import AsrResult, EngineCapabilities
-from voxmesh.services.asr.engines.whisper import WhisperEngine
+from voxmesh import text
+from voxmesh.audio import pcm_to_float
+from voxmesh.services.asr.engines import AsrRequest, AsrResult, EngineCapabilities
+from voxmesh.services.asr.engines.whisper import WhisperEngine, repetitive
 from voxmesh.services.asr.service import AsrService
 from voxmesh.settings import AsrSettings
 from voxmesh.v1 import asr_pb2_grpc
 
 
+def word(audio: np.ndarray) -> str:
+    level = round(float(np.abs(audio).max()) * 100)
+    return f"{'alpha' if level < 20 else 'beta'}{level}"
+
+
 class WordPerLevelEngine:
-    """Answers a word that names the utterance's loudness, and records the context of every request."""
+    """Answers a word that names the utterance's loudness, and records the context of every request (and
+    its lead: the word for each lead utterance's audio, with the text it came with)."""
 
     name = "word-per-level"
     capabilities = EngineCapabilities(streaming=False, max_batch_size=1, languages=None, context=True)
 
-    def __init__(self):
+    def __init__(self, context_audio: bool = False):
         self.seen: list[tuple[str, bool, str]] = []  # (answer, final, context)
+        self.leads: list[tuple[str, bool, list[tuple[str, str]]]] = []  # (answer, final, [(audio's word, text)])
         self.lock = threading.Lock()
+        if context_audio:
+            self.capabilities = replace(self.capabilities, context_audio=True)
 
     def warmup(self):
         pass
@@ -36,10 +48,10 @@ class WordPerLevelEngine:
     def transcribe(self, batch):
         results = []
         for request in batch:
-            level = round(float(np.abs(request.audio).max()) * 100)
-            answer = f"{'alpha' if level < 20 else 'beta'}{level}"
+            answer = word(request.audio)
             with self.lock:
                 self.seen.append((answer, request.final, request.context))
+                self.leads.append((answer, request.final, [(word(audio), text) for audio, text in request.lead]))
             results.append(AsrResult(answer, "en"))
         return results
 
@@ -54,6 +66,13 @@ def level_pcm(level: float, seconds: float = 0.5) -> bytes:
 @pytest.fixture
 def engine(monkeypatch) -> WordPerLevelEngine:
     engine = WordPerLevelEngine()
+    monkeypatch.setattr("voxmesh.services.asr.service.load_engine", lambda _settings: engine)
+    return engine
+
+
+@pytest.fixture
+def hearing_engine(monkeypatch) -> WordPerLevelEngine:
+    engine = WordPerLevelEngine(context_audio=True)
     monkeypatch.setattr("voxmesh.services.asr.service.load_engine", lambda _settings: engine)
     return engine
 
@@ -136,3 +155,68 @@ async def test_a_stream_continued_on_a_new_call_starts_from_the_finals_it_is_giv
     await run_streams({"a": [0.05, 0.06]}, context=("and so my fellow", "americans"))
     finals = [(answer, context) for answer, final, context in engine.seen if final]
     assert finals == [("alpha5", "and so my fellow americans"), ("alpha6", "and so my fellow americans alpha5")]
+
+
+async def test_the_lead_is_the_latest_utterances_audio_with_their_text_bounded_in_seconds(hearing_engine):
+    # each utterance is 1 s; 2.5 s of lead keeps the last two, and the text before them is the context
+    await run_streams({"a": [0.05, 0.06, 0.07, 0.08]}, context_audio_s=2.5)
+    finals = [(answer, lead) for answer, final, lead in hearing_engine.leads if final]
+    assert finals == [
+        ("alpha5", []),
+        ("alpha6", [("alpha5", "alpha5")]),
+        ("alpha7", [("alpha5", "alpha5"), ("alpha6", "alpha6")]),
+        ("alpha8", [("alpha6", "alpha6"), ("alpha7", "alpha7")]),
+    ]
+    assert [context for _, final, context in hearing_engine.seen if final][-1] == "alpha5"
+
+
+async def test_a_streams_lead_never_reaches_another_stream(hearing_engine):
+    await run_streams(
+        {"quiet": [0.05, 0.06, 0.07, 0.08, 0.09], "loud": [0.5, 0.6, 0.7, 0.8, 0.9]},
+        partials=True,
+        partial_interval_s=0.2,
+    )
+    assert any(lead for _, _, lead in hearing_engine.leads)
+    for answer, _, lead in hearing_engine.leads:
+        family = answer[:4]
+        assert all(heard[:4] == family and text[:4] == family for heard, text in lead), (answer, lead)
+
+
+async def test_without_audio_context_or_after_a_failover_the_context_is_text_only(hearing_engine):
+    await run_streams({"a": [0.05, 0.06]}, context_audio_s=0)
+    assert [lead for _, _, lead in hearing_engine.leads] == [[], []]
+    hearing_engine.leads.clear()
+    await run_streams({"a": [0.05, 0.06]}, context=("americans",))
+    assert [lead for _, final, lead in hearing_engine.leads if final] == [[], [("alpha5", "alpha5")]]
+
+
+@pytest.fixture
+def jfk_halves(jfk_pcm) -> tuple[np.ndarray, np.ndarray]:
+    audio = pcm_to_float(jfk_pcm)
+    cut = int(2.2 * 16000)  # between "Americans" and "ask"
+    return audio[:cut], audio[cut:]
+
+
+def test_whisper_decodes_an_utterance_as_the_continuation_of_its_lead_and_answers_only_its_own_words(jfk_halves):
+    whisper = WhisperEngine(settings(AsrSettings))
+    assert whisper.capabilities.context_audio
+    first, second = jfk_halves
+    lead = ((first, "And so my fellow Americans,"),)
+    result = whisper.transcribe([AsrRequest(second, "en", final=True, lead=lead)])[0]
+    words = text.words(result.text)
+    assert words[:3] == ["ask", "not", "what"], result.text
+    assert "americans" not in words, "the lead's text is not answered again"
+    assert not WhisperEngine(settings(AsrSettings, context_audio_s=0)).capabilities.context_audio
+
+
+def test_whisper_decodes_alone_when_the_lead_does_not_fit_its_window(jfk_halves):
+    whisper = WhisperEngine(settings(AsrSettings))
+    first, second = jfk_halves
+    long = np.concatenate([second] * 4)  # 35 s: no room for a lead in one 30 s window
+    lead = ((first, "And so my fellow Americans,"),)
+    assert whisper._continue(AsrRequest(long[: 28 * 16000], "en", True, lead=lead), "en", 1) is None
+
+
+def test_a_continuation_that_loops_is_not_taken():
+    assert repetitive("front left, " * 12)
+    assert not repetitive("And so my fellow Americans, ask not what your country can do for you.")

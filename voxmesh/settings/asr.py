@@ -66,6 +66,16 @@ class AsrSettings(ServiceSettings):
             "A stream's context is its own."
         ),
     )
+    context_audio_s: float = Field(
+        10.0,
+        ge=0,
+        le=20,
+        description=(
+            "Seconds of the stream's latest utterances whose audio the engine hears again before the next one, with "
+            "their final text forced as the decoder's prefix (whisper; needs context_tokens > 0), so that a short "
+            "utterance is decoded as the continuation of what came before it; 0: text context only."
+        ),
+    )
     max_stream_utterances: int = Field(
         8,
         ge=1,

@@ -10,13 +10,16 @@ is queued, and answered with the transcript or with the error that prevented one
 
 With context on (`context_chars` > 0), the session keeps the stream's latest final text, at most that many
 characters, and gives it to the engine with every request, partials included; the engine bounds it in
-tokens. An utterance's final is then asked for only once the utterance before it has been answered, so that
-each final is conditioned on the text before it. The context is this stream's alone.
+tokens. With `lead_samples` too, the latest utterances (up to that much audio) are kept with their audio: the
+lead, which the engine hears again before the utterance, their text forced as what it already said. An
+utterance's final is asked for only once the utterance before it has been answered, so that each final is
+conditioned on what came before it. The context is this stream's alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from dataclasses import dataclass, field
 
 from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH, errors, text
@@ -48,6 +51,7 @@ class RedecodeSession(Session[_Redecoded]):
         partials: bool,
         partial_interval_s: float,
         context_chars: int = 0,
+        lead_samples: int = 0,
         **limits,
     ):
         super().__init__(emit, engine_name=engine_name, **limits)
@@ -56,7 +60,9 @@ class RedecodeSession(Session[_Redecoded]):
         self.partials = partials
         self.partial_interval = int(partial_interval_s * SAMPLE_RATE) * SAMPLE_WIDTH
         self.context_chars = context_chars
-        self.context = ""  # the stream's latest final text, for the engine
+        self.lead_samples = lead_samples
+        self.context = ""  # the stream's final text before the lead's, for the engine
+        self.lead: deque[tuple[bytes, str]] = deque()  # the latest utterances' audio and final text, oldest first
         self._previous_final: asyncio.Event | None = None  # set once the latest ended utterance is answered
 
     def _open_utterance(self, utterance_id: int) -> _Redecoded:
@@ -86,15 +92,28 @@ class RedecodeSession(Session[_Redecoded]):
             utterance.partial = None
 
     def _request(self, utterance: _Redecoded, final: bool) -> AsrRequest:
-        return AsrRequest(pcm_to_float(utterance.audio), self.language, final=final, context=self.context)
+        lead = tuple((pcm_to_float(audio), final_text) for audio, final_text in self.lead)
+        return AsrRequest(pcm_to_float(utterance.audio), self.language, final=final, context=self.context, lead=lead)
 
     def continue_from(self, context: list[str]) -> None:
+        """Finals of this stream answered elsewhere (before a failover): text context, without their audio."""
         for final_text in context:
-            self._remember(final_text)
+            self._remember(final_text, None)
 
-    def _remember(self, final_text: str) -> None:
-        if self.context_chars and final_text:
-            self.context = f"{self.context} {final_text}".strip()[-self.context_chars :]
+    def _remember(self, final_text: str, audio: bytes | None) -> None:
+        if not self.context_chars or not final_text:
+            return
+        if audio is None or len(audio) // SAMPLE_WIDTH > self.lead_samples:
+            while self.lead:  # the lead is the latest utterances: what comes before this one becomes text
+                self._add_text(self.lead.popleft()[1])
+            self._add_text(final_text)
+            return
+        self.lead.append((audio, final_text))
+        while sum(len(audio) for audio, _ in self.lead) // SAMPLE_WIDTH > self.lead_samples:
+            self._add_text(self.lead.popleft()[1])
+
+    def _add_text(self, final_text: str) -> None:
+        self.context = f"{self.context} {final_text}".strip()[-self.context_chars :]
 
     async def _partial(self, utterance: _Redecoded) -> None:
         audio_s = utterance.seconds
@@ -139,7 +158,7 @@ class RedecodeSession(Session[_Redecoded]):
         except errors.VoxmeshError as exc:
             await self._fail(utterance, exc)
             return
-        self._remember(transcript.text)
+        self._remember(transcript.text, bytes(utterance.audio))
         await self._final(
             utterance, transcript.text, transcript.language, transcript.compute_s, transcript.queue_wait_s
         )

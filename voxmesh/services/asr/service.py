@@ -9,7 +9,7 @@ from typing import cast
 
 import grpc
 
-from voxmesh import errors, rpc, tasks
+from voxmesh import SAMPLE_RATE, errors, rpc, tasks
 from voxmesh.channel import Channel
 from voxmesh.load import Window
 from voxmesh.services.asr.engines import AsrEngine, BatchAsrEngine, load_engine
@@ -104,6 +104,7 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer, rpc.Servicer):
             partial_interval_s=self.settings.partial_interval_s,
             # characters enough for the engine's token bound (English BPE: about 4 characters a token)
             context_chars=8 * self.settings.context_tokens if engine.capabilities.context else 0,
+            lead_samples=int(self.settings.context_audio_s * SAMPLE_RATE) if engine.capabilities.context_audio else 0,
             **limits,
         )
 

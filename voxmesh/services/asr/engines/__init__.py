@@ -27,8 +27,12 @@ class AsrRequest:
     audio: np.ndarray
     language: str | None
     final: bool  # False for a partial re-decode, which may use cheaper settings
-    # The stream's recent final text, for engines whose capabilities say they take context ("" for none).
+    # The stream's recent final text, for engines whose capabilities say they take context ("" for none);
+    # with a lead, the text before the lead's.
     context: str = ""
+    # The stream's latest utterances before this one, oldest first: their audio and their final text, for
+    # engines whose capabilities say context_audio.
+    lead: tuple[tuple[np.ndarray, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,8 @@ class EngineCapabilities:
     step_samples: int = 0
     # Whether the engine conditions a request on its stream's recent final text (AsrRequest.context).
     context: bool = False
+    # Whether it also hears the audio of the stream's latest utterances again, with their text (AsrRequest.lead).
+    context_audio: bool = False
 
 
 class BatchAsrEngine(Protocol):

