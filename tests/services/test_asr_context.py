@@ -198,7 +198,7 @@ def jfk_halves(jfk_pcm) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_whisper_decodes_an_utterance_as_the_continuation_of_its_lead_and_answers_only_its_own_words(jfk_halves):
-    whisper = WhisperEngine(settings(AsrSettings))
+    whisper = WhisperEngine(settings(AsrSettings, context_audio_s=12))
     assert whisper.capabilities.context_audio
     first, second = jfk_halves
     lead = ((first, "And so my fellow Americans,"),)
@@ -209,12 +209,22 @@ def test_whisper_decodes_an_utterance_as_the_continuation_of_its_lead_and_answer
     assert not WhisperEngine(settings(AsrSettings, context_audio_s=0)).capabilities.context_audio
 
 
-def test_whisper_decodes_alone_when_the_lead_does_not_fit_its_window(jfk_halves):
-    whisper = WhisperEngine(settings(AsrSettings))
-    first, second = jfk_halves
-    long = np.concatenate([second] * 4)  # 35 s: no room for a lead in one 30 s window
+def test_whisper_hears_the_lead_only_within_context_audio_s_in_all(jfk_halves, monkeypatch):
+    first, second = jfk_halves  # 2.2 s and 8.8 s
     lead = ((first, "And so my fellow Americans,"),)
-    assert whisper._continue(AsrRequest(long[: 28 * 16000], "en", True, lead=lead), "en", 1) is None
+    heard = []
+    with_lead, alone = len(first) + 16000 // 5 + len(second), len(second)  # the lead, a 0.2 s gap, the utterance
+    for context_audio_s, expected in ((12, with_lead), (10, alone), (29, with_lead)):
+        whisper = WhisperEngine(settings(AsrSettings, context_audio_s=context_audio_s))
+        decode = whisper._decode
+        monkeypatch.setattr(
+            whisper, "_decode", lambda audio, *rest, decode=decode: heard.append(len(audio)) or decode(audio, *rest)
+        )
+        whisper.transcribe([AsrRequest(second, "en", final=True, lead=lead)])
+        assert heard[-1] == expected, context_audio_s
+    whisper = WhisperEngine(settings(AsrSettings, context_audio_s=29))
+    long = np.concatenate([second] * 3)[: 28 * 16000]  # no room for the lead in one 30 s window
+    assert whisper._continue(AsrRequest(long, "en", True, lead=lead), "en", 1) is None
 
 
 def test_a_continuation_that_loops_is_not_taken():

@@ -67,13 +67,14 @@ class AsrSettings(ServiceSettings):
         ),
     )
     context_audio_s: float = Field(
-        10.0,
+        5.0,
         ge=0,
-        le=20,
+        le=29,
         description=(
-            "Seconds of the stream's latest utterances whose audio the engine hears again before the next one, with "
-            "their final text forced as the decoder's prefix (whisper; needs context_tokens > 0), so that a short "
-            "utterance is decoded as the continuation of what came before it; 0: text context only."
+            "whisper (needs context_tokens > 0): an utterance shorter than this is decoded after the stream's latest "
+            "utterances, as many whole ones as fit in this much audio in all, their final text forced as the "
+            "decoder's prefix, so a short piece is decoded as the continuation of what came before it; the prefix "
+            "costs decoder time per word, which this bounds. 0: text context only."
         ),
     )
     max_stream_utterances: int = Field(

