@@ -1,12 +1,17 @@
-"""How much latency the mesh adds to the engine, at several numbers of concurrent streams.
+"""How much latency the mesh adds to the embedded engine (faster-whisper tiny.en on the CPU), at several
+numbers of concurrent streams.
 
     .venv/bin/python bench/mesh_latency.py [--file samples/welcome.flac] [--streams 1,2,4]
+                                           [--stagger-s 0] [--partials off,on] [--target-p95-s 1.5]
 
-Baseline, measured in the same run: the ASR engine alone, in this process, on the same utterances (the
-file cut by the same segmenter). Then a local stack of the four real services, and N concurrent client
-streams of the file at real-time pace. For each N it prints, measured at the client: speech end -> final
-(p50, p95), the mesh's overhead (speech end -> final minus the engine's compute time for the utterance),
-and the ratio of speech end -> final to the baseline engine time.
+Baseline, measured in the same run: the engine alone, in this process, on the same utterances (the file
+cut by the same segmenter). Then a local stack of the four real services, and N client streams of the
+file at real-time pace, started together (--stagger-s 0) or spread evenly over --stagger-s seconds, as
+live traffic arrives. For each N and each --partials setting it prints, measured at the client: speech end
+-> final (p50, p95), the mesh's overhead (speech end -> final minus the engine's compute time for the
+utterance, so a final that waited for another request counts), the part of the finals' wait the engine
+spent on other requests (the ASR's engine_busy_wait_s), and the ratio of speech end -> final to the engine
+alone. Last, the largest N whose speech end -> final p95 is at most --target-p95-s.
 """
 
 from __future__ import annotations
@@ -17,28 +22,27 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-import webrtcvad  # noqa: E402
 
 from voxmesh import audio  # noqa: E402
 from voxmesh.client import Client, StreamOptions  # noqa: E402
 from voxmesh.console import percentile  # noqa: E402
 from voxmesh.services.asr.engines import AsrRequest  # noqa: E402
 from voxmesh.services.asr.engines.whisper import WhisperEngine  # noqa: E402
+from voxmesh.services.vad.classifiers import load_engine as load_classifier  # noqa: E402
 from voxmesh.services.vad.segmenter import Segmenter, SpeechAudio  # noqa: E402
-from voxmesh.settings import AsrSettings  # noqa: E402
+from voxmesh.settings import AsrSettings, VadSettings  # noqa: E402
 from voxmesh.stack import LocalStack  # noqa: E402
 
 
 def baseline(path: Path) -> list[float]:
     """Engine compute seconds per utterance, with no mesh around it."""
     samples, rate = audio.read_file(path)
-    vad = webrtcvad.Vad(2)
-    segmenter = Segmenter(lambda frame: vad.is_speech(frame, 16000))
+    segmenter = Segmenter(load_classifier(VadSettings()).stream())
     utterances: dict[int, bytearray] = {}
     pcm = audio.to_internal(samples, rate)
     for event in segmenter.push(pcm) + segmenter.flush():
@@ -55,45 +59,83 @@ def baseline(path: Path) -> list[float]:
     return times
 
 
-async def one_stream(target: str, path: Path) -> tuple[list[float], list[float]]:
+@dataclass
+class Measured:
+    end_to_final: list[float] = field(default_factory=list)
+    overhead: list[float] = field(default_factory=list)
+    busy_wait: list[float] = field(default_factory=list)
+
+    def add(self, other: Measured) -> None:
+        self.end_to_final += other.end_to_final
+        self.overhead += other.overhead
+        self.busy_wait += other.busy_wait
+
+
+async def one_stream(target: str, path: Path, partials: bool, delay: float) -> Measured:
+    await asyncio.sleep(delay)
     ends: dict[int, float] = {}
-    end_to_final, overhead = [], []
+    measured = Measured()
+    options = StreamOptions(post_processing=True, partials=partials)
     async with Client(target) as client:
-        async for event in client.stream_file(path, pace="realtime", options=StreamOptions(post_processing=True)):
+        async for event in client.stream_file(path, pace="realtime", options=options):
             now = time.monotonic()
             if event.type == "speech_end":
                 ends[event.utterance] = now
             elif event.type == "final" and event.utterance in ends:
                 latency = now - ends.pop(event.utterance)
-                end_to_final.append(latency)
-                overhead.append(latency - event.engine_compute_s)
-    return end_to_final, overhead
+                measured.end_to_final.append(latency)
+                measured.overhead.append(latency - event.engine_compute_s)
+                measured.busy_wait.append(event.engine_busy_wait_s)
+    return measured
+
+
+def ms(values: list[float], q: float) -> str:
+    return f"{percentile(values, q) * 1000:.0f}" if values else "-"
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--file", type=Path, default=ROOT / "samples" / "welcome.flac")
     parser.add_argument("--streams", default="1,2,4", help="comma-separated numbers of concurrent streams")
+    parser.add_argument("--stagger-s", type=float, default=0.0, help="spread the streams' starts over this long")
+    parser.add_argument("--partials", default="off", help="off, on, or off,on (both, in the same run)")
+    parser.add_argument("--target-p95-s", type=float, default=1.5)
     args = parser.parse_args()
 
     engine_times = baseline(args.file)
     engine_p50 = statistics.median(engine_times)
-    print(f"file: {args.file.name}; {len(engine_times)} utterances")
+    print(f"file: {args.file.name}; {len(engine_times)} utterances; starts spread over {args.stagger_s:g} s")
     print(f"baseline, engine alone in-process: p50 {engine_p50 * 1000:.0f} ms per utterance")
     print()
-    print("| streams | speech end -> final p50 | p95 | mesh overhead p50 | p95 | p50 / engine alone |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print(
+        "| streams | partials | speech end -> final p50 ms | p95 ms | mesh overhead p50 ms | p95 ms "
+        "| engine busy with others p95 ms | p50 / engine alone |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    within: dict[str, int] = {}
     async with LocalStack(gateway_port=0, log_dir=Path(tempfile.mkdtemp(prefix="voxmesh-bench-"))) as stack:
         for n in (int(x) for x in args.streams.split(",")):
-            results = await asyncio.gather(*(one_stream(stack.gateway, args.file) for _ in range(n)))
-            latency = [x for r in results for x in r[0]]
-            overhead = [x for r in results for x in r[1]]
-            print(
-                f"| {n} | {percentile(latency, 50) * 1000:.0f} ms | {percentile(latency, 95) * 1000:.0f} ms "
-                f"| {percentile(overhead, 50) * 1000:.1f} ms | {percentile(overhead, 95) * 1000:.1f} ms "
-                f"| {percentile(latency, 50) / engine_p50:.2f} |",
-                flush=True,
-            )
+            for setting in args.partials.split(","):
+                partials = setting == "on"
+                delays = [args.stagger_s * i / n for i in range(n)]
+                results = await asyncio.gather(*(one_stream(stack.gateway, args.file, partials, d) for d in delays))
+                total = Measured()
+                for result in results:
+                    total.add(result)
+                print(
+                    f"| {n} | {setting} | {ms(total.end_to_final, 50)} | {ms(total.end_to_final, 95)} "
+                    f"| {ms(total.overhead, 50)} | {ms(total.overhead, 95)} | {ms(total.busy_wait, 95)} "
+                    f"| {percentile(total.end_to_final, 50) / engine_p50:.2f} |",
+                    flush=True,
+                )
+                if total.end_to_final and percentile(total.end_to_final, 95) <= args.target_p95_s:
+                    within[setting] = max(within.get(setting, 0), n)
+    print()
+    for setting in args.partials.split(","):
+        print(
+            f"largest number of streams with speech end -> final p95 <= {args.target_p95_s:g} s, partials {setting}: "
+            f"{within.get(setting, 0)}"
+        )
 
 
 if __name__ == "__main__":

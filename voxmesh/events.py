@@ -45,6 +45,7 @@ class Final(Event):
     engine: str
     engine_compute_s: float
     queue_wait_s: float
+    engine_busy_wait_s: float  # the part of queue_wait_s the ASR engine computed other requests
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,7 @@ class EventDecoder:
                 engine=final.engine,
                 engine_compute_s=final.engine_compute_s,
                 queue_wait_s=final.queue_wait_s,
+                engine_busy_wait_s=final.engine_busy_wait_s,
             )
         if kind == "processed":
             processed = message.processed

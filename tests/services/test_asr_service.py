@@ -51,6 +51,23 @@ async def test_partials_while_the_utterance_grows_then_the_final(jfk_pcm):
     assert [p.audio_s for p in partials] == sorted(p.audio_s for p in partials)
 
 
+async def test_no_partial_starts_while_the_speaker_pauses_so_the_final_never_waits_behind_one(jfk_pcm):
+    def paused(utterance: int, pcm: bytes, pause_s: float) -> asr_pb2.RecognizeRequest:
+        request = audio(utterance, pcm)
+        request.audio.pause_s = pause_s
+        return request
+
+    pieces = chunks(jfk_pcm[: 16000 * 2 * 6], 16000)  # 0.5 s chunks
+    in_pauses = [config(partials=True), *(paused(1, c, 0.2) for c in pieces), end(1)]
+    responses = await recognize(in_pauses, paced=0.4, partial_interval_s=1.0)
+    assert [r.WhichOneof("result") for r in responses] == ["final"], "no partial in a pause"
+
+    speaking = [config(partials=True), *(paused(1, c, 0.0) for c in pieces[:-1]), paused(1, pieces[-1], 0.3), end(1)]
+    responses = await recognize(speaking, paced=0.4, partial_interval_s=1.0)
+    assert "partial" in [r.WhichOneof("result") for r in responses], "partials while speech goes on"
+    assert responses[-1].WhichOneof("result") == "final"
+
+
 async def test_a_full_queue_answers_resource_exhausted_for_that_utterance(jfk_pcm):
     pcm = jfk_pcm[: 16000 * 2 * 3]
     requests = [config()]

@@ -38,7 +38,7 @@ def request(tag: int, final: bool = True) -> AsrRequest:
 
 
 async def scheduler_for(engine, **kwargs) -> BatchScheduler:
-    options = {"queue_size": 16, "max_batch_size": 8, "batch_wait_s": 0.005, **kwargs}
+    options = {"queue_size": 16, "max_batch_size": 8, **kwargs}
     scheduler = BatchScheduler(engine, **options)
     scheduler.start()
     return scheduler
@@ -205,4 +205,22 @@ async def test_live_busy_follows_the_engine_working_for_live_streams_only():
     engine.gate.set()
     await asyncio.gather(live, second)
     assert scheduler.live_busy.level == 0
+    await scheduler.close()
+
+
+async def test_an_idle_engine_starts_at_once_and_what_queued_while_it_was_busy_shares_the_next_batch():
+    engine = RecordingEngine(max_batch_size=4)
+    engine.gate.clear()
+    scheduler = await scheduler_for(engine)
+    first = scheduler.submit(request(0))
+    while not scheduler._batch_started:  # the engine took the first request alone, not waiting for company
+        await asyncio.sleep(0.001)
+    later = [scheduler.submit(request(i)) for i in (1, 2, 3)]
+    await asyncio.sleep(0.05)  # the engine is busy with request 0 all this while
+    engine.gate.set()
+    answers = await asyncio.gather(first, *later)
+    assert engine.batches == [["F0"], ["F1", "F2", "F3"]]
+    assert answers[0].busy_wait_s == 0.0, "nothing was computing when request 0 arrived"
+    for answer in answers[1:]:
+        assert 0.04 <= answer.busy_wait_s <= answer.queue_wait_s, "their wait was the engine computing request 0"
     await scheduler.close()

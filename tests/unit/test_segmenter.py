@@ -237,3 +237,15 @@ def test_a_continuation_keeps_offsets_and_ids_and_does_not_announce_the_open_utt
     assert said[0].utterance == 7 and said[1].utterance == 8
     assert events[0].start == 48000, "the open utterance's audio continues at the offset"
     assert said[1].start > 48000 + 8000
+
+
+def test_speech_audio_says_how_long_the_speaker_has_paused_at_its_end():
+    # 1 s of speech, 300 ms of silence (not yet an end: the end window is 500 ms), speech again, then the end
+    pcm = tone(1.0) + silence(0.3) + tone(0.5) + silence(1.0)
+    audio_events = [e for e in run(Segmenter(loud), pcm, chunk_bytes=960) if isinstance(e, SpeechAudio)]
+    pauses = [(e.end / RATE, e.pause / RATE) for e in audio_events]
+    during_speech = [pause for end, pause in pauses if 0.35 <= end <= 1.0 or 1.35 <= end <= 1.8]
+    assert during_speech and all(pause == 0 for pause in during_speech), pauses
+    in_the_gap = [pause for end, pause in pauses if 1.1 <= end <= 1.3]
+    assert in_the_gap and all(0 < pause <= 0.3 for pause in in_the_gap), pauses
+    assert max(pause for _, pause in pauses) < 0.5, "a pause as long as the end window is an end, not a pause"

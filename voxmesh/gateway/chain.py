@@ -232,7 +232,7 @@ class Chain:
         if utterance is None:
             return  # going_away, or an utterance the chain no longer has
         if kind == "audio":
-            utterance.hold(response.audio.audio, response.end_s)
+            utterance.hold(response.audio.audio, response.end_s, response.audio.pause_s)
             await self.asr.sync(utterance)
         elif kind == "end" and utterance.end(response.end_s, now()):
             await self._emit(utterance.event(speech_ended=transcription_pb2.SpeechEnded(reason=response.end.reason)))

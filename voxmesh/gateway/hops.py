@@ -198,7 +198,10 @@ class AsrHop(Hop):
         stream = u.asr_stream
         while u.asr_sent < len(u.audio):
             chunk = bytes(u.audio[u.asr_sent : u.asr_sent + MAX_CHUNK_BYTES])
-            request = asr_pb2.RecognizeRequest(audio=asr_pb2.UtteranceAudio(utterance_id=u.id, audio=chunk))
+            last = u.asr_sent + len(chunk) == len(u.audio)  # the pause is at the end of the held audio
+            request = asr_pb2.RecognizeRequest(
+                audio=asr_pb2.UtteranceAudio(utterance_id=u.id, audio=chunk, pause_s=u.pause_s if last else 0.0)
+            )
             if not await self.write(stream, request):
                 return
             u.asr_sent += len(chunk)

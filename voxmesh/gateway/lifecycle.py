@@ -56,6 +56,7 @@ class ChainUtterance:
     end_s: float = 0.0
     state: State = State.OPEN
     audio: bytearray = field(default_factory=bytearray)  # held until the final arrives
+    pause_s: float = 0.0  # the VAD's pause at the end of the held audio (vad.proto SpeechAudio.pause_s)
     ended_at: float | None = None  # the VAD's speech end arrived
     end_sent_at: float | None = None  # the end was first sent to the ASR
     resolved_at: float | None = None  # the final or the error arrived
@@ -133,10 +134,11 @@ class ChainUtterance:
 
     # -- held audio -------------------------------------------------------------------------------
 
-    def hold(self, pcm: bytes, end_s: float) -> None:
+    def hold(self, pcm: bytes, end_s: float, pause_s: float = 0.0) -> None:
         if self.state in UNRESOLVED:
             self.audio += pcm
             self.end_s = end_s
+            self.pause_s = pause_s
             metrics.HELD_AUDIO.inc(len(pcm))
 
     def release_audio(self) -> None:

@@ -91,7 +91,13 @@ class AsrSettings(ServiceSettings):
         description="Most requests the scheduler hands the engine at once (engines that cannot batch take one).",
     )
     batch_wait_ms: float = Field(
-        5.0, ge=0, description="How long the scheduler waits for a batch to fill once it has one request."
+        5.0,
+        ge=0,
+        description=(
+            "voxtral-realtime: how long the lockstep scheduler waits for utterances starting together to share one "
+            "prefill. Engines of whole utterances batch continuously instead: an idle engine starts at once, and "
+            "what queued while it was busy shares the next batch."
+        ),
     )
     max_utterance_s: float = Field(
         120.0,

@@ -22,12 +22,14 @@ class RecognizeConfig(_message.Message):
     def __init__(self, sample_rate_hz: _Optional[int] = ..., language: _Optional[str] = ..., partial_results: _Optional[bool] = ..., recorded: _Optional[bool] = ..., context: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class UtteranceAudio(_message.Message):
-    __slots__ = ("utterance_id", "audio")
+    __slots__ = ("utterance_id", "audio", "pause_s")
     UTTERANCE_ID_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
+    PAUSE_S_FIELD_NUMBER: _ClassVar[int]
     utterance_id: int
     audio: bytes
-    def __init__(self, utterance_id: _Optional[int] = ..., audio: _Optional[bytes] = ...) -> None: ...
+    pause_s: float
+    def __init__(self, utterance_id: _Optional[int] = ..., audio: _Optional[bytes] = ..., pause_s: _Optional[float] = ...) -> None: ...
 
 class UtteranceEnd(_message.Message):
     __slots__ = ("utterance_id",)

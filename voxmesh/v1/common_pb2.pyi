@@ -36,18 +36,20 @@ class PartialTranscript(_message.Message):
     def __init__(self, text: _Optional[str] = ..., stability: _Optional[float] = ...) -> None: ...
 
 class FinalTranscript(_message.Message):
-    __slots__ = ("text", "language", "engine", "engine_compute_s", "queue_wait_s")
+    __slots__ = ("text", "language", "engine", "engine_compute_s", "queue_wait_s", "engine_busy_wait_s")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     ENGINE_FIELD_NUMBER: _ClassVar[int]
     ENGINE_COMPUTE_S_FIELD_NUMBER: _ClassVar[int]
     QUEUE_WAIT_S_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_BUSY_WAIT_S_FIELD_NUMBER: _ClassVar[int]
     text: str
     language: str
     engine: str
     engine_compute_s: float
     queue_wait_s: float
-    def __init__(self, text: _Optional[str] = ..., language: _Optional[str] = ..., engine: _Optional[str] = ..., engine_compute_s: _Optional[float] = ..., queue_wait_s: _Optional[float] = ...) -> None: ...
+    engine_busy_wait_s: float
+    def __init__(self, text: _Optional[str] = ..., language: _Optional[str] = ..., engine: _Optional[str] = ..., engine_compute_s: _Optional[float] = ..., queue_wait_s: _Optional[float] = ..., engine_busy_wait_s: _Optional[float] = ...) -> None: ...
 
 class ProcessedText(_message.Message):
     __slots__ = ("delta", "done", "text", "outcome", "reason", "engine", "restart")

@@ -39,10 +39,12 @@ class SpeechStart(_message.Message):
     def __init__(self) -> None: ...
 
 class SpeechAudio(_message.Message):
-    __slots__ = ("audio",)
+    __slots__ = ("audio", "pause_s")
     AUDIO_FIELD_NUMBER: _ClassVar[int]
+    PAUSE_S_FIELD_NUMBER: _ClassVar[int]
     audio: bytes
-    def __init__(self, audio: _Optional[bytes] = ...) -> None: ...
+    pause_s: float
+    def __init__(self, audio: _Optional[bytes] = ..., pause_s: _Optional[float] = ...) -> None: ...
 
 class SpeechEnd(_message.Message):
     __slots__ = ("reason",)

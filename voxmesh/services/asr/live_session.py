@@ -40,7 +40,7 @@ class LiveSession(Session[_Streamed]):
         utterance.follower = asyncio.create_task(self._follow(utterance))
         return utterance
 
-    def _grow(self, utterance: _Streamed, pcm: bytes) -> None:
+    def _grow(self, utterance: _Streamed, pcm: bytes, pause_s: float) -> None:
         assert utterance.live is not None  # only a refused utterance has none, and it is failed: no audio grows it
         self.scheduler.feed(utterance.live, pcm)
 

@@ -12,6 +12,12 @@ QUEUE_WAIT = Histogram(
     ["kind"],
     buckets=HOP_BUCKETS,
 )
+BUSY_WAIT = Histogram(
+    "voxmesh_asr_busy_wait_seconds",
+    "The part of a request's queue wait the engine spent computing other requests (its contention), by kind.",
+    ["kind"],
+    buckets=HOP_BUCKETS,
+)
 COMPUTE = Histogram(
     "voxmesh_asr_compute_seconds",
     "Engine time of one batch, by kind of its first request.",

@@ -2,8 +2,10 @@
 scheduler.
 
 Utterances grow as audio arrives. When the stream asked for partials, an utterance is re-decoded each time
-`partial_interval_s` of new audio has arrived and no re-decode of it is in flight; a partial that comes back
-after its utterance ended is dropped. Partials follow LocalAgreement-2: the words two consecutive decodes
+`partial_interval_s` of new audio has arrived, no re-decode of it is in flight, and the speaker is not in a
+pause (the VAD's `pause_s`): a pause may be the utterance's end coming, and a final that arrived while its
+partial ran would wait behind it on the engine. A partial that comes back after its utterance ended is
+dropped. Partials follow LocalAgreement-2: the words two consecutive decodes
 agree on from the start are committed, a partial carries only the committed text (it grows, it never takes
 words back), and its stability is the committed share of the latest decode. At the utterance's end its final
 is queued, and answered with the transcript or with the error that prevented one.
@@ -71,11 +73,12 @@ class RedecodeSession(Session[_Redecoded]):
     def _blank_utterance(self, utterance_id: int) -> _Redecoded:
         return _Redecoded(utterance_id)
 
-    def _grow(self, utterance: _Redecoded, pcm: bytes) -> None:
+    def _grow(self, utterance: _Redecoded, pcm: bytes, pause_s: float) -> None:
         utterance.audio += pcm
         if (
             self.partials
             and utterance.partial is None
+            and not pause_s  # in a pause the end may be near: a running partial would make the final wait
             and len(utterance.audio) - utterance.decoded_bytes >= self.partial_interval
         ):
             utterance.decoded_bytes = len(utterance.audio)
@@ -160,5 +163,10 @@ class RedecodeSession(Session[_Redecoded]):
             return
         self._remember(transcript.text, bytes(utterance.audio))
         await self._final(
-            utterance, transcript.text, transcript.language, transcript.compute_s, transcript.queue_wait_s
+            utterance,
+            transcript.text,
+            transcript.language,
+            transcript.compute_s,
+            transcript.queue_wait_s,
+            transcript.busy_wait_s,
         )

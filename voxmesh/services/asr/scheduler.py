@@ -1,10 +1,11 @@
 """The scheduler: one engine per process, shared by every stream.
 
 Requests wait in three classes, each a queue per stream: finals of live streams, finals of recorded
-streams, partial re-decodes. One worker takes up to the engine's batch size at a time (after waiting at
-most `batch_wait_ms` for a batch to fill) and runs the engine on a dedicated thread so the event loop never
-blocks. It serves live finals first, then recorded ones, and partials only while no final waits; within
-a class it takes streams in turn (round-robin), so one stream's burst delays only that stream.
+streams, partial re-decodes. One worker takes up to the engine's batch size at a time and runs the engine
+on a dedicated thread so the event loop never blocks. It batches continuously: an idle engine takes a
+request at once, and what queued while the engine was busy goes in the next batch together. It serves
+live finals first, then recorded ones, and partials only while no final waits; within a class it takes
+streams in turn (round-robin), so one stream's burst delays only that stream.
 Live requests share a bounded queue: under load partials are skipped rather than delaying finals (a live
 final that finds the queue full evicts the oldest waiting partial), and only a queue full of live finals
 refuses one. Recorded finals are never refused here: each recorded stream may have only a few utterances
@@ -12,6 +13,8 @@ in flight (the session waits for room), so they are bounded per stream instead.
 A batch that fails is split in halves and retried (an out-of-memory on a large batch may pass in smaller
 ones); a request that still fails is answered with its error, and the worker goes on. `live_busy` follows
 when the engine computes for live streams: its average is what the gateway admits new live streams by.
+Each answer says how long its request waited, and how much of that wait the engine was computing other
+requests (`busy_wait_s`, the engine's contention, apart from the mesh's own delay).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class Transcript:
     language: str
     compute_s: float  # engine time of the batch that carried the request
     queue_wait_s: float
+    busy_wait_s: float  # the part of queue_wait_s the engine computed other requests
     batch_size: int
 
 
@@ -47,6 +51,7 @@ class _Job:
     future: asyncio.Future
     stream: Hashable
     recorded: bool = False
+    busy_at_enqueue: float = 0.0  # the engine's busy seconds so far, when the job was queued
     enqueued: float = field(default_factory=time.perf_counter)
 
     @property
@@ -98,16 +103,22 @@ class _Turns:
 
 
 class BatchScheduler:
-    def __init__(self, engine: BatchAsrEngine, *, queue_size: int, max_batch_size: int, batch_wait_s: float):
+    def __init__(self, engine: BatchAsrEngine, *, queue_size: int, max_batch_size: int):
         self.engine = engine
         self.queue_size = queue_size
         self.max_batch_size = max(1, min(max_batch_size, engine.capabilities.max_batch_size))
-        self.batch_wait_s = batch_wait_s
+        self._busy_s = 0.0  # seconds the engine has computed, batches done
+        self._batch_started: float | None = None  # when the running batch began
         self._finals = _Turns()  # live streams' finals
         self._recorded = _Turns()  # recorded streams' finals
         self._partials = _Turns()
         self.live_busy = Window()  # 1 while the engine computes a batch with live streams' work
         self._thread = EngineThread("asr-engine")
+
+    def _busy(self) -> float:
+        """Seconds the engine has computed so far, the running batch included."""
+        running = time.perf_counter() - self._batch_started if self._batch_started is not None else 0.0
+        return self._busy_s + running
 
     @property
     def depth(self) -> int:
@@ -131,7 +142,9 @@ class BatchScheduler:
         and skips a partial (None); a recorded stream's final always waits its turn."""
         if self._thread.stopping:
             raise errors.Unavailable("the ASR service is stopping; its engine takes no more requests")
-        job = _Job(request, asyncio.get_running_loop().create_future(), stream, recorded and request.final)
+        job = _Job(
+            request, asyncio.get_running_loop().create_future(), stream, recorded and request.final, self._busy()
+        )
         if request.final and recorded:
             self._recorded.append(job)
         else:
@@ -158,8 +171,6 @@ class BatchScheduler:
         while not self._thread.stopping:
             while not self.depth and not self._thread.stopping:
                 await self._thread.idle()
-            if self.max_batch_size > 1 and self.depth < self.max_batch_size and self.batch_wait_s:
-                await asyncio.sleep(self.batch_wait_s)
             batch = self._take()
             metrics.QUEUE_DEPTH.set(self.depth)
             if not batch:
@@ -194,13 +205,16 @@ class BatchScheduler:
 
     async def _execute(self, jobs: list[_Job]) -> None:
         started = time.perf_counter()
+        busy = self._busy()
         live = any(not job.recorded for job in jobs)
         if live:
             self.live_busy.set(1)
+        self._batch_started = started
         try:
             results = await self._thread.call(self.engine.transcribe, [j.request for j in jobs])
         except Exception as exc:
             self.live_busy.set(0)
+            self._batch_done()
             if len(jobs) > 1:
                 log.warning("batch failed; retrying in halves", extra={"batch_size": len(jobs), "error": repr(exc)})
                 half = len(jobs) // 2
@@ -211,12 +225,20 @@ class BatchScheduler:
             self._fail(jobs, exc)
             return
         self.live_busy.set(0)
+        self._batch_done()
         compute = time.perf_counter() - started
         metrics.BATCH_SIZE.observe(len(jobs))
         metrics.COMPUTE.labels(jobs[0].kind).observe(compute)
         for job, result in zip(jobs, results, strict=True):
             wait = started - job.enqueued
+            busy_wait = min(wait, busy - job.busy_at_enqueue)
             metrics.QUEUE_WAIT.labels(job.kind).observe(wait)
+            metrics.BUSY_WAIT.labels(job.kind).observe(busy_wait)
             metrics.REQUESTS.labels(job.kind, "done").inc()
             if not job.future.done():
-                job.future.set_result(Transcript(result.text, result.language, compute, wait, len(jobs)))
+                job.future.set_result(Transcript(result.text, result.language, compute, wait, busy_wait, len(jobs)))
+
+    def _batch_done(self) -> None:
+        if self._batch_started is not None:
+            self._busy_s += time.perf_counter() - self._batch_started
+            self._batch_started = None

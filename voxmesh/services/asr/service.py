@@ -115,7 +115,7 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer, rpc.Servicer):
                 await session.admit(message.utterance_id)
                 if kind == "audio":
                     rpc.require_whole_samples(message.audio)
-                    session.audio(message.utterance_id, message.audio)
+                    session.audio(message.utterance_id, message.audio, message.pause_s)
                 else:
                     session.end(message.utterance_id)
             await session.drain()
@@ -153,7 +153,6 @@ class AsrService:
                 cast(BatchAsrEngine, engine),  # an engine that does not stream transcribes whole utterances
                 queue_size=self.settings.queue_size,
                 max_batch_size=self.settings.max_batch_size,
-                batch_wait_s=self.settings.batch_wait_ms / 1000,
             )
         scheduler.start()
         self.servicer.engine = engine

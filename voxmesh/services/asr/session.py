@@ -70,7 +70,9 @@ class Session(abc.ABC, Generic[U]):
                 self._room.clear()
                 await self._room.wait()
 
-    def audio(self, utterance_id: int, pcm: bytes) -> None:
+    def audio(self, utterance_id: int, pcm: bytes, pause_s: float = 0.0) -> None:
+        """More of an utterance's audio; `pause_s`: how long the speaker has paused at its end (the VAD's
+        judgement, 0 while speech goes on)."""
         if utterance_id in self._ended:
             raise errors.InvalidArgument(f"audio for utterance {utterance_id} arrived after its end")
         utterance = self._open.get(utterance_id)
@@ -89,7 +91,7 @@ class Session(abc.ABC, Generic[U]):
                 ),
             )
             return
-        self._grow(utterance, pcm)
+        self._grow(utterance, pcm, pause_s)
 
     def end(self, utterance_id: int) -> None:
         if utterance_id in self._ended:
@@ -163,7 +165,13 @@ class Session(abc.ABC, Generic[U]):
         )
 
     async def _final(
-        self, utterance: SessionUtterance, transcript_text: str, language: str, compute_s: float, queue_wait_s: float
+        self,
+        utterance: SessionUtterance,
+        transcript_text: str,
+        language: str,
+        compute_s: float,
+        queue_wait_s: float,
+        busy_wait_s: float = 0.0,
     ) -> None:
         self._answered(utterance)
         await self.emit(
@@ -176,6 +184,7 @@ class Session(abc.ABC, Generic[U]):
                     engine=self.engine_name,
                     engine_compute_s=compute_s,
                     queue_wait_s=queue_wait_s,
+                    engine_busy_wait_s=busy_wait_s,
                 ),
             )
         )
@@ -200,8 +209,8 @@ class Session(abc.ABC, Generic[U]):
         """An utterance's state with no work started for it: one refused before it began."""
 
     @abc.abstractmethod
-    def _grow(self, utterance: U, pcm: bytes) -> None:
-        """More audio of an utterance (within the length limit)."""
+    def _grow(self, utterance: U, pcm: bytes, pause_s: float) -> None:
+        """More audio of an utterance (within the length limit), ending in a pause of `pause_s`."""
 
     @abc.abstractmethod
     def _finish(self, utterance: U) -> None:

@@ -67,6 +67,7 @@ class SpeechAudio:
     utterance: int
     start: int
     pcm: bytes
+    pause: int = 0  # samples of unvoiced audio at its end: the current pause, which may become the end
 
     @property
     def end(self) -> int:
@@ -219,7 +220,8 @@ class Segmenter:
 
     def _emit_audio(self, events: list[Event]) -> None:
         if self._out:
-            events.append(SpeechAudio(self.utterances, self._out_start, bytes(self._out)))
+            pause = self._unvoiced_run * self.frame_samples if self._speaking else 0
+            events.append(SpeechAudio(self.utterances, self._out_start, bytes(self._out), pause))
             self._out.clear()
 
     def _end(self, reason: str, events: list[Event]) -> None:

@@ -65,7 +65,7 @@ def to_proto(event, input_through: int) -> vad_pb2.DetectResponse:
             end_s=_seconds(event.end),
             input_through_s=through,
             settled_through_s=_seconds(event.end),
-            audio=vad_pb2.SpeechAudio(audio=event.pcm),
+            audio=vad_pb2.SpeechAudio(audio=event.pcm, pause_s=_seconds(event.pause)),
         )
     assert isinstance(event, SpeechEnded)
     at = _seconds(event.end)

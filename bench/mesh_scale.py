@@ -1,0 +1,379 @@
+"""The mesh at scale, apart from the model: what the four services add to an engine of fixed cost.
+
+    .venv/bin/python bench/mesh_scale.py [--streams 1,50,150,300] [--engine-ms 20] [--seconds 30]
+                                         [--spread-s 5] [--per-process 50] [--no-relay]
+
+The real stack (gateway, VAD, ASR servicer and scheduler, LLM with its rule-based engine), each its own
+process, except that the ASR's engine sleeps --engine-ms per batch (bench/sleep_asr.py injects it). N
+clients stream real speech (../shared/audio, looped to --seconds) at real-time pace in 100 ms chunks,
+their starts spread over --spread-s, from one load-generator process per --per-process streams.
+
+Per final, at the client: mesh overhead = the final's arrival - the moment the client sent the audio
+through the utterance's end offset (so the VAD's and every hop's delay counts) - the engine's compute time.
+The ASR says how much of its queue wait the engine was computing other requests (engine_busy_wait_s): the
+wait behind other streams' batches, the engine's contention, reported apart. Speech end is the VAD's
+decision, which waits `speech_end_ms` of silence by design; that wait is in the offset, not the overhead.
+
+In the same run, the same N streams go through a minimal two-hop gRPC relay (front process -> echo
+process -> back), driven the same way: each chunk's round trip. If the relay's p99 is not below the mesh's,
+the load generator is what saturates first.
+
+It prints, per N: overhead p50/p99, p99 without the busy wait, the busy wait p99, finals delivered of
+speech ends seen, CPU ms per stream-second of audio per service and for the load generators, and the
+relay's p50/p99. Run it with nothing else on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import multiprocessing
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH  # noqa: E402
+from voxmesh.audio import read_file, to_internal  # noqa: E402
+from voxmesh.stack import LocalStack, Member  # noqa: E402
+
+SHARED = ROOT.parent / "shared" / "audio"
+CHUNK_S = 0.1
+CHUNK_BYTES = int(CHUNK_S * SAMPLE_RATE) * SAMPLE_WIDTH
+RELAY_METHOD = "/bench.Relay/Echo"
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class ScaleStack(LocalStack):
+    """The local stack, its ASR running the sleeping engine."""
+
+    engine_ms: float = 20.0
+
+    def _command(self, member: Member) -> list[str]:
+        command = super()._command(member)
+        if member.name != "asr":
+            return command
+        flags = command[command.index("asr") + 1 :]
+        return [sys.executable, str(ROOT / "bench" / "sleep_asr.py"), "--engine-ms", str(self.engine_ms), *flags]
+
+
+def speech(seconds: float) -> bytes:
+    """Real human speech from ../shared/audio, 16 kHz LINEAR16, looped to `seconds`."""
+    pieces = [to_internal(*read_file(path)) for path in sorted(SHARED.glob("*.flac"))]
+    if not pieces:
+        raise SystemExit(f"no speech in {SHARED}")
+    one = b"".join(pieces)
+    size = int(seconds * SAMPLE_RATE) * SAMPLE_WIDTH
+    return (one * math.ceil(size / len(one)))[:size]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+# ---- load generator (its own processes) ----------------------------------------------------------------
+
+
+@dataclass
+class StreamResult:
+    overheads: list[float] = field(default_factory=list)
+    busy_waits: list[float] = field(default_factory=list)
+    ends: int = 0
+    finals: int = 0
+    errors: list[str] = field(default_factory=list)
+    refused: str = ""
+
+
+async def mesh_stream(stub, pcm: bytes, delay: float) -> StreamResult:
+    import grpc
+
+    from voxmesh.v1 import transcription_pb2 as pb
+
+    await asyncio.sleep(delay)
+    result = StreamResult()
+    sent: list[float] = []
+    config = pb.StreamingConfig(
+        format=pb.AudioFormat(encoding=pb.AudioFormat.LINEAR16, sample_rate_hz=SAMPLE_RATE, channels=1),
+        language="en",
+        post_processing=pb.PostProcessing(enabled=True),
+        source=pb.AUDIO_SOURCE_LIVE,
+    )
+
+    async def requests():
+        yield pb.StreamingTranscribeRequest(config=config)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for index in range(0, len(pcm), CHUNK_BYTES):
+            wait = start + len(sent) * CHUNK_S - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            sent.append(time.perf_counter())
+            yield pb.StreamingTranscribeRequest(audio=pcm[index : index + CHUNK_BYTES])
+
+    ended_at: dict[int, float] = {}
+    try:
+        async for event in stub.StreamingTranscribe(requests()):
+            kind = event.WhichOneof("event")
+            if kind == "speech_ended":
+                result.ends += 1
+                chunk = max(0, math.ceil(round(event.end_s / CHUNK_S, 6)) - 1)
+                ended_at[event.utterance_id] = sent[min(chunk, len(sent) - 1)]
+            elif kind == "final":
+                arrived = time.perf_counter()
+                result.finals += 1
+                if event.utterance_id in ended_at:
+                    latency = arrived - ended_at.pop(event.utterance_id)
+                    result.overheads.append(latency - event.final.engine_compute_s)
+                    result.busy_waits.append(event.final.engine_busy_wait_s)
+            elif kind == "error":
+                result.errors.append(f"{event.error.stage} {event.error.code}: {event.error.message}")
+    except Exception as exc:  # a refused or broken stream is reported, not raised
+        details = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
+        result.refused = f"{type(exc).__name__}: {details}"
+    return result
+
+
+async def relay_stream(call_factory, pcm: bytes, delay: float) -> StreamResult:
+    await asyncio.sleep(delay)
+    result = StreamResult()
+    sent: dict[int, float] = {}
+    call = call_factory()
+    loop = asyncio.get_running_loop()
+
+    async def write():
+        start = loop.time()
+        for number, index in enumerate(range(0, len(pcm), CHUNK_BYTES)):
+            wait = start + number * CHUNK_S - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            sent[number] = time.perf_counter()
+            await call.write(number.to_bytes(4, "big") + pcm[index : index + CHUNK_BYTES])
+        await call.done_writing()
+
+    writer = asyncio.create_task(write())
+    try:
+        async for message in call:
+            number = int.from_bytes(message[:4], "big")
+            result.overheads.append(time.perf_counter() - sent.pop(number))
+        await writer
+    except Exception as exc:
+        result.refused = f"{type(exc).__name__}: {exc}"
+        writer.cancel()
+    return result
+
+
+async def generate(target: str, mode: str, streams: int, first: int, total: int, spread_s: float, pcm: bytes):
+    import grpc
+
+    options = [("grpc.max_receive_message_length", 16 << 20)]
+    async with grpc.aio.insecure_channel(target, options=options) as channel:
+        if mode == "mesh":
+            from voxmesh.v1 import transcription_pb2_grpc
+
+            stub = transcription_pb2_grpc.TranscriptionStub(channel)
+            jobs = [mesh_stream(stub, pcm, spread_s * (first + i) / max(1, total)) for i in range(streams)]
+        else:
+            echo = channel.stream_stream(RELAY_METHOD)
+            jobs = [relay_stream(echo, pcm, spread_s * (first + i) / max(1, total)) for i in range(streams)]
+        return await asyncio.gather(*jobs)
+
+
+def generator_process(target, mode, streams, first, total, spread_s, pcm, out) -> None:
+    results = asyncio.run(generate(target, mode, streams, first, total, spread_s, pcm))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out.put((results, usage.ru_utime + usage.ru_stime))
+
+
+def drive(target: str, mode: str, streams: int, per_process: int, spread_s: float, pcm: bytes):
+    """Run the streams from processes of at most `per_process` each; their results and CPU seconds."""
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    processes = []
+    for first in range(0, streams, per_process):
+        count = min(per_process, streams - first)
+        process = context.Process(
+            target=generator_process, args=(target, mode, count, first, streams, spread_s, pcm, out)
+        )
+        process.start()
+        processes.append(process)
+    results, cpu = [], 0.0
+    for _ in processes:
+        chunk, seconds = out.get()
+        results += chunk
+        cpu += seconds
+    for process in processes:
+        process.join()
+    return results, cpu
+
+
+# ---- the relay ---------------------------------------------------------------------------------------------
+
+
+async def serve_relay(port: int, target: str) -> None:
+    """Front (target set): forwards each stream to the target and its answers back. Back: echoes."""
+    import grpc
+
+    channel = grpc.aio.insecure_channel(target) if target else None
+
+    async def echo(request_iterator, context):
+        if channel is None:
+            async for message in request_iterator:
+                yield message
+            return
+        call = channel.stream_stream(RELAY_METHOD)()
+
+        async def forward():
+            async for message in request_iterator:
+                await call.write(message)
+            await call.done_writing()
+
+        forwarding = asyncio.create_task(forward())
+        async for message in call:
+            yield message
+        await forwarding
+
+    server = grpc.aio.server()
+    handler = grpc.method_handlers_generic_handler("bench.Relay", {"Echo": grpc.stream_stream_rpc_method_handler(echo)})
+    server.add_generic_rpc_handlers((handler,))
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    await server.wait_for_termination()
+
+
+class Relay:
+    def __init__(self):
+        from voxmesh.stack import free_port
+
+        taken: set[int] = set()
+        self.back_port = free_port("127.0.0.1", 0, taken)
+        self.front_port = free_port("127.0.0.1", 0, taken)
+        me = [sys.executable, __file__, "--relay-port"]
+        self.back = subprocess.Popen([*me, str(self.back_port)])
+        self.front = subprocess.Popen([*me, str(self.front_port), "--relay-target", f"127.0.0.1:{self.back_port}"])
+        time.sleep(2.0)
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.front_port}"
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.front.pid) + cpu_seconds(self.back.pid)
+
+    def stop(self) -> None:
+        for process in (self.front, self.back):
+            process.terminate()
+            process.wait()
+
+
+# ---- report ------------------------------------------------------------------------------------------------
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def ms(value: float) -> str:
+    return f"{value * 1000:.1f}"
+
+
+async def one_count(streams: int, args, pcm: bytes, work: Path) -> str:
+    seconds = streams * len(pcm) / SAMPLE_WIDTH / SAMPLE_RATE  # stream-seconds of audio
+    # The mesh is measured, not admission: admit by a count above the run's streams (admission has its tests
+    # and bench/overload.py), and let the ASR queue hold every stream's final.
+    env = {
+        "VOXMESH_GATEWAY_ADMIT_UTILIZATION": "2",
+        "VOXMESH_GATEWAY_MAX_STREAMS": str(streams + 16),
+        "VOXMESH_ASR_QUEUE_SIZE": str(max(64, streams * 2)),
+    }
+    stack = ScaleStack(gateway_port=0, log_dir=work / f"logs-{streams}", env=env, engine_ms=args.engine_ms)
+    async with stack:
+        before = {m.name: cpu_seconds(m.process.pid) for m in stack.members}
+        results, generator_cpu = await asyncio.to_thread(
+            drive, stack.gateway, "mesh", streams, args.per_process, args.spread_s, pcm
+        )
+        cpu = {m.name: cpu_seconds(m.process.pid) - before[m.name] for m in stack.members}
+    overheads = [o for r in results for o in r.overheads]
+    busy = [b for r in results for b in r.busy_waits]
+    without_busy = [o - b for r in results for o, b in zip(r.overheads, r.busy_waits, strict=True)]
+    ends = sum(r.ends for r in results)
+    finals = sum(r.finals for r in results)
+    errors = [e for r in results for e in r.errors]
+    refused = [r.refused for r in results if r.refused]
+    relay = ""
+    if not args.no_relay:
+        relay_server = Relay()
+        try:
+            relay_results, relay_generator_cpu = await asyncio.to_thread(
+                drive, relay_server.target, "relay", streams, args.per_process, args.spread_s, pcm
+            )
+            round_trips = [o for r in relay_results for o in r.overheads]
+            generators, relays = relay_generator_cpu / seconds * 1000, relay_server.cpu() / seconds * 1000
+            relay = (
+                f"{ms(pct(round_trips, 0.5))} / {ms(pct(round_trips, 0.99))} ms "
+                f"(CPU ms per stream-second: generators {generators:.2f}, relay {relays:.2f})"
+            )
+        finally:
+            relay_server.stop()
+    per_second = " / ".join(f"{cpu[name] / seconds * 1000:.2f}" for name in ("gateway", "vad", "asr", "llm"))
+    generators = generator_cpu / seconds * 1000
+    row = (
+        f"| {streams} | {ms(pct(overheads, 0.5))} | {ms(pct(overheads, 0.99))} | {ms(pct(without_busy, 0.99))} "
+        f"| {ms(pct(busy, 0.99))} | {finals} of {ends} | {per_second} / {generators:.2f} | {relay} |"
+    )
+    for problem in (errors[:3], refused[:3]):
+        for line in problem:
+            print(f"    {streams} streams: {line}", flush=True)
+    if errors or refused:
+        print(f"    {streams} streams: {len(errors)} utterance errors, {len(refused)} streams refused or broken")
+    return row
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--streams", default="1,50,150,300")
+    parser.add_argument("--engine-ms", type=float, default=20.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--spread-s", type=float, default=5.0)
+    parser.add_argument("--per-process", type=int, default=50)
+    parser.add_argument("--no-relay", action="store_true")
+    args = parser.parse_args()
+    pcm = speech(args.seconds)
+    work = Path(tempfile.mkdtemp(prefix="mesh-scale-"))
+    print(
+        f"engine: sleeps {args.engine_ms:g} ms per batch; streams of {args.seconds:g} s of real speech, "
+        f"real time, {CHUNK_S * 1000:g} ms chunks, starts spread over {args.spread_s:g} s, "
+        f"{args.per_process} streams per load-generator process; logs in {work}"
+    )
+    print()
+    print(
+        "| live streams | overhead p50 ms | p99 ms | p99 without busy wait ms | busy wait p99 ms "
+        "| finals of speech ends | CPU ms per stream-second: gateway / vad / asr / llm / load generators "
+        "| relay round trip p50 / p99 |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for streams in (int(n) for n in args.streams.split(",")):
+        print(await one_count(streams, args, pcm, work), flush=True)
+
+
+if __name__ == "__main__":
+    if "--relay-port" in sys.argv:
+        relay_args = argparse.ArgumentParser()
+        relay_args.add_argument("--relay-port", type=int)
+        relay_args.add_argument("--relay-target", default="")
+        parsed = relay_args.parse_args()
+        asyncio.run(serve_relay(parsed.relay_port, parsed.relay_target))
+    else:
+        asyncio.run(main())
