@@ -1,7 +1,8 @@
 """The mesh at scale, apart from the model: what the four services add to an engine of fixed cost.
 
     .venv/bin/python bench/mesh_scale.py [--streams 1,50,150,300] [--engine-ms 20] [--seconds 30]
-                                         [--spread-s 5] [--per-process 50] [--no-relay]
+                                         [--spread-s 5] [--per-process 50] [--no-relay] [--profile]
+                                         [--env KEY=VALUE ...]
 
 The real stack (gateway, VAD, ASR servicer and scheduler, LLM with its rule-based engine), each its own
 process, except that the ASR's engine sleeps --engine-ms per batch (bench/sleep_asr.py injects it). N
@@ -21,6 +22,10 @@ the load generator is what saturates first.
 It prints, per N: overhead p50/p99, p99 without the busy wait, the busy wait p99, finals delivered of
 speech ends seen, CPU ms per stream-second of audio per service and for the load generators, and the
 relay's p50/p99. Run it with nothing else on the machine.
+
+--profile samples each service with py-spy (`pip install '.[bench]'`) while the streams run, and prints
+each one's top functions by own time and by time inside them (the first 15 s after the starts, at 100
+samples a second; the raw stacks stay in the logs folder).
 """
 
 from __future__ import annotations
@@ -30,7 +35,9 @@ import asyncio
 import math
 import multiprocessing
 import os
+import re
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -50,6 +57,7 @@ CHUNK_S = 0.1
 CHUNK_BYTES = int(CHUNK_S * SAMPLE_RATE) * SAMPLE_WIDTH
 RELAY_METHOD = "/bench.Relay/Echo"
 TICK = os.sysconf("SC_CLK_TCK")
+OUTER = re.compile(r"\((runpy|<frozen runpy>|runners|base_events|events|threading|selectors|thread|tasks)\.py\)$|\(<")
 
 
 @dataclass
@@ -275,6 +283,65 @@ class Relay:
             process.wait()
 
 
+# ---- profile ----------------------------------------------------------------------------------------------
+
+
+async def profile(stack: LocalStack, folder: Path, seconds: float) -> dict[str, tuple[int, list[str]]]:
+    """py-spy on every service at once for `seconds` (the threads holding the GIL: the Python work, and the
+    C calls made with it held, such as grpc's); per service, its top functions."""
+    spy = py_spy(folder)
+    runs = {}
+    for member in stack.members:
+        out = folder / f"{member.name}.txt"
+        runs[member.name] = (
+            out,
+            await asyncio.create_subprocess_exec(
+                spy, "record", "--pid", str(member.process.pid), "--duration", str(int(seconds)), "--rate", "100",
+                "--format", "raw", "--output", str(out), "--nonblocking", "--gil",
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+            ),
+        )  # fmt: skip
+    summaries = {}
+    for name, (out, process) in runs.items():
+        await process.wait()
+        if out.exists():
+            summaries[name] = top_functions(out)
+    return summaries
+
+
+def py_spy(folder: Path) -> str:
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        raise SystemExit("--profile needs py-spy: pip install '.[bench]'")
+    folder.mkdir(parents=True, exist_ok=True)
+    return spy
+
+
+def top_functions(raw: Path, count: int = 8) -> tuple[int, list[str]]:
+    """From py-spy's collapsed stacks: the functions with the most samples on top (own time) and anywhere
+    in the stack (inclusive), as shares of all samples."""
+    own: dict[str, int] = {}
+    inside: dict[str, int] = {}
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, number = line.rpartition(" ")
+        if not stack or not number.isdigit():
+            continue
+        samples = int(number)
+        total += samples
+        frames = [frame.split(" (")[0] + " (" + frame.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1] + ")"
+                  for frame in stack.split(";")]  # fmt: skip
+        own[frames[-1]] = own.get(frames[-1], 0) + samples
+        for frame in set(frames):
+            inside[frame] = inside.get(frame, 0) + samples
+    lines = ["own time:"]
+    lines += [f"  {n / total:5.1%} {f}" for f, n in sorted(own.items(), key=lambda kv: -kv[1])[:count]]
+    lines.append("inclusive, the project's functions and grpc's:")
+    ranked = [(f, n) for f, n in sorted(inside.items(), key=lambda kv: -kv[1]) if not OUTER.search(f)]
+    lines += [f"  {n / total:5.1%} {f}" for f, n in ranked[:count]]
+    return total, lines
+
+
 # ---- report ------------------------------------------------------------------------------------------------
 
 
@@ -298,12 +365,18 @@ async def one_count(streams: int, args, pcm: bytes, work: Path) -> str:
         "VOXMESH_GATEWAY_MAX_STREAMS": str(streams + 16),
         "VOXMESH_ASR_QUEUE_SIZE": str(max(64, streams * 2)),
     }
+    env.update(item.split("=", 1) for item in args.env)
     stack = ScaleStack(gateway_port=0, log_dir=work / f"logs-{streams}", env=env, engine_ms=args.engine_ms)
     async with stack:
         before = {m.name: cpu_seconds(m.process.pid) for m in stack.members}
-        results, generator_cpu = await asyncio.to_thread(
-            drive, stack.gateway, "mesh", streams, args.per_process, args.spread_s, pcm
+        driving = asyncio.create_task(
+            asyncio.to_thread(drive, stack.gateway, "mesh", streams, args.per_process, args.spread_s, pcm)
         )
+        profiles = {}
+        if args.profile:
+            await asyncio.sleep(args.spread_s + 1)
+            profiles = await profile(stack, work / f"profile-{streams}", min(15.0, args.seconds - 2))
+        results, generator_cpu = await driving
         cpu = {m.name: cpu_seconds(m.process.pid) - before[m.name] for m in stack.members}
     overheads = [o for r in results for o in r.overheads]
     busy = [b for r in results for b in r.busy_waits]
@@ -338,6 +411,10 @@ async def one_count(streams: int, args, pcm: bytes, work: Path) -> str:
             print(f"    {streams} streams: {line}", flush=True)
     if errors or refused:
         print(f"    {streams} streams: {len(errors)} utterance errors, {len(refused)} streams refused or broken")
+    for name, summary in profiles.items():
+        print(f"\n    profile of the {name} at {streams} streams ({summary[0]} samples):")
+        for line in summary[1]:
+            print(f"      {line}")
     return row
 
 
@@ -349,6 +426,8 @@ async def main() -> None:
     parser.add_argument("--spread-s", type=float, default=5.0)
     parser.add_argument("--per-process", type=int, default=50)
     parser.add_argument("--no-relay", action="store_true")
+    parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for every service (repeatable)")
+    parser.add_argument("--profile", action="store_true", help="py-spy each service while the streams run")
     args = parser.parse_args()
     pcm = speech(args.seconds)
     work = Path(tempfile.mkdtemp(prefix="mesh-scale-"))

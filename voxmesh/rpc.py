@@ -79,7 +79,10 @@ def _decoded(message: Any) -> Any:
 
 
 async def _next(iterator: AsyncIterator[Any], timeout_s: float | None) -> Any:
-    return _decoded(await asyncio.wait_for(iterator.__anext__(), timeout_s))
+    if timeout_s is None:
+        return _decoded(await iterator.__anext__())
+    async with asyncio.timeout(timeout_s):  # a timer, where wait_for would wrap every read in a task
+        return _decoded(await iterator.__anext__())
 
 
 async def config_first(

@@ -249,3 +249,24 @@ def test_speech_audio_says_how_long_the_speaker_has_paused_at_its_end():
     in_the_gap = [pause for end, pause in pauses if 1.1 <= end <= 1.3]
     assert in_the_gap and all(0 < pause <= 0.3 for pause in in_the_gap), pauses
     assert max(pause for _, pause in pauses) < 0.5, "a pause as long as the end window is an end, not a pause"
+
+
+def test_audio_gathers_to_audio_every_ms_and_the_utterances_are_the_same():
+    pcm = tone(2.0) + silence(1.0) + tone(1.2) + silence(1.0)
+    events = run(Segmenter(loud, SegmenterConfig(audio_every_ms=300)), pcm)  # 100 ms chunks
+    pieces = [e for e in events if isinstance(e, SpeechAudio)]
+    ended = {e.utterance for e in events if isinstance(e, SpeechEnded)}
+    for piece in pieces:
+        last_of_its_utterance = piece is [p for p in pieces if p.utterance == piece.utterance][-1]
+        assert len(piece.pcm) >= 300 * 32 or last_of_its_utterance, "audio goes on in pieces of 300 ms or more"
+    assert utterances(events) == utterances(run(Segmenter(loud), pcm)), "the same utterances and audio"
+    assert ended == {1, 2}
+
+
+def test_a_speaking_segmenter_settles_no_further_than_the_audio_it_emitted():
+    segmenter = Segmenter(loud, SegmenterConfig(audio_every_ms=300))
+    events = segmenter.push(tone(0.5))  # started, audio emitted
+    emitted_to = max(e.end for e in events if isinstance(e, SpeechAudio))
+    assert segmenter.settled == emitted_to
+    assert not segmenter.push(tone(0.1)), "100 ms more is held, not emitted"
+    assert segmenter.settled == emitted_to and segmenter.position > emitted_to

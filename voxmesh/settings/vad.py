@@ -64,3 +64,12 @@ class VadSettings(ServiceSettings):
         ),
     )
     merge_pause_ms: int = Field(1000, ge=10, description="Pause that ends an utterance shorter than min_utterance_s.")
+    audio_every_ms: int = Field(
+        300,
+        ge=0,
+        description=(
+            "While speech goes on, an utterance's audio is sent on once this much has gathered (what is left goes "
+            "with its end): fewer messages per second of speech through the gateway and the ASR, at no cost to the "
+            "final; partials see the audio in steps of this much. 0: with every chunk."
+        ),
+    )

@@ -51,6 +51,7 @@ class SegmenterConfig:
     max_utterance_s: float = 30.0
     min_utterance_s: float = 0.0
     merge_pause_ms: int = 1000
+    audio_every_ms: int = 0  # while speaking, audio is emitted once this much has gathered (0: every push)
 
     def frames(self, ms: float) -> int:
         return max(1, round(ms / self.frame_ms))
@@ -121,6 +122,7 @@ class Segmenter:
         self._window: deque[bool] = deque(maxlen=self._start_frames)
         self._out = bytearray()
         self._out_start = 0
+        self._out_every = SAMPLE_RATE * config.audio_every_ms // 1000 * SAMPLE_WIDTH
         if open_since is not None:
             self.utterances = next_utterance
             self._speaking = True
@@ -134,7 +136,7 @@ class Segmenter:
         if self.position <= self._listen_until:
             return self._listen_until
         if self._speaking:
-            return self.position
+            return self._out_start if self._out else self.position  # audio not emitted yet is not settled
         return self.position - sum(len(frame) for frame in self._kept) // SAMPLE_WIDTH
 
     @property
@@ -155,7 +157,8 @@ class Segmenter:
             voiced = self.classifier.classify(frames)
             for index, offset in enumerate(range(0, whole, self._frame_bytes)):
                 self._frame(frames[offset : offset + self._frame_bytes], voiced[index], events)
-        self._emit_audio(events)
+        if len(self._out) >= self._out_every:
+            self._emit_audio(events)
         return events
 
     def flush(self) -> list[Event]:

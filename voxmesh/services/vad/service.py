@@ -122,6 +122,7 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer, rpc.Servicer):
             max_utterance_s=settings.max_utterance_s,
             min_utterance_s=settings.min_utterance_s,
             merge_pause_ms=settings.merge_pause_ms,
+            audio_every_ms=settings.audio_every_ms,
         )
         self.started = False
         self.draining = False
