@@ -3,6 +3,7 @@ numbers of concurrent streams.
 
     .venv/bin/python bench/mesh_latency.py [--file samples/welcome.flac] [--streams 1,2,4]
                                            [--stagger-s 0] [--partials off,on] [--target-p95-s 1.5]
+                                           [--env KEY=VALUE ...]
 
 Baseline, measured in the same run: the engine alone, in this process, on the same utterances (the file
 cut by the same segmenter). Then a local stack of the four real services, and N client streams of the
@@ -11,7 +12,8 @@ live traffic arrives. For each N and each --partials setting it prints, measured
 -> final (p50, p95), the mesh's overhead (speech end -> final minus the engine's compute time for the
 utterance, so a final that waited for another request counts), the part of the finals' wait the engine
 spent on other requests (the ASR's engine_busy_wait_s), and the ratio of speech end -> final to the engine
-alone. Last, the largest N whose speech end -> final p95 is at most --target-p95-s.
+alone, and how many streams admission refused (RESOURCE_EXHAUSTED: the mesh at capacity). Last, the
+largest N, all admitted, whose speech end -> final p95 is at most --target-p95-s.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import grpc  # noqa: E402
 
 from voxmesh import audio  # noqa: E402
 from voxmesh.client import Client, StreamOptions  # noqa: E402
@@ -64,11 +68,13 @@ class Measured:
     end_to_final: list[float] = field(default_factory=list)
     overhead: list[float] = field(default_factory=list)
     busy_wait: list[float] = field(default_factory=list)
+    refused: int = 0  # streams the gateway did not admit (RESOURCE_EXHAUSTED: at capacity)
 
     def add(self, other: Measured) -> None:
         self.end_to_final += other.end_to_final
         self.overhead += other.overhead
         self.busy_wait += other.busy_wait
+        self.refused += other.refused
 
 
 async def one_stream(target: str, path: Path, partials: bool, delay: float) -> Measured:
@@ -77,15 +83,20 @@ async def one_stream(target: str, path: Path, partials: bool, delay: float) -> M
     measured = Measured()
     options = StreamOptions(post_processing=True, partials=partials)
     async with Client(target) as client:
-        async for event in client.stream_file(path, pace="realtime", options=options):
-            now = time.monotonic()
-            if event.type == "speech_end":
-                ends[event.utterance] = now
-            elif event.type == "final" and event.utterance in ends:
-                latency = now - ends.pop(event.utterance)
-                measured.end_to_final.append(latency)
-                measured.overhead.append(latency - event.engine_compute_s)
-                measured.busy_wait.append(event.engine_busy_wait_s)
+        try:
+            async for event in client.stream_file(path, pace="realtime", options=options):
+                now = time.monotonic()
+                if event.type == "speech_end":
+                    ends[event.utterance] = now
+                elif event.type == "final" and event.utterance in ends:
+                    latency = now - ends.pop(event.utterance)
+                    measured.end_to_final.append(latency)
+                    measured.overhead.append(latency - event.engine_compute_s)
+                    measured.busy_wait.append(event.engine_busy_wait_s)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                raise
+            measured.refused = 1
     return measured
 
 
@@ -100,6 +111,7 @@ async def main() -> None:
     parser.add_argument("--stagger-s", type=float, default=0.0, help="spread the streams' starts over this long")
     parser.add_argument("--partials", default="off", help="off, on, or off,on (both, in the same run)")
     parser.add_argument("--target-p95-s", type=float, default=1.5)
+    parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for every service (repeatable)")
     args = parser.parse_args()
 
     engine_times = baseline(args.file)
@@ -109,11 +121,13 @@ async def main() -> None:
     print()
     print(
         "| streams | partials | speech end -> final p50 ms | p95 ms | mesh overhead p50 ms | p95 ms "
-        "| engine busy with others p95 ms | p50 / engine alone |"
+        "| engine busy with others p95 ms | p50 / engine alone | refused by admission |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     within: dict[str, int] = {}
-    async with LocalStack(gateway_port=0, log_dir=Path(tempfile.mkdtemp(prefix="voxmesh-bench-"))) as stack:
+    env = dict(item.split("=", 1) for item in args.env)
+    logs = Path(tempfile.mkdtemp(prefix="voxmesh-bench-"))
+    async with LocalStack(gateway_port=0, log_dir=logs, env=env) as stack:
         for n in (int(x) for x in args.streams.split(",")):
             for setting in args.partials.split(","):
                 partials = setting == "on"
@@ -125,10 +139,10 @@ async def main() -> None:
                 print(
                     f"| {n} | {setting} | {ms(total.end_to_final, 50)} | {ms(total.end_to_final, 95)} "
                     f"| {ms(total.overhead, 50)} | {ms(total.overhead, 95)} | {ms(total.busy_wait, 95)} "
-                    f"| {percentile(total.end_to_final, 50) / engine_p50:.2f} |",
+                    f"| {percentile(total.end_to_final, 50) / engine_p50:.2f} | {total.refused} |",
                     flush=True,
                 )
-                if total.end_to_final and percentile(total.end_to_final, 95) <= args.target_p95_s:
+                if not total.refused and percentile(total.end_to_final, 95) <= args.target_p95_s:
                     within[setting] = max(within.get(setting, 0), n)
     print()
     for setting in args.partials.split(","):

@@ -223,10 +223,30 @@ def test_whisper_hears_the_lead_only_within_context_audio_s_in_all(jfk_halves, m
         whisper.transcribe([AsrRequest(second, "en", final=True, lead=lead)])
         assert heard[-1] == expected, context_audio_s
     whisper = WhisperEngine(settings(AsrSettings, context_audio_s=29))
-    long = np.concatenate([second] * 3)[: 28 * 16000]  # no room for the lead in one 30 s window
-    assert whisper._continue(AsrRequest(long, "en", True, lead=lead), "en", 1) is None
+    long = np.concatenate([second] * 4)[: 28 * 16000]  # no room for the lead in one 30 s window
+    assert whisper._plan(AsrRequest(long, "en", True, lead=lead)).prefix is None, "decoded alone"
 
 
 def test_a_continuation_that_loops_is_not_taken():
     assert repetitive("front left, " * 12)
     assert not repetitive("And so my fellow Americans, ask not what your country can do for you.")
+
+
+def test_finals_of_several_streams_decoded_together_are_each_their_own(jfk_halves):
+    """One CTranslate2 call for a batch: each answer is its request's words, a lead's text stays in its own
+    request's answer, and the answers match decoding one by one."""
+    whisper = WhisperEngine(settings(AsrSettings, context_audio_s=12))
+    assert whisper.capabilities.max_batch_size > 1
+    first, second = jfk_halves
+    batch = [
+        AsrRequest(second, "en", final=True, lead=((first, "And so my fellow Americans,"),)),
+        AsrRequest(first, "en", final=True),
+        AsrRequest(second, "en", final=True),
+    ]
+    together = whisper.transcribe(batch)
+    alone = [whisper.transcribe([request])[0] for request in batch]
+    starts = [text.words(r.text)[:2] for r in together]
+    assert starts == [["ask", "not"], ["and", "so"], ["ask", "not"]], together
+    assert "americans" not in text.words(together[0].text), "the lead's words are not answered again"
+    for pair in zip(together, alone, strict=True):
+        assert text.wer(pair[1].text, pair[0].text) <= 0.1, pair
