@@ -6,12 +6,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-_WORD = re.compile(r"[a-z0-9']+")
+# Scripts written without spaces between words (kana, CJK ideographs): each character counts as a word.
+_UNSPACED = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+# A word: letters and digits of any script (and apostrophes), or one character of an unspaced script.
+_WORD = re.compile(rf"[{_UNSPACED}]|(?:[^\W_{_UNSPACED}]|')+")
 CURLY_APOSTROPHE = "\u2019"  # typographic "don\u2019t" counts as "don't"
 
 
 def words(text: str) -> list[str]:
-    """Lower-case words without punctuation: the form WER and agreement compare."""
+    """Lower-case words without punctuation, in any script (a CJK or kana character is a word of its own):
+    the form WER, agreement and the LLM's faithfulness guard compare."""
     return _WORD.findall(text.lower().replace(CURLY_APOSTROPHE, "'"))
 
 

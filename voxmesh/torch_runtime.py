@@ -5,11 +5,11 @@ Imports torch only inside its functions, so importing this module costs nothing.
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from voxmesh import errors
 
@@ -33,9 +33,33 @@ def placement(device_setting: str) -> Placement:
     if device == "cuda" and not torch.cuda.is_available():
         raise errors.FailedPrecondition("device is cuda but PyTorch sees no CUDA device; use --device cpu or auto")
     if device == "cuda":
-        attn = "flash_attention_2" if importlib.util.find_spec("flash_attn") else "sdpa"
-        return Placement("cuda", torch.bfloat16, attn)
+        return Placement("cuda", torch.bfloat16, "flash_attention_2" if flash_attn_available() else "sdpa")
     return Placement("cpu", torch.float32, "sdpa")
+
+
+def flash_attn_available() -> bool:
+    """transformers' own check (a `find_spec` can say yes where transformers then refuses); any failure to
+    answer is a no."""
+    try:
+        from transformers.utils.import_utils import is_flash_attn_2_available
+
+        return bool(is_flash_attn_2_available())
+    except Exception:  # a broken flash-attn install raises anything on import
+        return False
+
+
+def load_model(model_cls, model_id: str, place: Placement) -> tuple[Any, Placement]:
+    """`model_cls.from_pretrained` on its device, in eval mode. If flash-attn fails to import there after all,
+    the model loads with sdpa instead (said in the log), and the placement returned says so."""
+    try:
+        model = model_cls.from_pretrained(model_id, dtype=place.dtype, attn_implementation=place.attn_implementation)
+    except ImportError as exc:
+        if place.attn_implementation != "flash_attention_2":
+            raise
+        log.warning("flash-attn would not load; using sdpa", extra={"error": str(exc)})
+        place = replace(place, attn_implementation="sdpa")
+        model = model_cls.from_pretrained(model_id, dtype=place.dtype, attn_implementation=place.attn_implementation)
+    return model.to(place.device).eval(), place
 
 
 def describe_source(model: str) -> str:
@@ -65,11 +89,7 @@ def load_processor_and_model(model_cls, model_id: str, device_setting: str, sett
     place = placement(device_setting)
     try:
         processor = AutoProcessor.from_pretrained(model_id)
-        model = (
-            model_cls.from_pretrained(model_id, dtype=place.dtype, attn_implementation=place.attn_implementation)
-            .to(place.device)
-            .eval()
-        )
+        model, place = load_model(model_cls, model_id, place)
     except (OSError, ValueError) as exc:
         raise errors.FailedPrecondition(f"could not load the {what} from {describe_source(model_id)}: {exc}") from exc
     return processor, model, place

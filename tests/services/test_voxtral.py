@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import grpc
 import numpy as np
 import pytest
 
@@ -94,3 +95,15 @@ async def test_a_full_queue_answers_resource_exhausted(tiny_voxtral, jfk_pcm):
 async def test_real_speech_through_the_mesh_one_final_per_utterance(tiny_voxtral, sample_pcm):
     events = await stream_through_mesh(sample_pcm, asr={"model": str(tiny_voxtral), **TINY})
     assert_one_final_per_utterance(events, 4, "voxtral:")
+
+
+@pytest.mark.parametrize("language", ["eng", "yue", "zh", "xx"])
+async def test_a_language_voxtral_does_not_take_is_refused_up_front(tiny_voxtral, language):
+    service = AsrService(settings(AsrSettings, model=str(tiny_voxtral), **TINY))
+    async with running(service, service.settings) as address, channel_to(address) as channel:
+        call = asr_pb2_grpc.RecognizerStub(channel).Recognize(iter([config(language=language)]))
+        with pytest.raises(grpc.aio.AioRpcError) as raised:
+            [r async for r in call]
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert f"language '{language}' is not available" in raised.value.details()
+    assert "de, en, es, fr, hi, it, nl, pt only" in raised.value.details()

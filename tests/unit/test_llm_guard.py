@@ -51,3 +51,19 @@ def test_an_empty_transcript():
     assert divergence("", "") == 0.0
     assert divergence("um", "") == 0.0
     assert check("um", "Hello there, friend.", threshold=0.3).guarded
+
+
+@pytest.mark.parametrize(
+    ("transcript", "output"),
+    [
+        ("Привет, как дела сегодня?", "Здравствуйте, чем могу помочь вам сегодня?"),
+        ("今天天气很好。", "我是一个语言模型\uff0c无法回答。"),
+    ],
+)
+def test_the_guard_sees_words_outside_the_latin_alphabet(transcript, output):
+    assert divergence(transcript, transcript) == 0.0
+    assert check(transcript, output, 0.3).guarded, "an unrelated output in Cyrillic or Chinese is caught"
+
+
+def test_an_output_where_the_transcript_has_no_words_is_guarded():
+    assert check("...", "Here is a poem about the sea.", 0.3).guarded

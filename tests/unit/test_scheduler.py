@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import weakref
 
 import numpy as np
 import pytest
+import torch
 
 from tests.conftest import MetricsDelta
 from voxmesh import errors
@@ -84,13 +86,61 @@ async def test_a_full_queue_refuses_finals_and_skips_partials():
     await scheduler.close()
 
 
-async def test_a_failing_batch_is_split_and_only_the_bad_request_fails():
+class OutOfMemoryOverSize(RecordingEngine):
+    """Raises torch.OutOfMemoryError on batches larger than `fits` (and on any batch holding `never_fits`),
+    recording every call's size; whether the failed call's frames were freed before the next call runs."""
+
+    def __init__(self, fits: int, never_fits: float = -1.0):
+        super().__init__(max_batch_size=8)
+        self.fits, self.never_fits = fits, never_fits
+        self.sizes: list[int] = []
+        self.failed_frames_alive: list[bool] = []
+        self._last_failed: weakref.ref | None = None
+
+    def transcribe(self, batch):
+        self.sizes.append(len(batch))
+        if self._last_failed is not None:
+            self.failed_frames_alive.append(self._last_failed() is not None)
+        if len(batch) > self.fits or any(r.audio[0] == self.never_fits for r in batch):
+            activations = Activations()  # what a real batch's tensors would be: referenced from this frame
+            self._last_failed = weakref.ref(activations)
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return super().transcribe(batch)
+
+
+class Activations:
+    pass
+
+
+async def test_out_of_memory_splits_the_batch_after_freeing_it_until_every_request_is_answered():
+    engine = OutOfMemoryOverSize(fits=2)
+    scheduler = await scheduler_for(engine)
+    answers = await asyncio.gather(*(scheduler.submit(request(i)) for i in range(8)))
+    assert [a.text for a in answers] == [f"F{i}" for i in range(8)]
+    assert engine.sizes == [8, 4, 2, 2, 4, 2, 2]
+    assert engine.failed_frames_alive and not any(engine.failed_frames_alive), (
+        "a failed batch's frames (and tensors) are freed before the halves run"
+    )
+    await scheduler.close()
+
+
+async def test_out_of_memory_on_one_request_alone_is_resource_exhausted_and_the_others_are_answered():
+    engine = OutOfMemoryOverSize(fits=4, never_fits=2.0)
+    scheduler = await scheduler_for(engine)
+    outcomes = await asyncio.gather(*(scheduler.submit(request(i)) for i in range(4)), return_exceptions=True)
+    assert isinstance(outcomes[2], errors.ResourceExhausted) and "out of GPU memory" in str(outcomes[2])
+    assert [o.text for i, o in enumerate(outcomes) if i != 2] == ["F0", "F1", "F3"]
+    await scheduler.close()
+
+
+async def test_any_other_engine_error_fails_its_batch_unsplit():
     engine = RecordingEngine(max_batch_size=4, fail_on={2.0})
     scheduler = await scheduler_for(engine)
-    futures = [scheduler.submit(request(i)) for i in range(4)]
-    outcomes = await asyncio.gather(*futures, return_exceptions=True)
-    assert isinstance(outcomes[2], errors.EngineError)
-    assert [o.text for i, o in enumerate(outcomes) if i != 2] == ["F0", "F1", "F3"]
+    outcomes = await asyncio.gather(*(scheduler.submit(request(i)) for i in range(4)), return_exceptions=True)
+    assert all(isinstance(o, errors.EngineError) for o in outcomes), outcomes
+    assert "RuntimeError: out of memory" in str(outcomes[0]), "the engine's own words are passed on"
+    assert engine.batches == [], "no retry in halves for an error that is not out-of-memory"
+    assert (await scheduler.submit(request(5))).text == "F5", "the worker goes on"
     await scheduler.close()
 
 

@@ -78,3 +78,14 @@ def test_a_load_window_averages_a_level_over_the_last_seconds(monkeypatch):
     assert window._measure(clock[0]) == pytest.approx(1.5), "4 s idle... then 5 s of 3 streams, over 10 s"
     clock[0] = 130.0
     assert window._measure(clock[0]) == pytest.approx(3.0), "the older levels left the window"
+
+
+@pytest.mark.parametrize("delay_ms", [0, 40, 100, 1280, 1600, 2320, 4800])
+def test_a_realtime_delay_the_model_was_not_trained_for_is_refused_at_start_up(delay_ms):
+    with pytest.raises(ValidationError, match="not a delay Voxtral Realtime was trained for"):
+        settings.AsrSettings(transcription_delay_ms=delay_ms)
+
+
+@pytest.mark.parametrize("delay_ms", [80, 480, 1200, 2400])
+def test_the_trained_realtime_delays_are_taken(delay_ms):
+    assert settings.AsrSettings(transcription_delay_ms=delay_ms).transcription_delay_ms == delay_ms

@@ -20,3 +20,11 @@ def test_extends_needs_more_words_and_the_same_start():
     assert text.extends("and so my", "And so,")
     assert not text.extends("and so", "and so")
     assert not text.extends("and then my", "and so")
+
+
+def test_words_are_found_in_every_script_and_unspaced_scripts_count_per_character():
+    assert text.words("Привет, мир!") == ["привет", "мир"]
+    assert text.words("你好世界") == ["你", "好", "世", "界"]
+    assert text.words("こんにちは") == list("こんにちは")
+    assert text.words("Café déjà vu, don't") == ["café", "déjà", "vu", "don't"]
+    assert text.wer("Привет мир", "Привет всем") == 0.5

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from voxmesh import DEFAULT_METRICS_PORTS, DEFAULT_PORTS
 from voxmesh.settings.base import ServiceSettings
+
+# Voxtral-Mini-4B-Realtime-2602's model card: the delays it was trained with.
+TRAINED_DELAYS_MS = frozenset([*range(80, 1201, 80), 2400])
 
 
 class AsrSettings(ServiceSettings):
@@ -115,10 +118,18 @@ class AsrSettings(ServiceSettings):
     )
     transcription_delay_ms: int = Field(
         480,
-        ge=80,
-        multiple_of=80,
         description=(
-            "voxtral-realtime: how far the text trails the audio (a multiple of 80 ms; the model was trained around "
-            "480)."
+            "voxtral-realtime: how far the text trails the audio: a multiple of 80 ms from 80 to 1200, or 2400, "
+            "the delays the model was trained for (480 recommended)."
         ),
     )
+
+    @field_validator("transcription_delay_ms")
+    @classmethod
+    def _trained_delay(cls, value: int) -> int:
+        if value not in TRAINED_DELAYS_MS:
+            raise ValueError(
+                f"{value} ms is not a delay Voxtral Realtime was trained for; give a multiple of 80 from 80 to 1200, "
+                "or 2400"
+            )
+        return value

@@ -10,9 +10,12 @@ Live requests share a bounded queue: under load partials are skipped rather than
 final that finds the queue full evicts the oldest waiting partial), and only a queue full of live finals
 refuses one. Recorded finals are never refused here: each recorded stream may have only a few utterances
 in flight (the session waits for room), so they are bounded per stream instead.
-A batch that fails is split in halves and retried (an out-of-memory on a large batch may pass in smaller
-ones); a request that still fails is answered with its error, and the worker goes on. `live_busy` follows
-when the engine computes for live streams: its average is what the gateway admits new live streams by.
+A batch that runs out of GPU memory (torch.OutOfMemoryError) is split in halves and retried, once the
+failure's traceback (which holds the batch's activations and cache) is gone and the CUDA cache is emptied
+on the engine thread; a single request that still runs out is answered RESOURCE_EXHAUSTED. Any other
+failure answers its batch's requests with the error (INTERNAL), unsplit. Either way the worker goes on.
+`live_busy` follows when the engine computes for live streams: its average is what the gateway admits new
+live streams by.
 Each answer says how long its request waited, and how much of that wait the engine was computing other
 requests (`busy_wait_s`, the engine's contention, apart from the mesh's own delay).
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
 from collections import OrderedDict, deque
 from collections.abc import Hashable
@@ -33,6 +37,19 @@ from voxmesh.services.asr import metrics
 from voxmesh.services.asr.engines import AsrRequest, BatchAsrEngine
 
 log = logging.getLogger("voxmesh.asr.scheduler")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """torch's out-of-memory error (without importing torch where no engine did)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(exc, torch.OutOfMemoryError)
+
+
+def empty_device_cache() -> None:
+    """Hand the CUDA caching allocator's free blocks back, so that a smaller batch can use them."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 @dataclass(frozen=True)
@@ -183,10 +200,12 @@ class BatchScheduler:
 
     @staticmethod
     def _fail(jobs: list[_Job], exc: BaseException) -> None:
+        if not isinstance(exc, errors.VoxmeshError):
+            exc = errors.EngineError(f"the ASR engine failed on this utterance: {exc}")
         for job in jobs:
             metrics.REQUESTS.labels(job.kind, "failed").inc()
             if not job.future.done():
-                job.future.set_exception(errors.EngineError(f"the ASR engine failed on this utterance: {exc}"))
+                job.future.set_exception(exc)
 
     def _take(self) -> list[_Job]:
         """Live finals, then recorded finals, each a stream at a time in turn; partials only while no final
@@ -210,19 +229,18 @@ class BatchScheduler:
         if live:
             self.live_busy.set(1)
         self._batch_started = started
+        failure: str | None = None
+        out_of_memory = False
         try:
             results = await self._thread.call(self.engine.transcribe, [j.request for j in jobs])
         except Exception as exc:
+            # Only words leave this block: the exception's traceback holds the failed batch's frames, and
+            # with them its tensors, which must be freed before anything runs again.
+            failure, out_of_memory = f"{type(exc).__name__}: {exc}", is_out_of_memory(exc)
+        if failure is not None:
             self.live_busy.set(0)
             self._batch_done()
-            if len(jobs) > 1:
-                log.warning("batch failed; retrying in halves", extra={"batch_size": len(jobs), "error": repr(exc)})
-                half = len(jobs) // 2
-                await self._execute(jobs[:half])
-                await self._execute(jobs[half:])
-                return
-            log.error("engine failed on a request", exc_info=exc)
-            self._fail(jobs, exc)
+            await self._recover(jobs, failure, out_of_memory)
             return
         self.live_busy.set(0)
         self._batch_done()
@@ -237,6 +255,28 @@ class BatchScheduler:
             metrics.REQUESTS.labels(job.kind, "done").inc()
             if not job.future.done():
                 job.future.set_result(Transcript(result.text, result.language, compute, wait, busy_wait, len(jobs)))
+
+    async def _recover(self, jobs: list[_Job], failure: str, out_of_memory: bool) -> None:
+        if not out_of_memory:
+            log.error("engine failed on a batch", extra={"batch_size": len(jobs), "error": failure})
+            self._fail(jobs, errors.EngineError(f"the ASR engine failed on this utterance: {failure}"))
+            return
+        await asyncio.sleep(0)  # let the loop turn once: the failed call's frames are gone
+        await self._thread.call(empty_device_cache)
+        if len(jobs) == 1:
+            log.error("out of GPU memory on a single request", extra={"error": failure})
+            self._fail(
+                jobs,
+                errors.ResourceExhausted(
+                    "the ASR engine ran out of GPU memory on this utterance alone; retry later, send shorter "
+                    "utterances, or give the service a larger GPU"
+                ),
+            )
+            return
+        log.warning("out of GPU memory; retrying the batch in halves", extra={"batch_size": len(jobs)})
+        half = len(jobs) // 2
+        await self._execute(jobs[:half])
+        await self._execute(jobs[half:])
 
     def _batch_done(self) -> None:
         if self._batch_started is not None:

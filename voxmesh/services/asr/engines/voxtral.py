@@ -25,6 +25,10 @@ DEFAULT_MODEL = "mistralai/Voxtral-Mini-3B-2507"
 _LANG_PREFIX = re.compile(r"^\s*lang:([a-z]{2,3})\s*")
 TOKENS_PER_SECOND = 8  # default budget: ~3 words/s of speech is ~5 tokens/s; leave room
 BASE_TOKENS = 16
+# The languages of Voxtral-Mini-3B-2507 and Voxtral-Small-24B-2507 (their model cards). mistral-common's
+# TranscriptionRequest takes ISO 639-1 codes only; a stream asking for another code is refused up front
+# (INVALID_ARGUMENT) instead of failing every utterance inside apply_transcription_request.
+LANGUAGES = frozenset({"en", "es", "fr", "pt", "hi", "de", "nl", "it"})
 
 
 def split_language(text: str, asked: str | None) -> tuple[str, str]:
@@ -48,7 +52,9 @@ class VoxtralEngine:
         if settings.torch_compile:
             self.model.forward = torch.compile(self.model.forward, dynamic=True)
         self.torch = torch
-        self.capabilities = EngineCapabilities(streaming=False, max_batch_size=settings.max_batch_size, languages=None)
+        self.capabilities = EngineCapabilities(
+            streaming=False, max_batch_size=settings.max_batch_size, languages=LANGUAGES
+        )
         self.max_new_tokens = settings.max_new_tokens
         self.name = f"voxtral:{self.model_id.rstrip('/').split('/')[-1]}"
         log.info(

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
 
 from voxmesh import errors
 from voxmesh.services.llm import metrics
@@ -24,7 +23,7 @@ from voxmesh.services.llm.engines.rules import clean_up
 from voxmesh.services.llm.engines.transformers import guard, prompt
 from voxmesh.services.llm.engines.transformers.scheduler import GenerationScheduler
 from voxmesh.settings import LlmSettings
-from voxmesh.torch_runtime import check_local, describe_source, placement
+from voxmesh.torch_runtime import check_local, describe_source, load_model, placement
 
 log = logging.getLogger("voxmesh.llm.transformers")
 
@@ -101,11 +100,7 @@ class TransformersEngine:
         self.place = placement(settings.device)
         try:
             self.tokenizer = load_tokenizer(self.model_id)
-            # Any: PreTrainedModel.to is wrapped by functools.wraps, whose type mypy does not bind to the instance
-            model: Any = AutoModelForCausalLM.from_pretrained(
-                self.model_id, dtype=self.place.dtype, attn_implementation=self.place.attn_implementation
-            )
-            model = model.to(self.place.device).eval()
+            model, self.place = load_model(AutoModelForCausalLM, self.model_id, self.place)
         except (OSError, ValueError) as exc:
             raise errors.FailedPrecondition(
                 f"could not load the LLM from {describe_source(self.model_id)}: {exc}"

@@ -1,0 +1,67 @@
+"""Where the transformers engines load their models: flash-attn only where transformers itself can use it,
+and sdpa when flash-attn fails to import after all (a fake model class isolates the fallback)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import pytest
+
+from voxmesh import torch_runtime
+
+
+class FlashBreaks:
+    """from_pretrained raises ImportError for flash_attention_2, as transformers does with a broken flash-attn."""
+
+    asked: ClassVar[list[str]] = []
+
+    @classmethod
+    def from_pretrained(cls, model_id, dtype, attn_implementation):
+        cls.asked.append(attn_implementation)
+        if attn_implementation == "flash_attention_2":
+            raise ImportError("flash_attn seems to be not installed")
+        return cls()
+
+    def to(self, device):
+        self.device = device
+        return self
+
+    def eval(self):
+        return self
+
+
+def test_a_flash_attn_that_will_not_import_falls_back_to_sdpa():
+    place = torch_runtime.Placement("cpu", None, "flash_attention_2")
+    model, used = torch_runtime.load_model(FlashBreaks, "some/model", place)
+    assert FlashBreaks.asked[-2:] == ["flash_attention_2", "sdpa"]
+    assert used.attn_implementation == "sdpa" and model.device == "cpu"
+
+
+def test_an_import_error_with_sdpa_is_not_hidden():
+    class AlwaysBreaks(FlashBreaks):
+        @classmethod
+        def from_pretrained(cls, model_id, dtype, attn_implementation):
+            raise ImportError("some other package is missing")
+
+    with pytest.raises(ImportError, match="some other package"):
+        torch_runtime.load_model(AlwaysBreaks, "some/model", torch_runtime.Placement("cpu", None, "sdpa"))
+
+
+def test_cuda_placement_asks_transformers_whether_flash_attn_works(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch_runtime, "flash_attn_available", lambda: False)
+    assert torch_runtime.placement("cuda").attn_implementation == "sdpa"
+    monkeypatch.setattr(torch_runtime, "flash_attn_available", lambda: True)
+    assert torch_runtime.placement("cuda").attn_implementation == "flash_attention_2"
+
+
+def test_flash_attn_available_is_a_plain_no_when_the_check_itself_fails(monkeypatch):
+    import transformers.utils.import_utils as import_utils
+
+    def broken():
+        raise RuntimeError("CUDA driver mismatch")
+
+    monkeypatch.setattr(import_utils, "is_flash_attn_2_available", broken)
+    assert torch_runtime.flash_attn_available() is False
