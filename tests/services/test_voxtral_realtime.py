@@ -15,6 +15,7 @@ from tests.services.conftest import utterance_audio as audio
 from tests.services.conftest import utterance_end as end
 from voxmesh import errors
 from voxmesh.services.asr.engines import load_engine
+from voxmesh.services.asr.lockstep import LiveUtterance, LockstepScheduler
 from voxmesh.services.asr.service import AsrService
 from voxmesh.settings import AsrSettings
 from voxmesh.v1 import asr_pb2_grpc
@@ -159,3 +160,79 @@ async def test_more_utterances_than_the_limit_answer_resource_exhausted(tiny_vox
 async def test_real_speech_through_the_mesh_one_final_per_utterance(tiny_voxtral_realtime, sample_pcm):
     events = await stream_through_mesh(sample_pcm, asr={"model": str(tiny_voxtral_realtime), **REALTIME})
     assert_one_final_per_utterance(events, 4, "voxtral-realtime:")
+
+
+def test_select_gathers_rows_without_deep_copying_the_cohort(engine, monkeypatch):
+    import voxmesh.services.asr.engines.voxtral_realtime as realtime
+
+    def no_deepcopy(*_args, **_kwargs):
+        raise AssertionError("select deep-copied the cohort's state")
+
+    cohort, _ = engine.start([np.zeros(engine.first_samples, np.float32)] * 3)
+    with monkeypatch.context() as patched:
+        patched.setattr(realtime.copy, "deepcopy", no_deepcopy)
+        one, again = engine.select(cohort, [1]), engine.select(cohort, [1])
+    assert one.size == 1 and one.last.shape[0] == 1
+    window = np.zeros(engine.window_samples, np.float32)
+    assert engine.step(one, [window]) == engine.step(again, [window]), "selections of one cohort are independent"
+
+
+async def test_text_grown_token_by_token_is_the_text_of_all_the_tokens(engine):
+    """Incremental detokenizing (only the tokens since the last whole character) gives what decoding the
+    whole list gives, random tokens of the real tokenizer included (bytes split across tokens)."""
+    scheduler = LockstepScheduler(engine, max_streams=4, batch_wait_s=0)
+    rng = np.random.default_rng(5)
+    vocabulary = len(engine.processor.tokenizer)
+    for _ in range(5):
+        utterance = LiveUtterance(done=asyncio.get_running_loop().create_future())
+        tokens = [int(t) for t in rng.integers(1000, min(vocabulary, 60000), 40)]
+        for count, token in enumerate(tokens, start=1):
+            scheduler._take(utterance, token)
+            whole = engine.decode_piece(tokens[:count])
+            if not whole.endswith("\ufffd"):
+                assert utterance.text == whole.strip(), (count, utterance.text, whole)
+
+
+class FailsOnLoudRows:
+    """The tiny realtime engine, except that a step or prefill whose audio is loud fails."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+    def start(self, chunks):
+        if any(np.abs(c).max() > 0.5 for c in chunks):
+            raise RuntimeError("device-side assert triggered")
+        return self.engine.start(chunks)
+
+    def step(self, state, windows):
+        if any(np.abs(w).max() > 0.5 for w in windows):
+            raise RuntimeError("device-side assert triggered")
+        return self.engine.step(state, windows)
+
+
+async def test_a_failing_forward_fails_only_the_utterances_in_it(engine):
+    scheduler = LockstepScheduler(FailsOnLoudRows(engine), max_streams=8, batch_wait_s=0)
+    scheduler.start()
+    rng = np.random.default_rng(7)
+    quiet = (rng.normal(0, 0.05, 32000) * 32767).astype("<i2").tobytes()
+    loud = (np.full(32000, 0.9) * 32767).astype("<i2").tobytes()
+    calm = scheduler.open()
+    scheduler.feed(calm, quiet[: len(quiet) // 2])
+    while not calm.tokens:  # calm has its own cohort, stepping
+        await asyncio.sleep(0.01)
+    doomed = scheduler.open()  # starts later: a forward of its own, which fails
+    scheduler.feed(doomed, loud)
+    scheduler.finish(doomed)
+    with pytest.raises(errors.EngineError, match="device-side assert"):
+        await doomed.done
+    scheduler.feed(calm, quiet[len(quiet) // 2 :])
+    scheduler.finish(calm)
+    assert isinstance(await calm.done, str), "the utterance in another forward is answered"
+    late = scheduler.open()  # and the scheduler goes on
+    scheduler.feed(late, quiet)
+    scheduler.finish(late)
+    assert isinstance(await late.done, str)
+    await scheduler.close()

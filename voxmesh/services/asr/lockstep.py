@@ -4,10 +4,14 @@ forward, in cohorts.
 An utterance starts once it has the engine's first chunk of audio (or has ended). Utterances that become
 ready to start in the same round start together, as one cohort: one batched prefill, then one batched
 step per 80 ms for as long as all its members have their next window. A member whose audio falls a whole
-step behind the others is split off into a cohort of its own (a copy of its rows of the caches); a member
-whose utterance is done leaves its cohort. Utterances that start at different times cannot share a
-forward (their caches have different lengths), so the batch a step gets is the number of utterances
-that started in the same round and kept pace: the figure the `voxmesh_asr_batch_size` histogram shows.
+step behind the others is split off into a cohort of its own (its rows of the caches, gathered on the engine
+thread); a member whose utterance has ended is split off as soon as the others would hold it back, and its
+flush steps (the delay's worth of right padding) run back to back; a member whose utterance is done leaves
+its cohort. A failing prefill or step fails only the utterances in it. Text is detokenized incrementally:
+each step decodes only the tokens since the last whole character. Utterances that start at different
+times cannot share a forward (their caches have different lengths), so the batch a step gets is the
+number of utterances that started in the same round and kept pace: the figure the
+`voxmesh_asr_batch_size` histogram shows.
 All model work runs on one worker thread; the event loop only moves audio and text.
 """
 
@@ -37,6 +41,9 @@ class LiveUtterance:
     finished: bool = False
     cancelled: bool = False
     tokens: list[int] = field(default_factory=list)
+    said: str = ""  # the text of tokens[:read_offset], as decoded piece by piece
+    prefix_offset: int = 0  # tokens decoded again with the new ones, for the tokenizer's context
+    read_offset: int = 0  # tokens whose text is in `said`
     steps_done: int = 0  # windows consumed after the first chunk
     compute_after_end_s: float = 0.0  # engine time spent on it after its end: what its final waits for
     text: str = ""
@@ -127,18 +134,25 @@ class LockstepScheduler:
 
     async def _round(self) -> bool:
         """Start what can start, step every cohort that can step; whether anything moved."""
-        self._drop_cancelled()
+        await self._drop_cancelled()
         progressed = await self._start_ready()
         for cohort in list(self._cohorts):
-            progressed |= await self._advance(cohort)
+            try:
+                progressed |= await self._advance(cohort)
+            except Exception as exc:  # this cohort's step failed: its utterances fail, the others go on
+                log.error("streaming step failed", extra={"rows": len(cohort.members), "error": repr(exc)})
+                self._fail(cohort.members, exc)
+                if cohort in self._cohorts:
+                    self._cohorts.remove(cohort)
+                progressed = True
         return progressed
 
-    def _drop_cancelled(self) -> None:
+    async def _drop_cancelled(self) -> None:
         self._waiting = [u for u in self._waiting if not u.cancelled]
         for cohort in list(self._cohorts):
             keep = [i for i, m in enumerate(cohort.members) if not m.cancelled]
             if len(keep) < len(cohort.members):
-                self._regroup(cohort, [keep])
+                await self._regroup(cohort, [keep])
 
     async def _start_ready(self) -> bool:
         ready = [u for u in self._waiting if u.finished or len(u.pcm) // 2 >= self.engine.first_samples]
@@ -150,9 +164,15 @@ class LockstepScheduler:
         for offset in range(0, len(ready), self.engine.capabilities.max_batch_size):
             group = ready[offset : offset + self.engine.capabilities.max_batch_size]
             chunks = [u.samples(0, self.engine.first_samples) for u in group]
-            (state, tokens), _ = await self._call(group, self.engine.start, chunks)
-            for utterance, token in zip(group, tokens, strict=True):
+            for utterance in group:
                 self._waiting.remove(utterance)
+            try:
+                (state, tokens), _ = await self._call(group, self.engine.start, chunks)
+            except Exception as exc:  # this prefill failed: its utterances fail, the others go on
+                log.error("streaming prefill failed", extra={"rows": len(group), "error": repr(exc)})
+                self._fail(group, exc)
+                continue
+            for utterance, token in zip(group, tokens, strict=True):
                 self._take(utterance, token)
             self._cohorts.append(_Cohort(state, list(group)))
         return True
@@ -163,16 +183,26 @@ class LockstepScheduler:
         if done:
             for i in done:
                 self._complete(cohort.members[i])
-            self._regroup(cohort, [[i for i in range(len(cohort.members)) if i not in done]])
+            await self._regroup(cohort, [[i for i in range(len(cohort.members)) if i not in done]])
             return True
         ready = [i for i, n in enumerate(available) if n > 0]
         if not ready:
             return False
         if len(ready) < len(cohort.members):
-            if max(available) < 2:
+            flushing = any(cohort.members[i].finished for i in ready)
+            if max(available) < 2 and not flushing:
                 return False  # the others are less than a step behind: wait for them
             lagging = [i for i in range(len(cohort.members)) if i not in ready]
-            cohort = self._regroup(cohort, [ready, lagging])[0]
+            cohort = (await self._regroup(cohort, [ready, lagging]))[0]
+        while True:
+            await self._step(cohort)
+            # an ended cohort's flush steps run back to back: its audio is all here
+            if not all(m.finished for m in cohort.members) or any(
+                self.engine.windows_available(len(m.pcm) // 2, True) <= m.steps_done for m in cohort.members
+            ):
+                return True
+
+    async def _step(self, cohort: _Cohort) -> None:
         members = cohort.members
         size = self.engine.window_samples
         windows = [m.samples(self.engine.window_start(m.steps_done), size) for m in members]
@@ -182,7 +212,6 @@ class LockstepScheduler:
             if member.finished:
                 member.compute_after_end_s += elapsed
             self._take(member, token)
-        return True
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -199,32 +228,51 @@ class LockstepScheduler:
         return result, elapsed
 
     def _take(self, utterance: LiveUtterance, token: int) -> None:
-        utterance.tokens.append(token)
+        """One more token; the text grows by what it completes. Only the tokens since the last whole character
+        (and a few before them, for the tokenizer's context) are decoded, not the whole list every step."""
+        u = utterance
+        u.tokens.append(token)
+        before = self.engine.decode_piece(u.tokens[u.prefix_offset : u.read_offset])
+        now = self.engine.decode_piece(u.tokens[u.prefix_offset :])
         # a character whose UTF-8 bytes span tokens decodes as U+FFFD until its last byte arrives
-        text = self.engine.decode(utterance.tokens).rstrip("\ufffd")
-        if text != utterance.text:
-            utterance.text = text
-            utterance.changed.set()
+        if len(now) <= len(before) or now.endswith("\ufffd"):
+            return
+        u.said += now[len(before) :]
+        u.prefix_offset, u.read_offset = u.read_offset, len(u.tokens)
+        text = u.said.strip()
+        if text != u.text:
+            u.text = text
+            u.changed.set()
 
     def _complete(self, utterance: LiveUtterance) -> None:
         metrics.REQUESTS.labels("final", "done").inc()
         if not utterance.done.done():
             utterance.done.set_result(self.engine.decode(utterance.tokens))
 
-    def _regroup(self, cohort: _Cohort, groups: list[list[int]]) -> list[_Cohort]:
-        """Replace a cohort by cohorts of the given rows (empty groups vanish)."""
+    async def _regroup(self, cohort: _Cohort, groups: list[list[int]]) -> list[_Cohort]:
+        """Replace a cohort by cohorts of the given rows (empty groups vanish); rows are gathered on the engine
+        thread."""
         self._cohorts.remove(cohort)
         made = []
         for rows in (g for g in groups if g):
-            state = cohort.state if rows == list(range(len(cohort.members))) else self.engine.select(cohort.state, rows)
+            if rows == list(range(len(cohort.members))):
+                state = cohort.state
+            else:
+                state = await self._thread.call(self.engine.select, cohort.state, rows)
             made.append(_Cohort(state, [cohort.members[i] for i in rows]))
         self._cohorts.extend(made)
         return made
 
-    def _fail_all(self, exc: BaseException) -> None:
-        failure = errors.EngineError(f"the streaming ASR engine failed: {exc}")
-        for utterance in [*self._waiting, *(m for c in self._cohorts for m in c.members)]:
+    @staticmethod
+    def _fail(utterances: list[LiveUtterance], exc: BaseException) -> None:
+        failure = errors.EngineError(f"the streaming ASR engine failed on this utterance: {exc}")
+        for utterance in utterances:
+            metrics.REQUESTS.labels("final", "failed").inc()
             if not utterance.done.done():
                 utterance.done.set_exception(failure)
+
+    def _fail_all(self, exc: BaseException) -> None:
+        """The loop itself broke (not a model call): every utterance here fails."""
+        self._fail([*self._waiting, *(m for c in self._cohorts for m in c.members)], exc)
         self._waiting.clear()
         self._cohorts.clear()

@@ -96,7 +96,11 @@ class StreamingAsrEngine(Protocol):
     def windows_available(self, n_samples: int, finished: bool) -> int:
         """How many step windows `n_samples` of audio hold."""
 
-    def decode(self, tokens: Sequence[int]) -> str: ...
+    def decode(self, tokens: Sequence[int]) -> str:
+        """An utterance's whole text, trimmed."""
+
+    def decode_piece(self, tokens: Sequence[int]) -> str:
+        """The text of a run of tokens, untrimmed, for text that grows token by token."""
 
     def close(self) -> None: ...
 

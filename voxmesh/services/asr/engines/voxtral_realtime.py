@@ -47,6 +47,13 @@ class CohortState:
     size: int
 
 
+def _layers_copy(cache: Any) -> Any:
+    """A transformers cache whose layer objects are copies (their tensors shared until replaced)."""
+    copied = copy.copy(cache)
+    copied.layers = [copy.copy(layer) for layer in cache.layers]
+    return copied
+
+
 class VoxtralRealtimeEngine:
     """A StreamingAsrEngine. The realtime prompt carries no language: the model transcribes what it hears."""
 
@@ -140,17 +147,25 @@ class VoxtralRealtimeEngine:
         return cohort.last[:, 0].tolist()
 
     def select(self, cohort: CohortState, rows: Sequence[int]) -> CohortState:
-        """A new cohort of some rows (the old one stays valid): for streams that fall out of step."""
+        """A new cohort of some rows (the old one stays valid): for streams that fall out of step or finish.
+        Only the chosen rows' tensors are gathered (an index_select per layer); nothing else is copied. Runs on
+        the engine thread, as the model does."""
         index = self.torch.tensor(list(rows), device=cohort.last.device)
-        past, encoder_past, padding = copy.deepcopy((cohort.past, cohort.encoder_past, cohort.padding))
-        past.batch_select_indices(index)
+        past, encoder_past = _layers_copy(cohort.past), _layers_copy(cohort.encoder_past)
+        past.batch_select_indices(index)  # each layer's tensors are replaced by new ones: the copies' alone
         encoder_past.batch_select_indices(index)
+        padding = copy.copy(cohort.padding)
+        padding.layers = {name: copy.copy(layer) for name, layer in cohort.padding.layers.items()}
         for layer in padding.layers.values():
             layer.cache = layer.cache.index_select(0, index)
         return CohortState(past, encoder_past, padding, cohort.last.index_select(0, index), len(rows))
 
     def decode(self, tokens: Sequence[int]) -> str:
-        return self.processor.tokenizer.decode(list(tokens), skip_special_tokens=True).strip()
+        return self.decode_piece(tokens).strip()
+
+    def decode_piece(self, tokens: Sequence[int]) -> str:
+        """The text of some tokens as they are, spaces included (pieces of a stream's text join up)."""
+        return self.processor.tokenizer.decode(list(tokens), skip_special_tokens=True)
 
     def warmup(self) -> None:
         cohort, _ = self.start([np.zeros(self.first_samples, np.float32)])
