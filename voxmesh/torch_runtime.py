@@ -6,6 +6,7 @@ Imports torch only inside its functions, so importing this module costs nothing.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,6 +28,7 @@ def placement(device_setting: str) -> Placement:
     """CUDA: bf16, flash-attn 2 when it is installed, else PyTorch's sdpa. CPU: fp32 and sdpa."""
     import torch
 
+    fit_threads_to_quota(torch)
     device = device_setting
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -35,6 +37,27 @@ def placement(device_setting: str) -> Placement:
     if device == "cuda":
         return Placement("cuda", torch.bfloat16, "flash_attention_2" if flash_attn_available() else "sdpa")
     return Placement("cpu", torch.float32, "sdpa")
+
+
+CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def cpu_quota(path: Path = CPU_MAX) -> int | None:
+    """CPUs the container may use, from cgroup v2's cpu.max ("quota period"), rounded up; None: no limit."""
+    try:
+        quota, period = path.read_text().split()[:2]
+        return None if quota == "max" else max(1, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        return None
+
+
+def fit_threads_to_quota(torch) -> None:
+    """torch sizes its CPU thread pool by the host's cores; in a container limited to fewer, the extra
+    threads only contend (feature extraction and CPU inference slow down). Use the quota instead."""
+    quota = cpu_quota()
+    if quota is not None and quota < torch.get_num_threads():
+        log.info("torch CPU threads set to the container's CPU quota", extra={"threads": quota})
+        torch.set_num_threads(quota)
 
 
 def flash_attn_available() -> bool:

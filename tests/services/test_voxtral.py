@@ -107,3 +107,25 @@ async def test_a_language_voxtral_does_not_take_is_refused_up_front(tiny_voxtral
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert f"language '{language}' is not available" in raised.value.details()
     assert "de, en, es, fr, hi, it, nl, pt only" in raised.value.details()
+
+
+def test_a_batch_is_generated_in_groups_of_the_same_number_of_windows(tiny_voxtral, monkeypatch):
+    engine = load_engine(AsrSettings(model=str(tiny_voxtral), **TINY))
+    rng = np.random.default_rng(1)
+    requests = [AsrRequest(rng.normal(0, 0.1, int(16000 * s)).astype(np.float32), "en", True) for s in (5, 40, 3, 31)]
+    rows = []
+    generate = engine.model.generate
+    monkeypatch.setattr(engine.model, "generate", lambda **kw: rows.append(len(kw["input_ids"])) or generate(**kw))
+    together = engine.transcribe(requests)
+    assert sorted(rows) == [2, 2], "the two one-window requests share a call, the two two-window ones another"
+    monkeypatch.setattr(engine.model, "generate", generate)
+    assert together == [engine.transcribe([r])[0] for r in requests], "answers in request order, as one by one"
+
+
+def test_a_partials_token_budget_is_capped_and_a_finals_is_not(tiny_voxtral):
+    from voxmesh.services.asr.engines.voxtral import PARTIAL_MAX_TOKENS
+
+    engine = load_engine(AsrSettings(model=str(tiny_voxtral), engine="voxtral", max_new_tokens=0))
+    long = np.zeros(16000 * 25, np.float32)
+    assert engine._budget([AsrRequest(long, "en", final=False)]) == PARTIAL_MAX_TOKENS
+    assert engine._budget([AsrRequest(long, "en", final=True)]) > PARTIAL_MAX_TOKENS

@@ -65,3 +65,25 @@ def test_flash_attn_available_is_a_plain_no_when_the_check_itself_fails(monkeypa
 
     monkeypatch.setattr(import_utils, "is_flash_attn_2_available", broken)
     assert torch_runtime.flash_attn_available() is False
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "cpus"), [("max 100000\n", None), ("150000 100000\n", 2), ("50000 100000\n", 1), ("garbage", None)]
+)
+def test_the_containers_cpu_quota_is_read_from_cgroup_v2(tmp_path, cpu_max, cpus):
+    path = tmp_path / "cpu.max"
+    path.write_text(cpu_max)
+    assert torch_runtime.cpu_quota(path) == cpus
+    assert torch_runtime.cpu_quota(tmp_path / "absent") is None
+
+
+def test_torch_uses_no_more_cpu_threads_than_the_quota(monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(torch_runtime, "cpu_quota", lambda: 1)
+    try:
+        torch_runtime.fit_threads_to_quota(torch)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

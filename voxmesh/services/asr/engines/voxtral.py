@@ -25,6 +25,8 @@ DEFAULT_MODEL = "mistralai/Voxtral-Mini-3B-2507"
 _LANG_PREFIX = re.compile(r"^\s*lang:([a-z]{2,3})\s*")
 TOKENS_PER_SECOND = 8  # default budget: ~3 words/s of speech is ~5 tokens/s; leave room
 BASE_TOKENS = 16
+PARTIAL_MAX_TOKENS = 96  # a partial is a preview: its decode is cut here (about 60 words), a final's never is
+WINDOW_SAMPLES = 30 * SAMPLE_RATE  # the processor pads each utterance to whole 30 s windows
 # The languages of Voxtral-Mini-3B-2507 and Voxtral-Small-24B-2507 (their model cards). mistral-common's
 # TranscriptionRequest takes ISO 639-1 codes only; a stream asking for another code is refused up front
 # (INVALID_ARGUMENT) instead of failing every utterance inside apply_transcription_request.
@@ -72,7 +74,8 @@ class VoxtralEngine:
         if self.max_new_tokens:
             return self.max_new_tokens
         longest = max(len(r.audio) for r in batch) / SAMPLE_RATE
-        return BASE_TOKENS + math.ceil(TOKENS_PER_SECOND * longest)
+        budget = BASE_TOKENS + math.ceil(TOKENS_PER_SECOND * longest)
+        return budget if any(r.final for r in batch) else min(budget, PARTIAL_MAX_TOKENS)
 
     def warmup(self) -> None:
         import numpy as np
@@ -81,6 +84,18 @@ class VoxtralEngine:
         self.transcribe([AsrRequest(silence, "en", final=True)])
 
     def transcribe(self, batch: Sequence[AsrRequest]) -> list[AsrResult]:
+        """Requests of the same number of 30 s windows share a `generate` (a batch pays for its longest
+        prompt and its longest output, so a 40 s utterance does not make 5 s ones pay for two windows)."""
+        results: list[AsrResult | None] = [None] * len(batch)
+        groups: dict[int, list[int]] = {}
+        for i, request in enumerate(batch):
+            groups.setdefault(math.ceil(max(1, len(request.audio)) / WINDOW_SAMPLES), []).append(i)
+        for indices in groups.values():
+            for i, result in zip(indices, self._generate([batch[i] for i in indices]), strict=True):
+                results[i] = result
+        return [result for result in results if result is not None]
+
+    def _generate(self, batch: Sequence[AsrRequest]) -> list[AsrResult]:
         inputs = self.processor.apply_transcription_request(
             language=[r.language for r in batch],
             audio=[r.audio for r in batch],
@@ -89,12 +104,9 @@ class VoxtralEngine:
             model_id=self.model_id,
         )
         inputs = inputs.to(self.place.device, dtype=self.place.dtype)
-        try:
-            with self.torch.inference_mode():
-                output = self.model.generate(**inputs, max_new_tokens=self._budget(batch), do_sample=False)
-        except self.torch.cuda.OutOfMemoryError:
-            self.torch.cuda.empty_cache()
-            raise  # the scheduler splits the batch and retries
+        # Out of memory propagates: the scheduler frees the batch's frames and the CUDA cache, then splits it.
+        with self.torch.inference_mode():
+            output = self.model.generate(**inputs, max_new_tokens=self._budget(batch), do_sample=False)
         texts = self.processor.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
         return [AsrResult(*split_language(text, r.language)) for text, r in zip(texts, batch, strict=True)]
 
