@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 
 import numpy as np
 import pytest
@@ -236,3 +237,25 @@ async def test_a_failing_forward_fails_only_the_utterances_in_it(engine):
     scheduler.finish(late)
     assert isinstance(await late.done, str)
     await scheduler.close()
+
+
+class SlowSteps(FailsOnLoudRows):
+    """Steps that take longer than the 80 ms of audio they advance, as an overloaded GPU's would."""
+
+    def step(self, state, windows):
+        time.sleep(0.1)
+        return self.engine.step(state, windows)
+
+
+async def test_rounds_slower_than_the_audio_report_the_engine_over_capacity(engine):
+    for wrapped, over in ((FailsOnLoudRows(engine), False), (SlowSteps(engine), True)):
+        scheduler = LockstepScheduler(wrapped, max_streams=8, batch_wait_s=0)
+        scheduler.start()
+        utterance = scheduler.open()
+        scheduler.feed(utterance, (np.random.default_rng(2).normal(0, 0.05, 24000) * 32767).astype("<i2").tobytes())
+        while utterance.steps_done < 3:
+            await asyncio.sleep(0.01)
+        assert (scheduler.utilization() > 1) is over, scheduler.round_load
+        scheduler.finish(utterance)
+        await utterance.done
+        await scheduler.close()

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from voxmesh import errors
+from voxmesh import SAMPLE_RATE, errors
 from voxmesh.audio import pcm_to_float
 from voxmesh.engine_thread import EngineThread
 from voxmesh.load import Window
@@ -72,6 +72,7 @@ class LockstepScheduler:
         self._waiting: list[LiveUtterance] = []
         self._cohorts: list[_Cohort] = []
         self.live_busy = Window()  # 1 while the model steps (every utterance here is live)
+        self.round_load = 0.0  # the latest stepping round's time over one step of audio (80 ms): above 1, behind
         self._thread = EngineThread("asr-engine")
 
     @property
@@ -132,8 +133,23 @@ class LockstepScheduler:
             if not progressed:
                 await self._thread.idle()
 
+    def utilization(self) -> float:
+        """What the gateway admits live streams by: the engine's busy share, or, when a round of steps takes
+        longer than the audio it advances, more than 1, so that new streams are refused before every stream
+        falls behind."""
+        return max(self.live_busy.average(), self.round_load)
+
     async def _round(self) -> bool:
         """Start what can start, step every cohort that can step; whether anything moved."""
+        began = time.perf_counter()
+        stepped = await self._steps()
+        if stepped:
+            self.round_load = (time.perf_counter() - began) / (self.step_samples / SAMPLE_RATE)
+        elif not self.active:
+            self.round_load = 0.0
+        return stepped
+
+    async def _steps(self) -> bool:
         await self._drop_cancelled()
         progressed = await self._start_ready()
         for cohort in list(self._cohorts):
@@ -164,13 +180,15 @@ class LockstepScheduler:
         for offset in range(0, len(ready), self.engine.capabilities.max_batch_size):
             group = ready[offset : offset + self.engine.capabilities.max_batch_size]
             chunks = [u.samples(0, self.engine.first_samples) for u in group]
-            for utterance in group:
-                self._waiting.remove(utterance)
             try:
                 (state, tokens), _ = await self._call(group, self.engine.start, chunks)
             except Exception as exc:  # this prefill failed: its utterances fail, the others go on
                 log.error("streaming prefill failed", extra={"rows": len(group), "error": repr(exc)})
                 self._fail(group, exc)
+                tokens = []
+            for utterance in group:  # counted as waiting until here, so `open` sees them all along
+                self._waiting.remove(utterance)
+            if not tokens:
                 continue
             for utterance, token in zip(group, tokens, strict=True):
                 self._take(utterance, token)

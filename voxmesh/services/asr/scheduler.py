@@ -137,6 +137,10 @@ class BatchScheduler:
         running = time.perf_counter() - self._batch_started if self._batch_started is not None else 0.0
         return self._busy_s + running
 
+    def utilization(self) -> float:
+        """What the gateway admits live streams by: the engine's busy share for live streams."""
+        return self.live_busy.average()
+
     @property
     def depth(self) -> int:
         return len(self._finals) + len(self._recorded) + len(self._partials)

@@ -76,7 +76,7 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer, rpc.Servicer):
         self.live_streams.add(live)
         try:
             async for item in out:
-                item.engine_utilization = scheduler.live_busy.average()
+                item.engine_utilization = scheduler.utilization()
                 item.engine_live_streams = self.live_streams.average()
                 yield item
         finally:
