@@ -5,6 +5,7 @@ Imports torch only inside its functions, so importing this module costs nothing.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import os
@@ -72,17 +73,27 @@ def flash_attn_available() -> bool:
 
 
 def load_model(model_cls, model_id: str, place: Placement) -> tuple[Any, Placement]:
-    """`model_cls.from_pretrained` on its device, in eval mode. If flash-attn fails to import there after all,
-    the model loads with sdpa instead (said in the log), and the placement returned says so."""
+    """`model_cls.from_pretrained` on its device, in eval mode. With accelerate installed (the voxtral extra
+    has it) the weights load straight to the device (`device_map`), never whole in host memory first. If
+    flash-attn fails to import there after all, the model loads with sdpa instead (said in the log), and
+    the placement returned says so."""
+    straight = importlib.util.find_spec("accelerate") is not None
+
+    def load(place: Placement) -> Any:
+        options: dict[str, Any] = {"dtype": place.dtype, "attn_implementation": place.attn_implementation}
+        if straight:
+            options["device_map"] = place.device
+        model = model_cls.from_pretrained(model_id, **options)
+        return (model if straight else model.to(place.device)).eval()
+
     try:
-        model = model_cls.from_pretrained(model_id, dtype=place.dtype, attn_implementation=place.attn_implementation)
+        return load(place), place
     except ImportError as exc:
         if place.attn_implementation != "flash_attention_2":
             raise
         log.warning("flash-attn would not load; using sdpa", extra={"error": str(exc)})
         place = replace(place, attn_implementation="sdpa")
-        model = model_cls.from_pretrained(model_id, dtype=place.dtype, attn_implementation=place.attn_implementation)
-    return model.to(place.device).eval(), place
+        return load(place), place
 
 
 def describe_source(model: str) -> str:

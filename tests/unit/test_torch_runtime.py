@@ -16,7 +16,7 @@ class FlashBreaks:
     asked: ClassVar[list[str]] = []
 
     @classmethod
-    def from_pretrained(cls, model_id, dtype, attn_implementation):
+    def from_pretrained(cls, model_id, dtype, attn_implementation, **options):
         cls.asked.append(attn_implementation)
         if attn_implementation == "flash_attention_2":
             raise ImportError("flash_attn seems to be not installed")
@@ -32,15 +32,15 @@ class FlashBreaks:
 
 def test_a_flash_attn_that_will_not_import_falls_back_to_sdpa():
     place = torch_runtime.Placement("cpu", None, "flash_attention_2")
-    model, used = torch_runtime.load_model(FlashBreaks, "some/model", place)
+    _, used = torch_runtime.load_model(FlashBreaks, "some/model", place)
     assert FlashBreaks.asked[-2:] == ["flash_attention_2", "sdpa"]
-    assert used.attn_implementation == "sdpa" and model.device == "cpu"
+    assert used.attn_implementation == "sdpa"
 
 
 def test_an_import_error_with_sdpa_is_not_hidden():
     class AlwaysBreaks(FlashBreaks):
         @classmethod
-        def from_pretrained(cls, model_id, dtype, attn_implementation):
+        def from_pretrained(cls, model_id, dtype, attn_implementation, **options):
             raise ImportError("some other package is missing")
 
     with pytest.raises(ImportError, match="some other package"):
@@ -87,3 +87,20 @@ def test_torch_uses_no_more_cpu_threads_than_the_quota(monkeypatch):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_weights_load_straight_to_the_device(tiny_voxtral):
+    from transformers import VoxtralForConditionalGeneration
+
+    asked = {}
+    real = VoxtralForConditionalGeneration.from_pretrained
+
+    class Recording(VoxtralForConditionalGeneration):
+        @classmethod
+        def from_pretrained(cls, *args, **options):
+            asked.update(options)
+            return real(*args, **options)
+
+    model, _ = torch_runtime.load_model(Recording, str(tiny_voxtral), torch_runtime.placement("cpu"))
+    assert asked["device_map"] == "cpu", "from_pretrained places the weights itself"
+    assert not model.training and next(model.parameters()).device.type == "cpu"
