@@ -33,29 +33,25 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import multiprocessing
 import os
 import re
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from relay import Relay  # noqa: E402
+from scale_load import CHUNK_S, drive  # noqa: E402
 
 from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH  # noqa: E402
 from voxmesh.audio import read_file, to_internal  # noqa: E402
 from voxmesh.stack import LocalStack, Member  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "audio"
-CHUNK_S = 0.1
-CHUNK_BYTES = int(CHUNK_S * SAMPLE_RATE) * SAMPLE_WIDTH
-RELAY_METHOD = "/bench.Relay/Echo"
 TICK = os.sysconf("SC_CLK_TCK")
 OUTER = re.compile(r"\((runpy|<frozen runpy>|runners|base_events|events|threading|selectors|thread|tasks)\.py\)$|\(<")
 
@@ -87,200 +83,6 @@ def speech(seconds: float) -> bytes:
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICK
-
-
-# ---- load generator (its own processes) ----------------------------------------------------------------
-
-
-@dataclass
-class StreamResult:
-    overheads: list[float] = field(default_factory=list)
-    busy_waits: list[float] = field(default_factory=list)
-    ends: int = 0
-    finals: int = 0
-    errors: list[str] = field(default_factory=list)
-    refused: str = ""
-
-
-async def mesh_stream(stub, pcm: bytes, delay: float) -> StreamResult:
-    import grpc
-
-    from voxmesh.v1 import transcription_pb2 as pb
-
-    await asyncio.sleep(delay)
-    result = StreamResult()
-    sent: list[float] = []
-    config = pb.StreamingConfig(
-        format=pb.AudioFormat(encoding=pb.AudioFormat.LINEAR16, sample_rate_hz=SAMPLE_RATE, channels=1),
-        language="en",
-        post_processing=pb.PostProcessing(enabled=True),
-        source=pb.AUDIO_SOURCE_LIVE,
-    )
-
-    async def requests():
-        yield pb.StreamingTranscribeRequest(config=config)
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        for index in range(0, len(pcm), CHUNK_BYTES):
-            wait = start + len(sent) * CHUNK_S - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            sent.append(time.perf_counter())
-            yield pb.StreamingTranscribeRequest(audio=pcm[index : index + CHUNK_BYTES])
-
-    ended_at: dict[int, float] = {}
-    try:
-        async for event in stub.StreamingTranscribe(requests()):
-            kind = event.WhichOneof("event")
-            if kind == "speech_ended":
-                result.ends += 1
-                chunk = max(0, math.ceil(round(event.end_s / CHUNK_S, 6)) - 1)
-                ended_at[event.utterance_id] = sent[min(chunk, len(sent) - 1)]
-            elif kind == "final":
-                arrived = time.perf_counter()
-                result.finals += 1
-                if event.utterance_id in ended_at:
-                    latency = arrived - ended_at.pop(event.utterance_id)
-                    result.overheads.append(latency - event.final.engine_compute_s)
-                    result.busy_waits.append(event.final.engine_busy_wait_s)
-            elif kind == "error":
-                result.errors.append(f"{event.error.stage} {event.error.code}: {event.error.message}")
-    except Exception as exc:  # a refused or broken stream is reported, not raised
-        details = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
-        result.refused = f"{type(exc).__name__}: {details}"
-    return result
-
-
-async def relay_stream(call_factory, pcm: bytes, delay: float) -> StreamResult:
-    await asyncio.sleep(delay)
-    result = StreamResult()
-    sent: dict[int, float] = {}
-    call = call_factory()
-    loop = asyncio.get_running_loop()
-
-    async def write():
-        start = loop.time()
-        for number, index in enumerate(range(0, len(pcm), CHUNK_BYTES)):
-            wait = start + number * CHUNK_S - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            sent[number] = time.perf_counter()
-            await call.write(number.to_bytes(4, "big") + pcm[index : index + CHUNK_BYTES])
-        await call.done_writing()
-
-    writer = asyncio.create_task(write())
-    try:
-        async for message in call:
-            number = int.from_bytes(message[:4], "big")
-            result.overheads.append(time.perf_counter() - sent.pop(number))
-        await writer
-    except Exception as exc:
-        result.refused = f"{type(exc).__name__}: {exc}"
-        writer.cancel()
-    return result
-
-
-async def generate(target: str, mode: str, streams: int, first: int, total: int, spread_s: float, pcm: bytes):
-    import grpc
-
-    options = [("grpc.max_receive_message_length", 16 << 20)]
-    async with grpc.aio.insecure_channel(target, options=options) as channel:
-        if mode == "mesh":
-            from voxmesh.v1 import transcription_pb2_grpc
-
-            stub = transcription_pb2_grpc.TranscriptionStub(channel)
-            jobs = [mesh_stream(stub, pcm, spread_s * (first + i) / max(1, total)) for i in range(streams)]
-        else:
-            echo = channel.stream_stream(RELAY_METHOD)
-            jobs = [relay_stream(echo, pcm, spread_s * (first + i) / max(1, total)) for i in range(streams)]
-        return await asyncio.gather(*jobs)
-
-
-def generator_process(target, mode, streams, first, total, spread_s, pcm, out) -> None:
-    results = asyncio.run(generate(target, mode, streams, first, total, spread_s, pcm))
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    out.put((results, usage.ru_utime + usage.ru_stime))
-
-
-def drive(target: str, mode: str, streams: int, per_process: int, spread_s: float, pcm: bytes):
-    """Run the streams from processes of at most `per_process` each; their results and CPU seconds."""
-    context = multiprocessing.get_context("spawn")
-    out = context.Queue()
-    processes = []
-    for first in range(0, streams, per_process):
-        count = min(per_process, streams - first)
-        process = context.Process(
-            target=generator_process, args=(target, mode, count, first, streams, spread_s, pcm, out)
-        )
-        process.start()
-        processes.append(process)
-    results, cpu = [], 0.0
-    for _ in processes:
-        chunk, seconds = out.get()
-        results += chunk
-        cpu += seconds
-    for process in processes:
-        process.join()
-    return results, cpu
-
-
-# ---- the relay ---------------------------------------------------------------------------------------------
-
-
-async def serve_relay(port: int, target: str) -> None:
-    """Front (target set): forwards each stream to the target and its answers back. Back: echoes."""
-    import grpc
-
-    channel = grpc.aio.insecure_channel(target) if target else None
-
-    async def echo(request_iterator, context):
-        if channel is None:
-            async for message in request_iterator:
-                yield message
-            return
-        call = channel.stream_stream(RELAY_METHOD)()
-
-        async def forward():
-            async for message in request_iterator:
-                await call.write(message)
-            await call.done_writing()
-
-        forwarding = asyncio.create_task(forward())
-        async for message in call:
-            yield message
-        await forwarding
-
-    server = grpc.aio.server()
-    handler = grpc.method_handlers_generic_handler("bench.Relay", {"Echo": grpc.stream_stream_rpc_method_handler(echo)})
-    server.add_generic_rpc_handlers((handler,))
-    server.add_insecure_port(f"127.0.0.1:{port}")
-    await server.start()
-    await server.wait_for_termination()
-
-
-class Relay:
-    def __init__(self):
-        from voxmesh.stack import free_port
-
-        taken: set[int] = set()
-        self.back_port = free_port("127.0.0.1", 0, taken)
-        self.front_port = free_port("127.0.0.1", 0, taken)
-        me = [sys.executable, __file__, "--relay-port"]
-        self.back = subprocess.Popen([*me, str(self.back_port)])
-        self.front = subprocess.Popen([*me, str(self.front_port), "--relay-target", f"127.0.0.1:{self.back_port}"])
-        time.sleep(2.0)
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.front_port}"
-
-    def cpu(self) -> float:
-        return cpu_seconds(self.front.pid) + cpu_seconds(self.back.pid)
-
-    def stop(self) -> None:
-        for process in (self.front, self.back):
-            process.terminate()
-            process.wait()
 
 
 # ---- profile ----------------------------------------------------------------------------------------------
@@ -393,7 +195,10 @@ async def one_count(streams: int, args, pcm: bytes, work: Path) -> str:
                 drive, relay_server.target, "relay", streams, args.per_process, args.spread_s, pcm
             )
             round_trips = [o for r in relay_results for o in r.overheads]
-            generators, relays = relay_generator_cpu / seconds * 1000, relay_server.cpu() / seconds * 1000
+            generators, relays = (
+                relay_generator_cpu / seconds * 1000,
+                sum(cpu_seconds(pid) for pid in relay_server.pids) / seconds * 1000,
+            )
             relay = (
                 f"{ms(pct(round_trips, 0.5))} / {ms(pct(round_trips, 0.99))} ms "
                 f"(CPU ms per stream-second: generators {generators:.2f}, relay {relays:.2f})"
@@ -448,11 +253,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    if "--relay-port" in sys.argv:
-        relay_args = argparse.ArgumentParser()
-        relay_args.add_argument("--relay-port", type=int)
-        relay_args.add_argument("--relay-target", default="")
-        parsed = relay_args.parse_args()
-        asyncio.run(serve_relay(parsed.relay_port, parsed.relay_target))
-    else:
-        asyncio.run(main())
+    asyncio.run(main())

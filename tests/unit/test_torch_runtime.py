@@ -83,6 +83,7 @@ def test_torch_uses_no_more_cpu_threads_than_the_quota(monkeypatch):
     before = torch.get_num_threads()
     monkeypatch.setattr(torch_runtime, "cpu_quota", lambda: 1)
     try:
+        torch.set_num_threads(2)  # more than the quota, whatever the machine's default
         torch_runtime.fit_threads_to_quota(torch)
         assert torch.get_num_threads() == 1
     finally:

@@ -10,9 +10,9 @@ makes its heavy imports (ctranslate2, torch, transformers) there, so importing t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -33,6 +33,24 @@ class AsrRequest:
     # The stream's latest utterances before this one, oldest first: their audio and their final text, for
     # engines whose capabilities say context_audio.
     lead: tuple[tuple[np.ndarray, str], ...] = ()
+
+
+Item = TypeVar("Item")
+Answer = TypeVar("Answer")
+
+
+def in_groups(
+    items: Sequence[Item], key: Callable[[Item], Hashable], run: Callable[[list[Item]], list[Answer]]
+) -> list[Answer]:
+    """`run` once per group of items with the same key (what one model call can take together); the
+    answers come back in the items' order."""
+    groups: dict[Hashable, list[int]] = {}
+    for index, item in enumerate(items):
+        groups.setdefault(key(item), []).append(index)
+    answers: dict[int, Answer] = {}
+    for indices in groups.values():
+        answers.update(zip(indices, run([items[i] for i in indices]), strict=True))
+    return [answers[i] for i in range(len(items))]
 
 
 @dataclass(frozen=True)

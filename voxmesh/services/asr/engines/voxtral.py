@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 
 from voxmesh import SAMPLE_RATE
-from voxmesh.services.asr.engines import MODEL_SETTING, AsrRequest, AsrResult, EngineCapabilities
+from voxmesh.services.asr.engines import MODEL_SETTING, AsrRequest, AsrResult, EngineCapabilities, in_groups
 from voxmesh.settings import AsrSettings
 from voxmesh.torch_runtime import load_processor_and_model
 
@@ -86,14 +86,7 @@ class VoxtralEngine:
     def transcribe(self, batch: Sequence[AsrRequest]) -> list[AsrResult]:
         """Requests of the same number of 30 s windows share a `generate` (a batch pays for its longest
         prompt and its longest output, so a 40 s utterance does not make 5 s ones pay for two windows)."""
-        results: list[AsrResult | None] = [None] * len(batch)
-        groups: dict[int, list[int]] = {}
-        for i, request in enumerate(batch):
-            groups.setdefault(math.ceil(max(1, len(request.audio)) / WINDOW_SAMPLES), []).append(i)
-        for indices in groups.values():
-            for i, result in zip(indices, self._generate([batch[i] for i in indices]), strict=True):
-                results[i] = result
-        return [result for result in results if result is not None]
+        return in_groups(batch, lambda r: math.ceil(max(1, len(r.audio)) / WINDOW_SAMPLES), self._generate)
 
     def _generate(self, batch: Sequence[AsrRequest]) -> list[AsrResult]:
         inputs = self.processor.apply_transcription_request(

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from voxmesh import SAMPLE_RATE, errors, text
-from voxmesh.services.asr.engines import AsrRequest, AsrResult, EngineCapabilities
+from voxmesh.services.asr.engines import AsrRequest, AsrResult, EngineCapabilities, in_groups
 from voxmesh.settings import AsrSettings
 
 log = logging.getLogger("voxmesh.asr.whisper")
@@ -108,13 +108,14 @@ class WhisperEngine:
     def transcribe(self, batch: Sequence[AsrRequest]) -> list[AsrResult]:
         if len(batch) == 1:
             return [self._one(batch[0])]
-        results: list[AsrResult | None] = [None] * len(batch)
-        for beam_size in {self._beam(request) for request in batch}:
-            group = [i for i, request in enumerate(batch) if self._beam(request) == beam_size]
-            for i, result in zip(group, self._together([batch[i] for i in group], beam_size), strict=True):
-                results[i] = result
+        planned = [(request, self._plan(request)) for request in batch]
+        # One CTranslate2 call takes one beam width, one language, and <|startoftranscript|> at one position
+        # (prompts of one length: none, or cut to the shortest).
+        answers = in_groups(
+            planned, lambda rp: (self._beam(rp[0]), self._language(rp[0]), bool(rp[1].prompt)), self._together
+        )
         # a request the batched decode did not answer well is decoded alone, with faster-whisper's fallbacks
-        return [result or self._one(request) for request, result in zip(batch, results, strict=True)]
+        return [answer or self._one(request, plan) for (request, plan), answer in zip(planned, answers, strict=True)]
 
     def _beam(self, request: AsrRequest) -> int:
         return self.beam_size if request.final else self.partial_beam_size
@@ -134,9 +135,9 @@ class WhisperEngine:
         prefix = " ".join(lead_text for _, lead_text in lead).strip()
         return _Plan(audio, self._prompt(" ".join(older)), prefix)
 
-    def _one(self, request: AsrRequest) -> AsrResult:
+    def _one(self, request: AsrRequest, plan: _Plan | None = None) -> AsrResult:
         language, beam_size = self._language(request), self._beam(request)
-        plan = self._plan(request)
+        plan = plan or self._plan(request)
         if plan.prefix is not None:
             result = self._decode(plan.audio, language, beam_size, plan.prompt, plan.prefix)
             rest = self._continuation(plan, result.text, request)
@@ -158,31 +159,23 @@ class WhisperEngine:
             return None
         return rest
 
-    def _together(self, batch: Sequence[AsrRequest], beam_size: int) -> list[AsrResult | None]:
-        """One CTranslate2 call for several requests (one encoder batch, one beam search over all), at
-        temperature 0. An answer that Whisper's own tests would send to a fallback (a low average log
-        probability, a loop), or a continuation gone astray, is None: the caller decodes it alone."""
+    def _together(self, planned: list[tuple[AsrRequest, _Plan]]) -> list[AsrResult | None]:
+        """One CTranslate2 call for requests of one beam width and language (one encoder batch, one beam
+        search over all), at temperature 0. An answer that Whisper's own tests would send to a fallback (a
+        low average log probability, a loop), or a continuation gone astray, is None: the caller decodes it
+        alone. Without a language (one to detect) every answer is None."""
         from faster_whisper.audio import pad_or_trim
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_ctranslate2_storage, get_suppressed_tokens
 
-        languages = {self._language(request) for request in batch}
-        if None in languages or len(languages) > 1:
-            return [None] * len(batch)  # language detection, or mixed languages: one at a time
-        language = languages.pop()
-        assert language is not None
+        batch = [request for request, _ in planned]
+        language, beam_size = self._language(batch[0]), self._beam(batch[0])
+        if language is None:
+            return [None] * len(batch)
         tokenizer = Tokenizer(self.model.hf_tokenizer, self.model.model.is_multilingual, "transcribe", language)
-        plans = [self._plan(request) for request in batch]
-        prompted = [i for i, plan in enumerate(plans) if plan.prompt]
-        if 0 < len(prompted) < len(plans):  # CTranslate2 needs <|startoftranscript|> at one position in a batch
-            results: list[AsrResult | None] = [None] * len(batch)
-            for group in (prompted, [i for i in range(len(plans)) if i not in prompted]):
-                for i, result in zip(group, self._together([batch[i] for i in group], beam_size), strict=True):
-                    results[i] = result
-            return results
-        if prompted:  # the same length for all: each keeps its latest tokens, as many as the shortest has
-            shortest = min(len(plan.prompt or []) for plan in plans)
-            plans = [replace(plan, prompt=(plan.prompt or [])[-shortest:]) for plan in plans]
+        shortest = min(len(plan.prompt or []) for _, plan in planned)
+        # each keeps its latest prompt tokens, as many as the shortest has
+        plans = [replace(plan, prompt=(plan.prompt or [])[len(plan.prompt or []) - shortest :]) for _, plan in planned]
         features = np.stack([pad_or_trim(self.model.feature_extractor(plan.audio)) for plan in plans])
         encoded = self.model.model.encode(get_ctranslate2_storage(features.astype(np.float32)), to_cpu=False)
         prompts = [

@@ -1,0 +1,151 @@
+"""The load generator of bench/mesh_scale.py: N live streams of real speech at real-time pace, in 100 ms chunks,
+their starts spread evenly, from processes of at most `per_process` streams each, through the mesh (what
+each final's overhead and busy wait were) or through the relay (each chunk's round trip)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import multiprocessing
+import resource
+import time
+from dataclasses import dataclass, field
+
+from relay import RELAY_METHOD
+
+from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH
+
+CHUNK_S = 0.1
+CHUNK_BYTES = int(CHUNK_S * SAMPLE_RATE) * SAMPLE_WIDTH
+
+
+@dataclass
+class StreamResult:
+    overheads: list[float] = field(default_factory=list)
+    busy_waits: list[float] = field(default_factory=list)
+    ends: int = 0
+    finals: int = 0
+    errors: list[str] = field(default_factory=list)
+    refused: str = ""
+
+
+async def mesh_stream(stub, pcm: bytes, delay: float) -> StreamResult:
+    import grpc
+
+    from voxmesh.v1 import transcription_pb2 as pb
+
+    await asyncio.sleep(delay)
+    result = StreamResult()
+    sent: list[float] = []
+    config = pb.StreamingConfig(
+        format=pb.AudioFormat(encoding=pb.AudioFormat.LINEAR16, sample_rate_hz=SAMPLE_RATE, channels=1),
+        language="en",
+        post_processing=pb.PostProcessing(enabled=True),
+        source=pb.AUDIO_SOURCE_LIVE,
+    )
+
+    async def requests():
+        yield pb.StreamingTranscribeRequest(config=config)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for index in range(0, len(pcm), CHUNK_BYTES):
+            wait = start + len(sent) * CHUNK_S - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            sent.append(time.perf_counter())
+            yield pb.StreamingTranscribeRequest(audio=pcm[index : index + CHUNK_BYTES])
+
+    ended_at: dict[int, float] = {}
+    try:
+        async for event in stub.StreamingTranscribe(requests()):
+            kind = event.WhichOneof("event")
+            if kind == "speech_ended":
+                result.ends += 1
+                chunk = max(0, math.ceil(round(event.end_s / CHUNK_S, 6)) - 1)
+                ended_at[event.utterance_id] = sent[min(chunk, len(sent) - 1)]
+            elif kind == "final":
+                arrived = time.perf_counter()
+                result.finals += 1
+                if event.utterance_id in ended_at:
+                    latency = arrived - ended_at.pop(event.utterance_id)
+                    result.overheads.append(latency - event.final.engine_compute_s)
+                    result.busy_waits.append(event.final.engine_busy_wait_s)
+            elif kind == "error":
+                result.errors.append(f"{event.error.stage} {event.error.code}: {event.error.message}")
+    except Exception as exc:  # a refused or broken stream is reported, not raised
+        details = exc.details() if isinstance(exc, grpc.aio.AioRpcError) else str(exc)
+        result.refused = f"{type(exc).__name__}: {details}"
+    return result
+
+
+async def relay_stream(call_factory, pcm: bytes, delay: float) -> StreamResult:
+    await asyncio.sleep(delay)
+    result = StreamResult()
+    sent: dict[int, float] = {}
+    call = call_factory()
+    loop = asyncio.get_running_loop()
+
+    async def write():
+        start = loop.time()
+        for number, index in enumerate(range(0, len(pcm), CHUNK_BYTES)):
+            wait = start + number * CHUNK_S - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            sent[number] = time.perf_counter()
+            await call.write(number.to_bytes(4, "big") + pcm[index : index + CHUNK_BYTES])
+        await call.done_writing()
+
+    writer = asyncio.create_task(write())
+    try:
+        async for message in call:
+            number = int.from_bytes(message[:4], "big")
+            result.overheads.append(time.perf_counter() - sent.pop(number))
+        await writer
+    except Exception as exc:
+        result.refused = f"{type(exc).__name__}: {exc}"
+        writer.cancel()
+    return result
+
+
+async def generate(target: str, mode: str, streams: int, first: int, total: int, spread_s: float, pcm: bytes):
+    import grpc
+
+    options = [("grpc.max_receive_message_length", 16 << 20)]
+    async with grpc.aio.insecure_channel(target, options=options) as channel:
+        if mode == "mesh":
+            from voxmesh.v1 import transcription_pb2_grpc
+
+            stub = transcription_pb2_grpc.TranscriptionStub(channel)
+            jobs = [mesh_stream(stub, pcm, spread_s * (first + i) / max(1, total)) for i in range(streams)]
+        else:
+            echo = channel.stream_stream(RELAY_METHOD)
+            jobs = [relay_stream(echo, pcm, spread_s * (first + i) / max(1, total)) for i in range(streams)]
+        return await asyncio.gather(*jobs)
+
+
+def generator_process(target, mode, streams, first, total, spread_s, pcm, out) -> None:
+    results = asyncio.run(generate(target, mode, streams, first, total, spread_s, pcm))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out.put((results, usage.ru_utime + usage.ru_stime))
+
+
+def drive(target: str, mode: str, streams: int, per_process: int, spread_s: float, pcm: bytes):
+    """Run the streams from processes of at most `per_process` each; their results and CPU seconds."""
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    processes = []
+    for first in range(0, streams, per_process):
+        count = min(per_process, streams - first)
+        process = context.Process(
+            target=generator_process, args=(target, mode, count, first, streams, spread_s, pcm, out)
+        )
+        process.start()
+        processes.append(process)
+    results, cpu = [], 0.0
+    for _ in processes:
+        chunk, seconds = out.get()
+        results += chunk
+        cpu += seconds
+    for process in processes:
+        process.join()
+    return results, cpu
