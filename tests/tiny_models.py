@@ -150,8 +150,11 @@ def build_voxtral(out: Path, hidden: int = 64, layers: int = 2, seed: int = 0) -
     return _save_random(VoxtralForConditionalGeneration, config, processor, out, seed)
 
 
-def build_voxtral_realtime(out: Path, hidden: int = 64, layers: int = 2, seed: int = 0) -> Path:
-    """A tiny VoxtralRealtimeForConditionalGeneration (Voxtral-Mini-4B-Realtime-2602's architecture)."""
+def build_voxtral_realtime(
+    out: Path, hidden: int = 64, layers: int = 2, seed: int = 0, audio_window: int = 750, text_window: int = 8192
+) -> Path:
+    """A tiny VoxtralRealtimeForConditionalGeneration (Voxtral-Mini-4B-Realtime-2602's architecture; the
+    real model's sliding windows unless told: short ones make tests of seconds slide)."""
     from transformers import (
         MistralCommonBackend,
         VoxtralRealtimeConfig,
@@ -171,7 +174,7 @@ def build_voxtral_realtime(out: Path, hidden: int = 64, layers: int = 2, seed: i
             "num_hidden_layers": layers,
             "num_attention_heads": 4,
             "head_dim": hidden // 4,
-            "sliding_window": 750,
+            "sliding_window": audio_window,
         },
         text_config={
             "vocab_size": NUM_SPECIAL + N_BPE,
@@ -181,7 +184,7 @@ def build_voxtral_realtime(out: Path, hidden: int = 64, layers: int = 2, seed: i
             "num_attention_heads": 4,
             "num_key_value_heads": 2,
             "head_dim": hidden // 4,
-            "sliding_window": 8192,
+            "sliding_window": text_window,
             "tie_word_embeddings": True,
         },
     )

@@ -1,4 +1,4 @@
-"""The voxtral-realtime engine (tiny random model, real processor and model) and the lockstep scheduler."""
+"""The voxtral-realtime engine (tiny random model, real processor and model) and the round scheduler."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from tests.services.conftest import utterance_audio as audio
 from tests.services.conftest import utterance_end as end
 from voxmesh import errors
 from voxmesh.services.asr.engines import load_engine
-from voxmesh.services.asr.lockstep import LiveUtterance, LockstepScheduler
+from voxmesh.services.asr.rounds import LiveUtterance, RoundScheduler
 from voxmesh.services.asr.service import AsrService
 from voxmesh.settings import AsrSettings
 from voxmesh.v1 import asr_pb2_grpc
@@ -31,10 +31,10 @@ def engine(tiny_voxtral_realtime):
 
 def step_by_step(engine, signal: np.ndarray) -> list[int]:
     padded = np.concatenate([signal, np.zeros(engine.right_pad_samples + engine.window_samples, np.float32)])
-    cohort, tokens = engine.start([padded[: engine.first_samples]])
+    rows, tokens = engine.start([padded[: engine.first_samples]])
     for k in range(engine.windows_available(len(signal), finished=True)):
         start = engine.window_start(k)
-        tokens += engine.step(cohort, [padded[start : start + engine.window_samples]])
+        tokens += engine.step(rows, [padded[start : start + engine.window_samples]])
     return tokens
 
 
@@ -71,25 +71,45 @@ def test_steps_give_the_tokens_of_transformers_streaming_generate(engine, jfk_pc
     assert ours == reference(engine, signal)
 
 
-def test_streams_in_lockstep_and_after_a_split_match_one_by_one(engine):
+@pytest.fixture(scope="module")
+def sliding_engine(tmp_path_factory):
+    """The tiny model with sliding windows of a few steps (24 encoder frames, 8 tokens), so that seconds of
+    audio slide them."""
+    from tests.tiny_models import build_voxtral_realtime
+
+    model = build_voxtral_realtime(tmp_path_factory.mktemp("tiny-sliding"), audio_window=24, text_window=8)
+    return load_engine(AsrSettings(model=str(model), **REALTIME))
+
+
+@pytest.mark.parametrize("windows", ["full", "sliding"])
+def test_rows_at_different_positions_in_one_forward_match_one_by_one(engine, sliding_engine, windows):
+    """Utterances starting at different rounds, one sitting some rounds out, share forwards: every row's
+    tokens equal what it gets alone, with windows that never fill and with windows that slide."""
+    engine = engine if windows == "full" else sliding_engine
     rng = np.random.default_rng(3)
     signals = [rng.normal(0, 0.1, 30000).astype(np.float32) for _ in range(3)]
     alone = [step_by_step(engine, s) for s in signals]
     padded = [
         np.concatenate([s, np.zeros(engine.right_pad_samples + engine.window_samples, np.float32)]) for s in signals
     ]
-    cohort, first = engine.start([p[: engine.first_samples] for p in padded])
-    rows = [[t] for t in first]
-    groups = [(cohort, [0, 1, 2])]
-    for k in range(engine.windows_available(30000, finished=True)):
-        if k == 5:  # the third stream falls out of step: its rows move to a cohort of their own
-            groups = [(engine.select(cohort, [0, 1]), [0, 1]), (engine.select(cohort, [2]), [2])]
-        for state, members in groups:
-            start = engine.window_start(k)
-            tokens = engine.step(state, [padded[i][start : start + engine.window_samples] for i in members])
-            for i, token in zip(members, tokens):
-                rows[i].append(token)
-    assert rows == alone
+    total = engine.windows_available(30000, finished=True)
+    states, rows, done, sizes = {}, {}, {}, []
+    for round_ in range(3 * total):
+        if round_ % 4 == 0 and round_ // 4 < 3:  # a new utterance every fourth round
+            i = round_ // 4
+            [states[i]], rows[i] = engine.start([padded[i][: engine.first_samples]])
+            done[i] = 0
+        members = [i for i in states if done[i] < total and not (i == 1 and round_ % 3 == 0)]  # 1 lags now and then
+        if not members:
+            continue
+        starts = [engine.window_start(done[i]) for i in members]
+        windows = [padded[i][start : start + engine.window_samples] for i, start in zip(members, starts, strict=True)]
+        for i, token in zip(members, engine.step([states[i] for i in members], windows), strict=True):
+            rows[i].append(token)
+            done[i] += 1
+        sizes.append(len(members))
+    assert max(sizes) == 3, "the three were in forwards together"
+    assert [rows[i] for i in range(3)] == alone
 
 
 def test_the_transcription_delay_is_a_setting(tiny_voxtral_realtime):
@@ -163,25 +183,48 @@ async def test_real_speech_through_the_mesh_one_final_per_utterance(tiny_voxtral
     assert_one_final_per_utterance(events, 4, "voxtral-realtime:")
 
 
-def test_select_gathers_rows_without_deep_copying_the_cohort(engine, monkeypatch):
-    import voxmesh.services.asr.engines.voxtral_realtime as realtime
+class Counting:
+    """The tiny realtime engine, counting its forwards: the batch size of each step."""
 
-    def no_deepcopy(*_args, **_kwargs):
-        raise AssertionError("select deep-copied the cohort's state")
+    def __init__(self, engine):
+        self.engine = engine
+        self.steps: list[int] = []
 
-    cohort, _ = engine.start([np.zeros(engine.first_samples, np.float32)] * 3)
-    with monkeypatch.context() as patched:
-        patched.setattr(realtime.copy, "deepcopy", no_deepcopy)
-        one, again = engine.select(cohort, [1]), engine.select(cohort, [1])
-    assert one.size == 1 and one.last.shape[0] == 1
-    window = np.zeros(engine.window_samples, np.float32)
-    assert engine.step(one, [window]) == engine.step(again, [window]), "selections of one cohort are independent"
+    def __getattr__(self, name):
+        return getattr(self.engine, name)
+
+    def step(self, states, windows):
+        self.steps.append(len(states))
+        return self.engine.step(states, windows)
+
+
+async def test_utterances_starting_at_different_times_advance_in_one_forward_per_round(engine):
+    counting = Counting(engine)
+    scheduler = RoundScheduler(counting, max_streams=8, batch_wait_s=0)
+    scheduler.start()
+    pcm = (np.random.default_rng(4).normal(0, 0.05, 64000) * 32767).astype("<i2").tobytes()
+    started: dict[LiveUtterance, int] = {}  # each utterance and the round it started in
+    for round_ in range(16):
+        if round_ % 3 == 0 and len(started) < 5:  # a new utterance every third round
+            started[scheduler.open()] = round_
+        before = len(counting.steps)
+        for utterance, first in started.items():  # every utterance's next window arrives at once
+            need = engine.window_start(round_ - first) + engine.window_samples
+            scheduler.feed(utterance, pcm[len(utterance.pcm) : 2 * need])
+        while any(u.steps_done < round_ - first + 1 for u, first in started.items()):
+            await asyncio.sleep(0.005)
+        assert counting.steps[before:] == [len(started)], f"round {round_}: one forward of every utterance"
+    for utterance in started:
+        scheduler.finish(utterance)
+    texts = await asyncio.gather(*(u.done for u in started))
+    assert len(texts) == 5 and all(isinstance(t, str) for t in texts)
+    await scheduler.close()
 
 
 async def test_text_grown_token_by_token_is_the_text_of_all_the_tokens(engine):
     """Incremental detokenizing (only the tokens since the last whole character) gives what decoding the
     whole list gives, random tokens of the real tokenizer included (bytes split across tokens)."""
-    scheduler = LockstepScheduler(engine, max_streams=4, batch_wait_s=0)
+    scheduler = RoundScheduler(engine, max_streams=4, batch_wait_s=0)
     rng = np.random.default_rng(5)
     vocabulary = len(engine.processor.tokenizer)
     for _ in range(5):
@@ -215,16 +258,16 @@ class FailsOnLoudRows:
 
 
 async def test_a_failing_forward_fails_only_the_utterances_in_it(engine):
-    scheduler = LockstepScheduler(FailsOnLoudRows(engine), max_streams=8, batch_wait_s=0)
+    scheduler = RoundScheduler(FailsOnLoudRows(engine), max_streams=8, batch_wait_s=0)
     scheduler.start()
     rng = np.random.default_rng(7)
     quiet = (rng.normal(0, 0.05, 32000) * 32767).astype("<i2").tobytes()
     loud = (np.full(32000, 0.9) * 32767).astype("<i2").tobytes()
     calm = scheduler.open()
     scheduler.feed(calm, quiet[: len(quiet) // 2])
-    while not calm.tokens:  # calm has its own cohort, stepping
+    while not calm.tokens:  # calm is stepping
         await asyncio.sleep(0.01)
-    doomed = scheduler.open()  # starts later: a forward of its own, which fails
+    doomed = scheduler.open()  # starts later: its prefill fails
     scheduler.feed(doomed, loud)
     scheduler.finish(doomed)
     with pytest.raises(errors.EngineError, match="device-side assert"):
@@ -249,7 +292,7 @@ class SlowSteps(FailsOnLoudRows):
 
 async def test_rounds_slower_than_the_audio_report_the_engine_over_capacity(engine):
     for wrapped, over in ((FailsOnLoudRows(engine), False), (SlowSteps(engine), True)):
-        scheduler = LockstepScheduler(wrapped, max_streams=8, batch_wait_s=0)
+        scheduler = RoundScheduler(wrapped, max_streams=8, batch_wait_s=0)
         scheduler.start()
         utterance = scheduler.open()
         scheduler.feed(utterance, (np.random.default_rng(2).normal(0, 0.05, 24000) * 32767).astype("<i2").tobytes())

@@ -97,9 +97,10 @@ class AsrSettings(ServiceSettings):
         5.0,
         ge=0,
         description=(
-            "voxtral-realtime: how long the lockstep scheduler waits for utterances starting together to share one "
-            "prefill. Engines of whole utterances batch continuously instead: an idle engine starts at once, and "
-            "what queued while it was busy shares the next batch."
+            "voxtral-realtime: how long a prefill waits for utterances starting in the same instant to share it "
+            "(steps need no wait: every utterance with audio joins the next round). Engines of whole utterances "
+            "batch continuously instead: an idle engine starts at once, and what queued while it was busy shares "
+            "the next batch."
         ),
     )
     max_utterance_s: float = Field(

@@ -1,4 +1,4 @@
-"""A Recognize stream on a streaming engine (voxtral-realtime): audio goes to the lockstep scheduler as it
+"""A Recognize stream on a streaming engine (voxtral-realtime): audio goes to the round scheduler as it
 arrives; the text it produces comes back as partials while the speaker talks (when the stream asked for
 them; stability 1: a streaming model does not revise what it wrote) and as the final once the utterance's
 end has flushed the transcription delay. The final's engine_compute_s is the engine time spent after the
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from voxmesh import SAMPLE_RATE, errors
-from voxmesh.services.asr.lockstep import LiveUtterance, LockstepScheduler
+from voxmesh.services.asr.rounds import LiveUtterance, RoundScheduler
 from voxmesh.services.asr.session import Emit, Session, SessionUtterance
 
 
@@ -22,7 +22,7 @@ class _Streamed(SessionUtterance):
 
 
 class LiveSession(Session[_Streamed]):
-    def __init__(self, scheduler: LockstepScheduler, emit: Emit, *, engine_name: str, partials: bool, **limits):
+    def __init__(self, scheduler: RoundScheduler, emit: Emit, *, engine_name: str, partials: bool, **limits):
         super().__init__(emit, engine_name=engine_name, **limits)
         self.scheduler = scheduler
         self.partials = partials

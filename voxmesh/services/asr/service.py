@@ -1,5 +1,5 @@
 """The Recognizer servicer: protocol only. Engine work goes through a scheduler (batching for engines
-that transcribe whole utterances, lockstep for streaming engines); state per stream lives in a session."""
+that transcribe whole utterances, rounds of steps for streaming engines); state per stream lives in a session."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from voxmesh.channel import Channel
 from voxmesh.load import Window
 from voxmesh.services.asr.engines import AsrEngine, BatchAsrEngine, load_engine
 from voxmesh.services.asr.live_session import LiveSession
-from voxmesh.services.asr.lockstep import LockstepScheduler
 from voxmesh.services.asr.redecode_session import RedecodeSession
+from voxmesh.services.asr.rounds import RoundScheduler
 from voxmesh.services.asr.scheduler import BatchScheduler
 from voxmesh.services.asr.session import Session
 from voxmesh.settings import AsrSettings
@@ -28,7 +28,7 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer, rpc.Servicer):
     def __init__(self, settings: AsrSettings):
         self.settings = settings
         self.engine: AsrEngine | None = None
-        self.scheduler: BatchScheduler | LockstepScheduler | None = None
+        self.scheduler: BatchScheduler | RoundScheduler | None = None
         self._outs: set[Channel] = set()  # each open stream's responses
         self.live_streams = Window()  # live Recognize streams open, for the load each answer reports
 
@@ -42,7 +42,7 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer, rpc.Servicer):
         for out in self._outs:
             tasks.spawn(out.put(going_away), name="going-away")
 
-    def _ready(self) -> tuple[AsrEngine, BatchScheduler | LockstepScheduler]:
+    def _ready(self) -> tuple[AsrEngine, BatchScheduler | RoundScheduler]:
         """The engine and its scheduler, from a call (the servicer refuses calls until start() set them; close()
         comes after the server stopped)."""
         assert self.engine is not None and self.scheduler is not None
@@ -93,7 +93,7 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer, rpc.Servicer):
             "max_in_flight": self.settings.max_stream_utterances,
         }
         engine, scheduler = self._ready()
-        if isinstance(scheduler, LockstepScheduler):
+        if isinstance(scheduler, RoundScheduler):
             return LiveSession(scheduler, emit, engine_name=engine.name, partials=partials, **limits)
         return RedecodeSession(
             scheduler,
@@ -143,9 +143,9 @@ class AsrService:
     async def start(self, health) -> None:
         engine = await asyncio.to_thread(load_engine, self.settings)
         await asyncio.to_thread(engine.warmup)
-        scheduler: BatchScheduler | LockstepScheduler
+        scheduler: BatchScheduler | RoundScheduler
         if engine.capabilities.streaming:
-            scheduler = LockstepScheduler(
+            scheduler = RoundScheduler(
                 engine, max_streams=self.settings.queue_size, batch_wait_s=self.settings.batch_wait_ms / 1000
             )
         else:

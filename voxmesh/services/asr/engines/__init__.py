@@ -2,8 +2,8 @@
 
 - A `BatchAsrEngine` transcribes whole utterances, a batch at a time (re-decoded for partials); the
   batching scheduler (voxmesh/services/asr/scheduler.py) feeds it.
-- A `StreamingAsrEngine` takes audio step by step, a token per step, for rows of streams that advance
-  together; the lockstep scheduler (voxmesh/services/asr/lockstep.py) feeds it.
+- A `StreamingAsrEngine` takes audio step by step, a token per step, for any set of utterances in one
+  forward whatever their positions; the round scheduler (voxmesh/services/asr/rounds.py) feeds it.
 Each says what it can do in `capabilities`. Engines know nothing of gRPC; each lives in its own module and
 makes its heavy imports (ctranslate2, torch, transformers) there, so importing this package costs nothing.
 """
@@ -99,14 +99,11 @@ class StreamingAsrEngine(Protocol):
 
     def warmup(self) -> None: ...
 
-    def start(self, first_chunks: Sequence[np.ndarray]) -> tuple[Any, list[int]]:
-        """Prefill streams that start together; their state (rows in order) and first tokens."""
+    def start(self, first_chunks: Sequence[np.ndarray]) -> tuple[list[Any], list[int]]:
+        """Prefill utterances that start together; a state for each (in order) and their first tokens."""
 
-    def step(self, state: Any, windows: Sequence[np.ndarray]) -> list[int]:
-        """Advance every row of the state by one token step."""
-
-    def select(self, state: Any, rows: Sequence[int]) -> Any:
-        """A new state of some rows, for streams that fall out of step."""
+    def step(self, states: Sequence[Any], windows: Sequence[np.ndarray]) -> list[int]:
+        """Advance each utterance by one token step, in one forward (their states are updated in place)."""
 
     def window_start(self, k: int) -> int:
         """First sample, in an utterance's audio, of step k's window."""

@@ -2,9 +2,11 @@
 
 Audio is fed as it arrives, one 80 ms token step at a time; each step returns one token, so text comes
 while the speaker is still talking and trails the audio by the transcription delay. The model is shared
-by every stream; each stream (or each cohort of streams that started together) owns its state: the text
-KV cache, the encoder KV cache, the convolution padding cache and its last token. Steps call the model's
-forward directly: `generate()` keeps a flag on the model that mixes up streams run concurrently.
+by every stream; each utterance owns its state: the text KV cache, the encoder KV cache, the convolution
+padding cache, its last token and its positions. One step advances any set of utterances in one forward,
+whatever position each is at (`ragged`: caches stacked left-padded, masks, per-row positions). Steps call
+the model's parts directly: its own forward numbers every row from the cache's length, and `generate()`
+keeps a flag on the model that mixes up streams run concurrently.
 
 The audio layout, from the processor: the first call takes `num_samples_first_audio_chunk` samples (the
 processor adds the left padding); then step k takes the `num_samples_per_audio_chunk` (1680) samples from
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from voxmesh.services.asr.engines import MODEL_SETTING, EngineCapabilities
+from voxmesh.services.asr.engines import MODEL_SETTING, EngineCapabilities, ragged
 from voxmesh.settings import AsrSettings
 from voxmesh.torch_runtime import load_processor_and_model
 
@@ -34,24 +36,17 @@ log = logging.getLogger("voxmesh.asr.voxtral_realtime")
 DEFAULT_MODEL = "mistralai/Voxtral-Mini-4B-Realtime-2602"
 
 
-@dataclass
-class CohortState:
-    """The model state of streams that advance together (batch dimension = members, in order)."""
+@dataclass(eq=False)
+class RowState:
+    """One utterance's model state, between the forwards it takes part in: its caches (views of the last
+    forward's batch tensors), its last token and how far it has come."""
 
-    # The model's caches, as its forward returns them: transformers cache classes (a DynamicCache and the
-    # Voxtral Realtime encoder and padding caches), which the model module defines and types loosely.
-    past: Any
-    encoder_past: Any
-    padding: Any
-    last: torch.Tensor  # (B, 1): each row's last token
-    size: int
-
-
-def _layers_copy(cache: Any) -> Any:
-    """A transformers cache whose layer objects are copies (their tensors shared until replaced)."""
-    copied = copy.copy(cache)
-    copied.layers = [copy.copy(layer) for layer in cache.layers]
-    return copied
+    text: ragged.RowCache  # the text decoder's KV cache
+    audio: ragged.RowCache  # the audio encoder's KV cache
+    padding: dict[str, torch.Tensor]  # the encoder convolutions' left context, (1, channels, width) each
+    last: int  # its last token, the next forward's input
+    text_len: int  # tokens seen: its next text position
+    audio_len: int  # encoder frames seen: its next audio position
 
 
 class VoxtralRealtimeEngine:
@@ -81,6 +76,10 @@ class VoxtralRealtimeEngine:
         self.window_samples = p.num_samples_per_audio_chunk
         self.window_origin = (self.delay_tokens + 1) * self.hop - p.feature_extractor.win_length // 2
         self.right_pad_samples = p.num_right_pad_tokens * self.hop
+        # the width of one token's encoder frames, as the projector takes them
+        self._audio_width = self.model.config.audio_config.hidden_size * self.model.config.downsample_factor
+        self._shapes: tuple[Any, Any] | None = None  # the text and encoder cache structures, from a prefill
+        self._padding_shape: Any = None
         self.capabilities = EngineCapabilities(
             streaming=True, max_batch_size=settings.max_batch_size, languages=None, step_samples=self.hop
         )
@@ -107,8 +106,9 @@ class VoxtralRealtimeEngine:
             return max(0, -(-(n_samples - (self.window_samples - self.hop) - self.window_origin) // self.hop))
         return max(0, (n_samples - self.window_samples - self.window_origin) // self.hop + 1)
 
-    def start(self, first_chunks: Sequence[np.ndarray]) -> tuple[CohortState, list[int]]:
-        """Prefill streams that start together: the prompt and their first audio, one batched forward."""
+    def start(self, first_chunks: Sequence[np.ndarray]) -> tuple[list[RowState], list[int]]:
+        """Prefill utterances that start together: the prompt and their first audio, one batched forward
+        (prompts and first chunks have one length, so no row is padded). Each gets its own state."""
         inputs = self.processor(list(first_chunks), is_streaming=True, is_first_audio_chunk=True, return_tensors="pt")
         inputs = inputs.to(self.place.device, dtype=self.place.dtype)
         with self.torch.inference_mode():
@@ -118,47 +118,71 @@ class VoxtralRealtimeEngine:
                 num_delay_tokens=self.delay_tokens,
                 use_cache=True,
             )
-        last = out.logits[:, -1].argmax(-1, keepdim=True)
-        cohort = CohortState(
-            out.past_key_values, out.encoder_past_key_values, out.padding_cache, last, len(first_chunks)
-        )
-        return cohort, last[:, 0].tolist()
+        if self._shapes is None:  # the cache classes and layer types, to stack rows into later
+            self._shapes = (ragged.template(out.past_key_values), ragged.template(out.encoder_past_key_values))
+            self._padding_shape = out.padding_cache
+        last = out.logits[:, -1].argmax(-1).tolist()
+        rows = len(first_chunks)
+        text, audio = out.past_key_values.get_seq_length(), out.encoder_past_key_values.get_seq_length()
+        texts = ragged.split(out.past_key_values, [text] * rows)
+        audios = ragged.split(out.encoder_past_key_values, [audio] * rows)
+        padding = {name: layer.cache for name, layer in out.padding_cache.layers.items()}
+        states = [
+            RowState(texts[i], audios[i], {n: c[i : i + 1] for n, c in padding.items()}, last[i], text, audio)
+            for i in range(rows)
+        ]
+        return states, last
 
-    def step(self, cohort: CohortState, windows: Sequence[np.ndarray]) -> list[int]:
-        """Advance every row of the cohort by one 80 ms token."""
+    def step(self, rows: Sequence[RowState], windows: Sequence[np.ndarray]) -> list[int]:
+        """Advance each row by one 80 ms token, all in one forward, whatever position each row is at: the
+        rows' caches are stacked left-padded (`ragged`) and the model's parts are called with each row's
+        own positions and the column masks (the model's own forward numbers every row from the cache's
+        length, so it cannot)."""
+        torch, model = self.torch, self.model.model
+        assert self._shapes is not None, "start() comes first"
         features = self.processor(list(windows), is_streaming=True, is_first_audio_chunk=False, return_tensors="pt")
         features = features["input_features"].to(self.place.device, dtype=self.place.dtype)
-        with self.torch.inference_mode():
-            out = self.model(
-                input_ids=cohort.last,
-                input_features=features,
-                past_key_values=cohort.past,
-                encoder_past_key_values=cohort.encoder_past,
-                padding_cache=cohort.padding,
-                num_delay_tokens=self.delay_tokens,
+        count, device = len(rows), self.place.device
+        text_past, text_mask = ragged.stack(self._shapes[0], [r.text for r in rows], [r.text_len for r in rows])
+        audio_past, audio_mask = ragged.stack(self._shapes[1], [r.audio for r in rows], [r.audio_len for r in rows])
+        padding = copy.copy(self._padding_shape)
+        padding.layers = {}
+        for name, shape in self._padding_shape.layers.items():
+            padding.layers[name] = copy.copy(shape)
+            padding.layers[name].cache = torch.cat([r.padding[name] for r in rows])
+        audio_lens = torch.tensor([r.audio_len for r in rows], device=device)
+        with torch.inference_mode():
+            frames = model.audio_tower.embedder(features, padding)
+            per_row = frames.shape[1]
+            ones = torch.ones(count, per_row, dtype=torch.bool, device=device)
+            encoded = model.audio_tower(
+                inputs_embeds=frames,
+                position_ids=audio_lens[:, None] + torch.arange(per_row, device=device),
+                attention_mask=torch.cat([audio_mask, ones], 1),
+                past_key_values=audio_past,
                 use_cache=True,
-            )
-        cohort.past, cohort.encoder_past, cohort.padding = (
-            out.past_key_values,
-            out.encoder_past_key_values,
-            out.padding_cache,
-        )
-        cohort.last = out.logits[:, -1].argmax(-1, keepdim=True)
-        return cohort.last[:, 0].tolist()
-
-    def select(self, cohort: CohortState, rows: Sequence[int]) -> CohortState:
-        """A new cohort of some rows (the old one stays valid): for streams that fall out of step or finish.
-        Only the chosen rows' tensors are gathered (an index_select per layer); nothing else is copied. Runs on
-        the engine thread, as the model does."""
-        index = self.torch.tensor(list(rows), device=cohort.last.device)
-        past, encoder_past = _layers_copy(cohort.past), _layers_copy(cohort.encoder_past)
-        past.batch_select_indices(index)  # each layer's tensors are replaced by new ones: the copies' alone
-        encoder_past.batch_select_indices(index)
-        padding = copy.copy(cohort.padding)
-        padding.layers = {name: copy.copy(layer) for name, layer in cohort.padding.layers.items()}
-        for layer in padding.layers.values():
-            layer.cache = layer.cache.index_select(0, index)
-        return CohortState(past, encoder_past, padding, cohort.last.index_select(0, index), len(rows))
+            ).last_hidden_state
+            audio = model.multi_modal_projector(encoded.reshape(count, -1, self._audio_width))
+            tokens = torch.tensor([[r.last] for r in rows], device=device)
+            embeds = model.get_input_embeddings()(tokens) + audio
+            delay = torch.full((1,), self.delay_tokens, device=device, dtype=embeds.dtype)
+            hidden = model.language_model(
+                inputs_embeds=embeds,
+                position_ids=torch.tensor([[r.text_len] for r in rows], device=device),
+                attention_mask=torch.cat([text_mask, ones[:, :1]], 1),
+                past_key_values=text_past,
+                use_cache=True,
+                t_cond=model.time_embedding(delay)[None],
+            ).last_hidden_state
+            last = self.model.lm_head(hidden[:, -1]).argmax(-1).tolist()
+        texts = ragged.split(text_past, [r.text_len + 1 for r in rows])
+        audios = ragged.split(audio_past, [r.audio_len + per_row for r in rows])
+        for i, row in enumerate(rows):
+            row.text, row.audio, row.last = texts[i], audios[i], last[i]
+            row.padding = {name: layer.cache[i : i + 1] for name, layer in padding.layers.items()}
+            row.text_len += 1
+            row.audio_len += per_row
+        return last
 
     def decode(self, tokens: Sequence[int]) -> str:
         return self.decode_piece(tokens).strip()
@@ -168,9 +192,9 @@ class VoxtralRealtimeEngine:
         return self.processor.tokenizer.decode(list(tokens), skip_special_tokens=True)
 
     def warmup(self) -> None:
-        cohort, _ = self.start([np.zeros(self.first_samples, np.float32)])
+        rows, _ = self.start([np.zeros(self.first_samples, np.float32)])
         for _ in range(3):
-            self.step(cohort, [np.zeros(self.window_samples, np.float32)])
+            self.step(rows, [np.zeros(self.window_samples, np.float32)])
 
     def close(self) -> None:
         del self.model

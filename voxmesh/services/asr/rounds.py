@@ -1,17 +1,15 @@
-"""The scheduler of streaming engines: every active utterance advances one 80 ms token step per batched
-forward, in cohorts.
+"""The scheduler of streaming engines: rounds of one batched forward over every utterance that has its
+next 80 ms window, whatever its start time.
 
-An utterance starts once it has the engine's first chunk of audio (or has ended). Utterances that become
-ready to start in the same round start together, as one cohort: one batched prefill, then one batched
-step per 80 ms for as long as all its members have their next window. A member whose audio falls a whole
-step behind the others is split off into a cohort of its own (its rows of the caches, gathered on the engine
-thread); a member whose utterance has ended is split off as soon as the others would hold it back, and its
-flush steps (the delay's worth of right padding) run back to back; a member whose utterance is done leaves
-its cohort. A failing prefill or step fails only the utterances in it. Text is detokenized incrementally:
-each step decodes only the tokens since the last whole character. Utterances that start at different
-times cannot share a forward (their caches have different lengths), so the batch a step gets is the
-number of utterances that started in the same round and kept pace: the figure the
-`voxmesh_asr_batch_size` histogram shows.
+An utterance starts once it has the engine's first chunk of audio (or has ended): utterances ready to start
+in the same round share one prefill. From then on each round is one forward of every started utterance
+whose next window has arrived, at whatever position each is (the engine stacks their caches, see
+`engines/ragged.py`); one whose audio has not arrived sits the round out and loses nothing. Rounds follow
+each other as long as any utterance has a window, so an ended utterance's flush steps (the delay's worth
+of right padding, all of it here) run back to back, one per round, and a loaded engine batches more per
+round instead of falling behind one stream at a time. No state is copied when an utterance joins, lags or
+leaves: each owns its caches. A failing prefill or forward fails only the utterances in it. Text is
+detokenized incrementally: each step decodes only the tokens since the last whole character.
 All model work runs on one worker thread; the event loop only moves audio and text.
 """
 
@@ -21,6 +19,7 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -30,7 +29,7 @@ from voxmesh.engine_thread import EngineThread
 from voxmesh.load import Window
 from voxmesh.services.asr import metrics
 
-log = logging.getLogger("voxmesh.asr.lockstep")
+log = logging.getLogger("voxmesh.asr.rounds")
 
 
 @dataclass(eq=False)
@@ -40,6 +39,7 @@ class LiveUtterance:
     pcm: bytearray = field(default_factory=bytearray)
     finished: bool = False
     cancelled: bool = False
+    state: Any = None  # the engine's state of this utterance, once started
     tokens: list[int] = field(default_factory=list)
     said: str = ""  # the text of tokens[:read_offset], as decoded piece by piece
     prefix_offset: int = 0  # tokens decoded again with the new ones, for the tokenizer's context
@@ -58,19 +58,13 @@ class LiveUtterance:
         return piece
 
 
-@dataclass(eq=False)
-class _Cohort:
-    state: object
-    members: list[LiveUtterance]
-
-
-class LockstepScheduler:
+class RoundScheduler:
     def __init__(self, engine, *, max_streams: int, batch_wait_s: float):
         self.engine = engine
         self.max_streams = max_streams
         self.batch_wait_s = batch_wait_s
-        self._waiting: list[LiveUtterance] = []
-        self._cohorts: list[_Cohort] = []
+        self._waiting: list[LiveUtterance] = []  # not started: no prefill yet
+        self._started: list[LiveUtterance] = []
         self.live_busy = Window()  # 1 while the model steps (every utterance here is live)
         self.round_load = 0.0  # the latest stepping round's time over one step of audio (80 ms): above 1, behind
         self._thread = EngineThread("asr-engine")
@@ -82,7 +76,7 @@ class LockstepScheduler:
 
     @property
     def active(self) -> int:
-        return len(self._waiting) + sum(len(c.members) for c in self._cohorts)
+        return len(self._waiting) + len(self._started)
 
     def start(self) -> None:
         self._thread.start(self._run)
@@ -115,7 +109,7 @@ class LockstepScheduler:
 
     async def close(self) -> None:
         await self._thread.stop()
-        for utterance in [*self._waiting, *(m for c in self._cohorts for m in c.members)]:
+        for utterance in [*self._waiting, *self._started]:
             if not utterance.done.done():
                 utterance.done.set_exception(errors.Unavailable("the ASR service is stopping"))
 
@@ -140,35 +134,20 @@ class LockstepScheduler:
         return max(self.live_busy.average(), self.round_load)
 
     async def _round(self) -> bool:
-        """Start what can start, step every cohort that can step; whether anything moved."""
+        """Start what can start, then one forward of every utterance with a window; whether anything moved."""
         began = time.perf_counter()
-        stepped = await self._steps()
+        self._waiting = [u for u in self._waiting if not u.cancelled]
+        self._started = [u for u in self._started if not u.cancelled]
+        started = await self._start_ready()
+        stepped = await self._step_ready()
         if stepped:
             self.round_load = (time.perf_counter() - began) / (self.step_samples / SAMPLE_RATE)
         elif not self.active:
             self.round_load = 0.0
-        return stepped
+        return started or stepped
 
-    async def _steps(self) -> bool:
-        await self._drop_cancelled()
-        progressed = await self._start_ready()
-        for cohort in list(self._cohorts):
-            try:
-                progressed |= await self._advance(cohort)
-            except Exception as exc:  # this cohort's step failed: its utterances fail, the others go on
-                log.error("streaming step failed", extra={"rows": len(cohort.members), "error": repr(exc)})
-                self._fail(cohort.members, exc)
-                if cohort in self._cohorts:
-                    self._cohorts.remove(cohort)
-                progressed = True
-        return progressed
-
-    async def _drop_cancelled(self) -> None:
-        self._waiting = [u for u in self._waiting if not u.cancelled]
-        for cohort in list(self._cohorts):
-            keep = [i for i, m in enumerate(cohort.members) if not m.cancelled]
-            if len(keep) < len(cohort.members):
-                await self._regroup(cohort, [keep])
+    def _windows_left(self, utterance: LiveUtterance) -> int:
+        return self.engine.windows_available(len(utterance.pcm) // 2, utterance.finished) - utterance.steps_done
 
     async def _start_ready(self) -> bool:
         ready = [u for u in self._waiting if u.finished or len(u.pcm) // 2 >= self.engine.first_samples]
@@ -177,59 +156,50 @@ class LockstepScheduler:
         if self.batch_wait_s and len(ready) < len(self._waiting):
             await asyncio.sleep(self.batch_wait_s)  # let utterances starting in the same instant join
             ready = [u for u in self._waiting if u.finished or len(u.pcm) // 2 >= self.engine.first_samples]
-        for offset in range(0, len(ready), self.engine.capabilities.max_batch_size):
-            group = ready[offset : offset + self.engine.capabilities.max_batch_size]
+        for group in self._batches(ready):
             chunks = [u.samples(0, self.engine.first_samples) for u in group]
             try:
-                (state, tokens), _ = await self._call(group, self.engine.start, chunks)
+                (states, tokens), _ = await self._call(group, self.engine.start, chunks)
             except Exception as exc:  # this prefill failed: its utterances fail, the others go on
                 log.error("streaming prefill failed", extra={"rows": len(group), "error": repr(exc)})
                 self._fail(group, exc)
-                tokens = []
+                self._waiting = [u for u in self._waiting if u not in group]
+                continue
             for utterance in group:  # counted as waiting until here, so `open` sees them all along
                 self._waiting.remove(utterance)
-            if not tokens:
-                continue
-            for utterance, token in zip(group, tokens, strict=True):
+            for utterance, state, token in zip(group, states, tokens, strict=True):
+                utterance.state = state
                 self._take(utterance, token)
-            self._cohorts.append(_Cohort(state, list(group)))
+                self._started.append(utterance)
         return True
 
-    async def _advance(self, cohort: _Cohort) -> bool:
-        available = [self.engine.windows_available(len(m.pcm) // 2, m.finished) - m.steps_done for m in cohort.members]
-        done = [i for i, m in enumerate(cohort.members) if m.finished and available[i] <= 0]
-        if done:
-            for i in done:
-                self._complete(cohort.members[i])
-            await self._regroup(cohort, [[i for i in range(len(cohort.members)) if i not in done]])
-            return True
-        ready = [i for i, n in enumerate(available) if n > 0]
-        if not ready:
-            return False
-        if len(ready) < len(cohort.members):
-            flushing = any(cohort.members[i].finished for i in ready)
-            if max(available) < 2 and not flushing:
-                return False  # the others are less than a step behind: wait for them
-            lagging = [i for i in range(len(cohort.members)) if i not in ready]
-            cohort = (await self._regroup(cohort, [ready, lagging]))[0]
-        while True:
-            await self._step(cohort)
-            # an ended cohort's flush steps run back to back: its audio is all here
-            if not all(m.finished for m in cohort.members) or any(
-                self.engine.windows_available(len(m.pcm) // 2, True) <= m.steps_done for m in cohort.members
-            ):
-                return True
+    async def _step_ready(self) -> bool:
+        """Complete the utterances that are done; one forward of all that have a window (in batches of at most
+        the engine's batch size)."""
+        for utterance in [u for u in self._started if u.finished and self._windows_left(u) <= 0]:
+            self._started.remove(utterance)
+            self._complete(utterance)
+        ready = [u for u in self._started if self._windows_left(u) > 0]
+        for group in self._batches(ready):
+            size = self.engine.window_samples
+            windows = [u.samples(self.engine.window_start(u.steps_done), size) for u in group]
+            try:
+                tokens, elapsed = await self._call(group, self.engine.step, [u.state for u in group], windows)
+            except Exception as exc:  # this forward failed: its utterances fail, the others go on
+                log.error("streaming step failed", extra={"rows": len(group), "error": repr(exc)})
+                self._fail(group, exc)
+                self._started = [u for u in self._started if u not in group]
+                continue
+            for utterance, token in zip(group, tokens, strict=True):
+                utterance.steps_done += 1
+                if utterance.finished:
+                    utterance.compute_after_end_s += elapsed
+                self._take(utterance, token)
+        return bool(ready)
 
-    async def _step(self, cohort: _Cohort) -> None:
-        members = cohort.members
-        size = self.engine.window_samples
-        windows = [m.samples(self.engine.window_start(m.steps_done), size) for m in members]
-        tokens, elapsed = await self._call(members, self.engine.step, cohort.state, windows)
-        for member, token in zip(members, tokens, strict=True):
-            member.steps_done += 1
-            if member.finished:
-                member.compute_after_end_s += elapsed
-            self._take(member, token)
+    def _batches(self, utterances: list[LiveUtterance]) -> list[list[LiveUtterance]]:
+        size = self.engine.capabilities.max_batch_size
+        return [utterances[i : i + size] for i in range(0, len(utterances), size)]
 
     # -- helpers ----------------------------------------------------------------------------------
 
@@ -267,20 +237,6 @@ class LockstepScheduler:
         if not utterance.done.done():
             utterance.done.set_result(self.engine.decode(utterance.tokens))
 
-    async def _regroup(self, cohort: _Cohort, groups: list[list[int]]) -> list[_Cohort]:
-        """Replace a cohort by cohorts of the given rows (empty groups vanish); rows are gathered on the engine
-        thread."""
-        self._cohorts.remove(cohort)
-        made = []
-        for rows in (g for g in groups if g):
-            if rows == list(range(len(cohort.members))):
-                state = cohort.state
-            else:
-                state = await self._thread.call(self.engine.select, cohort.state, rows)
-            made.append(_Cohort(state, [cohort.members[i] for i in rows]))
-        self._cohorts.extend(made)
-        return made
-
     @staticmethod
     def _fail(utterances: list[LiveUtterance], exc: BaseException) -> None:
         failure = errors.EngineError(f"the streaming ASR engine failed on this utterance: {exc}")
@@ -291,6 +247,6 @@ class LockstepScheduler:
 
     def _fail_all(self, exc: BaseException) -> None:
         """The loop itself broke (not a model call): every utterance here fails."""
-        self._fail([*self._waiting, *(m for c in self._cohorts for m in c.members)], exc)
+        self._fail([*self._waiting, *self._started], exc)
         self._waiting.clear()
-        self._cohorts.clear()
+        self._started.clear()
