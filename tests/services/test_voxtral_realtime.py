@@ -302,3 +302,18 @@ async def test_rounds_slower_than_the_audio_report_the_engine_over_capacity(engi
         scheduler.finish(utterance)
         await utterance.done
         await scheduler.close()
+
+
+def test_the_spectrogram_is_computed_on_the_models_device(engine, monkeypatch):
+    """The processor is told the model's device (a GPU computes the round's log-mel, not the host)."""
+    devices = []
+    processor = engine.processor
+
+    def recording(*args, **kwargs):
+        devices.append(kwargs.get("device"))
+        return processor(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "processor", recording)
+    rows, _ = engine.start([np.zeros(engine.first_samples, np.float32)])
+    engine.step(rows, [np.zeros(engine.window_samples, np.float32)])
+    assert devices == [engine.place.device] * 2

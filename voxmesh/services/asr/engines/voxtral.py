@@ -95,6 +95,7 @@ class VoxtralEngine:
             sampling_rate=SAMPLE_RATE,
             format=["wav"] * len(batch),
             model_id=self.model_id,
+            device=self.place.device,  # the log-mel spectrogram on the GPU, not on the host while it waits
         )
         inputs = inputs.to(self.place.device, dtype=self.place.dtype)
         # Out of memory propagates: the scheduler frees the batch's frames and the CUDA cache, then splits it.

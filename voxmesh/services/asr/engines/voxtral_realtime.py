@@ -106,10 +106,17 @@ class VoxtralRealtimeEngine:
             return max(0, -(-(n_samples - (self.window_samples - self.hop) - self.window_origin) // self.hop))
         return max(0, (n_samples - self.window_samples - self.window_origin) // self.hop + 1)
 
+    def _features(self, audio: Sequence[np.ndarray], *, first: bool) -> Any:
+        """The processor's inputs; the log-mel spectrogram is computed on the model's device (a GPU's STFT of
+        the whole round, not the host's while the GPU waits)."""
+        return self.processor(
+            list(audio), is_streaming=True, is_first_audio_chunk=first, return_tensors="pt", device=self.place.device
+        )
+
     def start(self, first_chunks: Sequence[np.ndarray]) -> tuple[list[RowState], list[int]]:
         """Prefill utterances that start together: the prompt and their first audio, one batched forward
         (prompts and first chunks have one length, so no row is padded). Each gets its own state."""
-        inputs = self.processor(list(first_chunks), is_streaming=True, is_first_audio_chunk=True, return_tensors="pt")
+        inputs = self._features(first_chunks, first=True)
         inputs = inputs.to(self.place.device, dtype=self.place.dtype)
         with self.torch.inference_mode():
             out = self.model(
@@ -140,8 +147,7 @@ class VoxtralRealtimeEngine:
         length, so it cannot)."""
         torch, model = self.torch, self.model.model
         assert self._shapes is not None, "start() comes first"
-        features = self.processor(list(windows), is_streaming=True, is_first_audio_chunk=False, return_tensors="pt")
-        features = features["input_features"].to(self.place.device, dtype=self.place.dtype)
+        features = self._features(windows, first=False)["input_features"].to(self.place.device, dtype=self.place.dtype)
         count, device = len(rows), self.place.device
         text_past, text_mask = ragged.stack(self._shapes[0], [r.text for r in rows], [r.text_len for r in rows])
         audio_past, audio_mask = ragged.stack(self._shapes[1], [r.audio for r in rows], [r.audio_len for r in rows])
