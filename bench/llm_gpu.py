@@ -14,6 +14,11 @@ at once; it prints the time to each request's first token (p50 and the last of t
 (tokens per second over all rows, and per row, from the last first token to the end) and peak GPU memory.
 On a machine without CUDA it runs a reduced config (4 layers, hidden 256) so that the script can be tried;
 those figures say nothing about the real model.
+
+`--compare-transformers-cb` then runs the same batches through transformers' own continuous batching (a
+manager from `model.init_continuous_batching()`, started once and warmed: its scheduler, paged KV cache and
+worker thread) and through the service's path, and prints the wall time from submission to the last token
+for each: the comparison docs/llm.md cites.
 """
 
 from __future__ import annotations
@@ -100,6 +105,7 @@ async def main() -> None:
     parser.add_argument("--prompt-tokens", type=int, default=320)
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--compare-transformers-cb", action="store_true")
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     attn = "flash_attention_2" if device == "cuda" and importlib.util.find_spec("flash_attn") else "sdpa"
@@ -134,7 +140,46 @@ async def main() -> None:
             f"| {size} | {row['ttft_p50'] * 1000:.0f} ms | {row['ttft_max'] * 1000:.0f} ms | "
             f"{row['tokens_per_s']:.0f} | {row['tokens_per_s'] / size:.1f} | {memory} |"
         )
+    if args.compare_transformers_cb:
+        await compare_transformers_cb(model, scheduler, batches, args, device)
     await scheduler.close()
+
+
+async def compare_transformers_cb(model, scheduler: GenerationScheduler, batches, args, device: str) -> None:
+    from transformers import GenerationConfig
+
+    config = GenerationConfig(max_new_tokens=args.new_tokens, do_sample=False, eos_token_id=-1, pad_token_id=0)
+    manager = model.init_continuous_batching(generation_config=config)
+    manager.start()
+
+    def through_manager(prompts: list[list[int]]) -> float:
+        started = time.perf_counter()
+        manager.add_requests(prompts, max_new_tokens=args.new_tokens)
+        finished = 0
+        while finished < len(prompts):
+            result = manager.get_result(timeout=60)
+            if result is None:
+                raise RuntimeError("transformers' continuous batching returned nothing within 60 s")
+            finished += result.is_finished()
+        return time.perf_counter() - started
+
+    through_manager([[1000] * args.prompt_tokens] * 2)  # warm-up
+    print()
+    print("| batch | the service's batch: submission to last token | transformers' continuous batching | ratio |")
+    print("| --- | --- | --- | --- |")
+    for size in batches:
+        prompts = [torch.randint(1000, 131072, (args.prompt_tokens,)).tolist() for _ in range(size)]
+        ours, theirs = [], []
+        for _ in range(args.repeats):
+            started = time.perf_counter()
+            for generation in [scheduler.submit(p, args.new_tokens, timeout_s=3600) for p in prompts]:
+                async for _ in generation:
+                    pass
+            ours.append(time.perf_counter() - started)
+            theirs.append(through_manager(prompts))
+        mine, other = statistics.median(ours), statistics.median(theirs)
+        print(f"| {size} | {mine * 1000:.0f} ms | {other * 1000:.0f} ms | {other / mine:.2f}x |", flush=True)
+    manager.stop(block=True)
 
 
 if __name__ == "__main__":
