@@ -3,7 +3,7 @@ numbers of concurrent streams.
 
     .venv/bin/python bench/mesh_latency.py [--file samples/welcome.flac] [--streams 1,2,4]
                                            [--stagger-s 0] [--partials off,on] [--target-p95-s 1.5]
-                                           [--env KEY=VALUE ...]
+                                           [--words] [--phrase PHRASE ...] [--env KEY=VALUE ...]
 
 Baseline, measured in the same run: the engine alone, in this process, on the same utterances (the file
 cut by the same segmenter). Then a local stack of the four real services, and N client streams of the
@@ -14,6 +14,10 @@ utterance, so a final that waited for another request counts), the part of the f
 spent on other requests (the ASR's engine_busy_wait_s), and the ratio of speech end -> final to the engine
 alone, and how many streams admission refused (RESOURCE_EXHAUSTED: the mesh at capacity). Last, the
 largest N, all admitted, whose speech end -> final p95 is at most --target-p95-s.
+
+--words and --phrase add runs of the same streams asking for word timings, or with the phrase hints, beside
+the run without them, in the same stack: the engine compute column (p50, p95 of each final's
+engine_compute_s) is what each ask costs.
 """
 
 from __future__ import annotations
@@ -68,20 +72,21 @@ class Measured:
     end_to_final: list[float] = field(default_factory=list)
     overhead: list[float] = field(default_factory=list)
     busy_wait: list[float] = field(default_factory=list)
+    compute: list[float] = field(default_factory=list)
     refused: int = 0  # streams the gateway did not admit (RESOURCE_EXHAUSTED: at capacity)
 
     def add(self, other: Measured) -> None:
         self.end_to_final += other.end_to_final
         self.overhead += other.overhead
         self.busy_wait += other.busy_wait
+        self.compute += other.compute
         self.refused += other.refused
 
 
-async def one_stream(target: str, path: Path, partials: bool, delay: float) -> Measured:
+async def one_stream(target: str, path: Path, options: StreamOptions, delay: float) -> Measured:
     await asyncio.sleep(delay)
     ends: dict[int, float] = {}
     measured = Measured()
-    options = StreamOptions(post_processing=True, partials=partials)
     async with Client(target) as client:
         try:
             async for event in client.stream_file(path, pace="realtime", options=options):
@@ -93,6 +98,7 @@ async def one_stream(target: str, path: Path, partials: bool, delay: float) -> M
                     measured.end_to_final.append(latency)
                     measured.overhead.append(latency - event.engine_compute_s)
                     measured.busy_wait.append(event.engine_busy_wait_s)
+                    measured.compute.append(event.engine_compute_s)
         except grpc.aio.AioRpcError as exc:
             if exc.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
                 raise
@@ -112,7 +118,14 @@ async def main() -> None:
     parser.add_argument("--partials", default="off", help="off, on, or off,on (both, in the same run)")
     parser.add_argument("--target-p95-s", type=float, default=1.5)
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for every service (repeatable)")
+    parser.add_argument("--words", action="store_true", help="also run the streams asking for word timings")
+    parser.add_argument("--phrase", action="append", default=[], help="also run them with this phrase hint")
     args = parser.parse_args()
+    asks = {"none": {}}
+    if args.words:
+        asks["words"] = {"word_timings": True}
+    if args.phrase:
+        asks["phrases"] = {"phrases": tuple((phrase, 0.0) for phrase in args.phrase)}
 
     engine_times = baseline(args.file)
     engine_p50 = statistics.median(engine_times)
@@ -120,30 +133,33 @@ async def main() -> None:
     print(f"baseline, engine alone in-process: p50 {engine_p50 * 1000:.0f} ms per utterance")
     print()
     print(
-        "| streams | partials | speech end -> final p50 ms | p95 ms | mesh overhead p50 ms | p95 ms "
-        "| engine busy with others p95 ms | p50 / engine alone | refused by admission |"
+        "| streams | partials | asks | speech end -> final p50 ms | p95 ms | mesh overhead p50 ms | p95 ms "
+        "| engine busy with others p95 ms | engine compute p50 ms | p95 ms | p50 / engine alone "
+        "| refused by admission |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     within: dict[str, int] = {}
     env = dict(item.split("=", 1) for item in args.env)
     logs = Path(tempfile.mkdtemp(prefix="voxmesh-bench-"))
     async with LocalStack(gateway_port=0, log_dir=logs, env=env) as stack:
         for n in (int(x) for x in args.streams.split(",")):
             for setting in args.partials.split(","):
-                partials = setting == "on"
-                delays = [args.stagger_s * i / n for i in range(n)]
-                results = await asyncio.gather(*(one_stream(stack.gateway, args.file, partials, d) for d in delays))
-                total = Measured()
-                for result in results:
-                    total.add(result)
-                print(
-                    f"| {n} | {setting} | {ms(total.end_to_final, 50)} | {ms(total.end_to_final, 95)} "
-                    f"| {ms(total.overhead, 50)} | {ms(total.overhead, 95)} | {ms(total.busy_wait, 95)} "
-                    f"| {percentile(total.end_to_final, 50) / engine_p50:.2f} | {total.refused} |",
-                    flush=True,
-                )
-                if not total.refused and percentile(total.end_to_final, 95) <= args.target_p95_s:
-                    within[setting] = max(within.get(setting, 0), n)
+                for ask, extra in asks.items():
+                    options = StreamOptions(post_processing=True, partials=setting == "on", **extra)
+                    delays = [args.stagger_s * i / n for i in range(n)]
+                    results = await asyncio.gather(*(one_stream(stack.gateway, args.file, options, d) for d in delays))
+                    total = Measured()
+                    for result in results:
+                        total.add(result)
+                    print(
+                        f"| {n} | {setting} | {ask} | {ms(total.end_to_final, 50)} | {ms(total.end_to_final, 95)} "
+                        f"| {ms(total.overhead, 50)} | {ms(total.overhead, 95)} | {ms(total.busy_wait, 95)} "
+                        f"| {ms(total.compute, 50)} | {ms(total.compute, 95)} "
+                        f"| {percentile(total.end_to_final, 50) / engine_p50:.2f} | {total.refused} |",
+                        flush=True,
+                    )
+                    if ask == "none" and not total.refused and percentile(total.end_to_final, 95) <= args.target_p95_s:
+                        within[setting] = max(within.get(setting, 0), n)
     print()
     for setting in args.partials.split(","):
         print(

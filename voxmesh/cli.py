@@ -150,6 +150,17 @@ async def _supervise(stack) -> str:
         await asyncio.sleep(0.2)
 
 
+def _phrase(value: str) -> tuple[str, float]:
+    """PHRASE or PHRASE:BOOST."""
+    phrase, colon, boost = value.rpartition(":")
+    if not colon:
+        return value, 0.0
+    try:
+        return phrase, float(boost)
+    except ValueError:
+        return value, 0.0  # a colon inside the phrase, no boost
+
+
 async def _transcribe(args: argparse.Namespace) -> int:
     from voxmesh.client import Client, StreamOptions
     from voxmesh.console import Console
@@ -162,14 +173,18 @@ async def _transcribe(args: argparse.Namespace) -> int:
     if not path.is_file():  # noqa: ASYNC240 (one stat before any stream starts)
         print(f"voxmesh transcribe: no such file: {path}", file=sys.stderr)
         return 2
+    captions = args.format in ("srt", "vtt")
     options = StreamOptions(
         language=args.language,
-        partials=args.partials,
+        partials=args.partials and not captions,
         post_processing=args.post_processing,
         instruction=args.instruction,
         resume=args.resume,
+        word_timings=args.words or captions,  # captions are cut at word boundaries
+        phrases=tuple(args.phrase),
+        prompt=args.prompt,
     )
-    console = Console(as_json=args.json)
+    console = Console(as_json=args.json, captions=args.format if captions else None)
     audio_s = 0.0
 
     def progress(sent: float, total: float) -> None:
@@ -275,6 +290,24 @@ def main(argv: list[str] | None = None) -> int:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="resume the stream on another gateway replica when its gateway goes away (default on)",
+    )
+    transcribe.add_argument(
+        "--words", action="store_true", help="ask for word timings (shown in --json; costs engine time)"
+    )
+    transcribe.add_argument(
+        "--phrase",
+        action="append",
+        default=[],
+        type=_phrase,
+        metavar="PHRASE[:BOOST]",
+        help="a word or phrase the speaker is likely to say, optionally with a boost of 0 to 20 (repeatable)",
+    )
+    transcribe.add_argument("--prompt", default="", help="free text that sets the style and vocabulary")
+    transcribe.add_argument(
+        "--format",
+        choices=("text", "srt", "vtt"),
+        default="text",
+        help="text (default) shows the run; srt and vtt print captions of the finals, cut at word timings",
     )
     _tls_flags(transcribe)
 

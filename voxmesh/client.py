@@ -36,8 +36,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from voxmesh import SAMPLE_RATE, audio
 from voxmesh.events import Event, EventDecoder
 from voxmesh.resume import ResumableSource, Resumption
+from voxmesh.v1 import common_pb2, transcription_pb2_grpc
 from voxmesh.v1 import transcription_pb2 as pb
-from voxmesh.v1 import transcription_pb2_grpc
 
 log = logging.getLogger("voxmesh.client")
 
@@ -70,6 +70,12 @@ class StreamOptions:
     # The audio was recorded and is sent faster than it plays: it waits for the mesh's capacity instead of
     # being refused, and yields to live streams (stream_file sets it for pace="fast").
     recorded: bool = False
+    # Finals carry their words with offsets (Final.words); it costs engine time.
+    word_timings: bool = False
+    # Phrases the speaker is likely to say, each with its boost (0: the engine's default weight), and a
+    # free-text prompt for the engine.
+    phrases: tuple[tuple[str, float], ...] = ()
+    prompt: str = ""
 
     def post(self) -> pb.PostProcessing:
         return pb.PostProcessing(enabled=self.post_processing, instruction=self.instruction)
@@ -160,6 +166,9 @@ class Client:
             partial_results=options.partials,
             post_processing=options.post(),
             source=pb.AUDIO_SOURCE_RECORDED if options.recorded else pb.AUDIO_SOURCE_LIVE,
+            word_timings=options.word_timings,
+            phrases=[common_pb2.PhraseHint(phrase=phrase, boost=boost) for phrase, boost in options.phrases],
+            prompt=options.prompt,
         )
         state = Resumption(sample_rate_hz, channels, options.post_processing)
         source = ResumableSource(chunks, state, int(MAX_AHEAD_S * sample_rate_hz) * state.frame_bytes)

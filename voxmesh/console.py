@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from voxmesh import text
+from voxmesh import captions, text
 from voxmesh.events import Event, Final, Partial, Processed, SpeechEnd, UtteranceFailed
 
 PROGRESS_EVERY_S = 5.0  # without a terminal, a progress line per this much audio sent
@@ -31,6 +31,7 @@ class Summary:
     overhead: list[float] = field(default_factory=list)  # the above minus the engine's compute time
     compute: list[float] = field(default_factory=list)
     finals: dict[int, str] = field(default_factory=dict)
+    final_events: list[Final] = field(default_factory=list)
     processed: dict[int, str] = field(default_factory=dict)
     _ended_at: dict[int, float] = field(default_factory=dict)
 
@@ -40,6 +41,7 @@ class Summary:
         elif isinstance(event, Final):
             self.utterances += 1
             self.finals[event.utterance] = event.text
+            self.final_events.append(event)
             ended = self._ended_at.pop(event.utterance, None)
             self.compute.append(event.engine_compute_s)
             if ended is not None:
@@ -84,13 +86,16 @@ class Summary:
 
 
 class Console:
-    """Renders events for people (partials in place on a terminal) or as JSON lines (`--json`)."""
+    """Renders events for people (partials in place on a terminal), as JSON lines (`--json`), or as captions
+    of the finals at the end (`captions`: "srt" or "vtt"; the run's lines go to `err`)."""
 
-    def __init__(self, as_json: bool, out: TextIO = sys.stdout, err: TextIO = sys.stderr):
+    def __init__(self, as_json: bool, out: TextIO = sys.stdout, err: TextIO = sys.stderr, captions: str | None = None):
         self.as_json = as_json
-        self.out = out
+        self.captions = captions
+        self.out = err if captions else out
+        self.captions_out = out
         self.err = err
-        self.live = out.isatty() and not as_json
+        self.live = self.out.isatty() and not as_json
         self.summary = Summary()
         self._status = ""
         self._progress = ""
@@ -124,6 +129,9 @@ class Console:
             )
 
     def finish(self, wall_s: float, audio_s: float) -> None:
+        if self.captions:
+            render = captions.srt if self.captions == "srt" else captions.vtt
+            print(render(self.summary.final_events), file=self.captions_out, end="", flush=True)
         if self.as_json:
             print(json.dumps({**self.summary.as_dict(), "audio_s": audio_s, "wall_s": wall_s}), file=self.out)
             return

@@ -38,6 +38,16 @@ class Partial(Event):
 
 
 @dataclass(frozen=True)
+class Word:
+    """A word of a final and when it was said: offsets in seconds in the stream's audio."""
+
+    text: str
+    start_s: float
+    end_s: float
+    confidence: float | None = None  # 0 to 1, where the engine has one
+
+
+@dataclass(frozen=True)
 class Final(Event):
     type: ClassVar[str] = "final"
     text: str
@@ -46,6 +56,8 @@ class Final(Event):
     engine_compute_s: float
     queue_wait_s: float
     engine_busy_wait_s: float  # the part of queue_wait_s the ASR engine computed other requests
+    words: tuple[Word, ...] = ()  # when the stream asked for word timings
+    confidence: float | None = None  # of the whole text, 0 to 1, where the engine has one
 
 
 @dataclass(frozen=True)
@@ -107,6 +119,11 @@ class EventDecoder:
                 engine_compute_s=final.engine_compute_s,
                 queue_wait_s=final.queue_wait_s,
                 engine_busy_wait_s=final.engine_busy_wait_s,
+                words=tuple(
+                    Word(w.word, w.start_s, w.end_s, w.confidence if w.HasField("confidence") else None)
+                    for w in final.words
+                ),
+                confidence=final.confidence if final.HasField("confidence") else None,
             )
         if kind == "processed":
             processed = message.processed

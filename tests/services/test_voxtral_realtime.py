@@ -317,3 +317,16 @@ def test_the_spectrogram_is_computed_on_the_models_device(engine, monkeypatch):
     rows, _ = engine.start([np.zeros(engine.first_samples, np.float32)])
     engine.step(rows, [np.zeros(engine.window_samples, np.float32)])
     assert devices == [engine.place.device] * 2
+
+
+async def test_words_asked_for_are_the_finals_words_timed_within_the_utterance(tiny_voxtral_realtime, jfk_pcm):
+    service = AsrService(settings(AsrSettings, model=str(tiny_voxtral_realtime), **REALTIME))
+    request = config()
+    request.config.word_timings = True
+    utterance = jfk_pcm[: 16000 * 2 * 3]
+    [responses] = await recognize_all(service, [[request, *(audio(1, c) for c in chunks(utterance, 3200)), end(1)]])
+    final = responses[-1].final
+    assert final.text, "the tiny model writes something, so the words can be checked"
+    assert [w.word for w in final.words] == final.text.split()
+    assert all(0 <= w.start_s <= w.end_s <= 3.0 for w in final.words)
+    assert [w.start_s for w in final.words] == sorted(w.start_s for w in final.words)

@@ -53,6 +53,9 @@ class ChainConfig:
     instruction: str = ""
     resume: transcription_pb2.ResumeFrom | None = field(default=None, compare=False)
     recorded: bool = False  # the audio was recorded: flow-controlled, never paced (transcription.proto)
+    word_timings: bool = False
+    phrases: tuple[tuple[str, float], ...] = ()  # phrase hints and their boosts
+    prompt: str = ""
 
 
 class Chain:
@@ -264,6 +267,9 @@ class Chain:
                     )
                 )
         elif kind == "final":
+            for word in response.final.words:  # the ASR times words in the utterance; clients in the stream
+                word.start_s = round(word.start_s + utterance.start_s, 3)
+                word.end_s = round(word.end_s + utterance.start_s, 3)
             if utterance.resolve(at, final=response.final):
                 if utterance.ended_at is not None:
                     latency = at - utterance.ended_at

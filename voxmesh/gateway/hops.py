@@ -26,7 +26,7 @@ from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH
 from voxmesh.gateway import metrics
 from voxmesh.gateway.hop import Hop, Stream, now
 from voxmesh.gateway.lifecycle import UNRESOLVED, ChainUtterance, State
-from voxmesh.v1 import asr_pb2, llm_pb2, vad_pb2
+from voxmesh.v1 import asr_pb2, common_pb2, llm_pb2, vad_pb2
 
 if TYPE_CHECKING:
     from voxmesh.gateway.chain import Chain
@@ -176,6 +176,9 @@ class AsrHop(Hop):
                 partial_results=self.chain.config.partials,
                 recorded=self.chain.config.recorded,
                 context=list(self.chain.finals),
+                word_timings=self.chain.config.word_timings,
+                phrases=[common_pb2.PhraseHint(phrase=p, boost=b) for p, b in self.chain.config.phrases],
+                prompt=self.chain.config.prompt,
             )
         )
 

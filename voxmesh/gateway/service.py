@@ -13,7 +13,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import grpc
 
@@ -31,6 +31,10 @@ _LANGUAGE = re.compile(r"[a-z]{2,3}")
 FILE_CHUNK_BYTES = SAMPLE_RATE * SAMPLE_WIDTH // 2  # a recording goes to the VAD in half seconds
 MAX_RESUME_PENDING = 64  # finals a resumed stream may hand back for post-processing
 MAX_TRANSCRIPT_CHARS = 20_000
+MAX_PHRASES = 100
+MAX_PHRASE_CHARS = 100
+MAX_BOOST = 20.0
+MAX_PROMPT_CHARS = 1000
 
 
 def encoding_name(value: int) -> str:
@@ -46,6 +50,10 @@ def chain_config(
     post: transcription_pb2.PostProcessing,
     resume: transcription_pb2.ResumeFrom | None = None,
     recorded: bool = False,
+    *,
+    word_timings: bool = False,
+    phrases: Sequence[common_pb2.PhraseHint] = (),
+    prompt: str = "",
 ) -> ChainConfig:
     if language and not _LANGUAGE.fullmatch(language):
         raise errors.InvalidArgument(
@@ -59,7 +67,45 @@ def chain_config(
         )
     if resume is not None:
         check_resume(resume)
-    return ChainConfig(language, partials, post.enabled, post.instruction if post.enabled else "", resume, recorded)
+    return ChainConfig(
+        language,
+        partials,
+        post.enabled,
+        post.instruction if post.enabled else "",
+        resume,
+        recorded,
+        word_timings=word_timings,
+        phrases=check_phrases(phrases),
+        prompt=check_prompt(prompt),
+    )
+
+
+def check_phrases(phrases: Sequence[common_pb2.PhraseHint]) -> tuple[tuple[str, float], ...]:
+    if len(phrases) > MAX_PHRASES:
+        raise errors.InvalidArgument(f"{len(phrases)} phrase hints were given; at most {MAX_PHRASES} are accepted")
+    checked = []
+    for hint in phrases:
+        phrase = hint.phrase.strip()
+        if not 0 < len(phrase) <= MAX_PHRASE_CHARS:
+            raise errors.InvalidArgument(
+                f"phrase hint {errors.quote(hint.phrase)} is not accepted: a phrase has 1 to {MAX_PHRASE_CHARS} "
+                "characters"
+            )
+        if not (math.isfinite(hint.boost) and 0 <= hint.boost <= MAX_BOOST):
+            raise errors.InvalidArgument(
+                f"the boost {hint.boost:g} of phrase hint {errors.quote(phrase)} is not accepted: give 0 to "
+                f"{MAX_BOOST:g} (0: the engine's default weight)"
+            )
+        checked.append((phrase, float(hint.boost)))
+    return tuple(checked)
+
+
+def check_prompt(prompt: str) -> str:
+    if len(prompt) > MAX_PROMPT_CHARS:
+        raise errors.InvalidArgument(
+            f"the prompt has {len(prompt)} characters; at most {MAX_PROMPT_CHARS} are accepted"
+        )
+    return prompt.strip()
 
 
 def check_resume(resume: transcription_pb2.ResumeFrom) -> None:
@@ -152,6 +198,9 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer, rpc.Se
                     config.post_processing,
                     config.resume if config.HasField("resume") else None,
                     recorded,
+                    word_timings=config.word_timings,
+                    phrases=config.phrases,
+                    prompt=config.prompt,
                 ),
                 downstream,
                 self.settings,
@@ -188,7 +237,16 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer, rpc.Se
         with self._admit("Transcribe"):
             if not request.content:
                 raise errors.InvalidArgument("content is empty: send the bytes of an audio file (WAV, FLAC, OGG, ...)")
-            config = chain_config(self.settings, request.language, False, request.post_processing, recorded=True)
+            config = chain_config(
+                self.settings,
+                request.language,
+                False,
+                request.post_processing,
+                recorded=True,
+                word_timings=request.word_timings,
+                phrases=request.phrases,
+                prompt=request.prompt,
+            )
             decoder = audio.RecordingDecoder(request.content, self.settings.max_file_s, self.settings.decode_block_s)
             downstream = self._ready_downstream()
             await downstream.require(REQUIRED, self.settings.replica_wait_s)

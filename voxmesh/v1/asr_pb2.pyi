@@ -8,18 +8,24 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class RecognizeConfig(_message.Message):
-    __slots__ = ("sample_rate_hz", "language", "partial_results", "recorded", "context")
+    __slots__ = ("sample_rate_hz", "language", "partial_results", "recorded", "context", "word_timings", "phrases", "prompt")
     SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     PARTIAL_RESULTS_FIELD_NUMBER: _ClassVar[int]
     RECORDED_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    WORD_TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    PHRASES_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
     sample_rate_hz: int
     language: str
     partial_results: bool
     recorded: bool
     context: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, sample_rate_hz: _Optional[int] = ..., language: _Optional[str] = ..., partial_results: _Optional[bool] = ..., recorded: _Optional[bool] = ..., context: _Optional[_Iterable[str]] = ...) -> None: ...
+    word_timings: bool
+    phrases: _containers.RepeatedCompositeFieldContainer[_common_pb2.PhraseHint]
+    prompt: str
+    def __init__(self, sample_rate_hz: _Optional[int] = ..., language: _Optional[str] = ..., partial_results: _Optional[bool] = ..., recorded: _Optional[bool] = ..., context: _Optional[_Iterable[str]] = ..., word_timings: _Optional[bool] = ..., phrases: _Optional[_Iterable[_Union[_common_pb2.PhraseHint, _Mapping]]] = ..., prompt: _Optional[str] = ...) -> None: ...
 
 class UtteranceAudio(_message.Message):
     __slots__ = ("utterance_id", "audio", "pause_s")

@@ -1,6 +1,8 @@
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -36,20 +38,44 @@ class PartialTranscript(_message.Message):
     def __init__(self, text: _Optional[str] = ..., stability: _Optional[float] = ...) -> None: ...
 
 class FinalTranscript(_message.Message):
-    __slots__ = ("text", "language", "engine", "engine_compute_s", "queue_wait_s", "engine_busy_wait_s")
+    __slots__ = ("text", "language", "engine", "engine_compute_s", "queue_wait_s", "engine_busy_wait_s", "words", "confidence")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     ENGINE_FIELD_NUMBER: _ClassVar[int]
     ENGINE_COMPUTE_S_FIELD_NUMBER: _ClassVar[int]
     QUEUE_WAIT_S_FIELD_NUMBER: _ClassVar[int]
     ENGINE_BUSY_WAIT_S_FIELD_NUMBER: _ClassVar[int]
+    WORDS_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
     text: str
     language: str
     engine: str
     engine_compute_s: float
     queue_wait_s: float
     engine_busy_wait_s: float
-    def __init__(self, text: _Optional[str] = ..., language: _Optional[str] = ..., engine: _Optional[str] = ..., engine_compute_s: _Optional[float] = ..., queue_wait_s: _Optional[float] = ..., engine_busy_wait_s: _Optional[float] = ...) -> None: ...
+    words: _containers.RepeatedCompositeFieldContainer[WordInfo]
+    confidence: float
+    def __init__(self, text: _Optional[str] = ..., language: _Optional[str] = ..., engine: _Optional[str] = ..., engine_compute_s: _Optional[float] = ..., queue_wait_s: _Optional[float] = ..., engine_busy_wait_s: _Optional[float] = ..., words: _Optional[_Iterable[_Union[WordInfo, _Mapping]]] = ..., confidence: _Optional[float] = ...) -> None: ...
+
+class WordInfo(_message.Message):
+    __slots__ = ("word", "start_s", "end_s", "confidence")
+    WORD_FIELD_NUMBER: _ClassVar[int]
+    START_S_FIELD_NUMBER: _ClassVar[int]
+    END_S_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    word: str
+    start_s: float
+    end_s: float
+    confidence: float
+    def __init__(self, word: _Optional[str] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., confidence: _Optional[float] = ...) -> None: ...
+
+class PhraseHint(_message.Message):
+    __slots__ = ("phrase", "boost")
+    PHRASE_FIELD_NUMBER: _ClassVar[int]
+    BOOST_FIELD_NUMBER: _ClassVar[int]
+    phrase: str
+    boost: float
+    def __init__(self, phrase: _Optional[str] = ..., boost: _Optional[float] = ...) -> None: ...
 
 class ProcessedText(_message.Message):
     __slots__ = ("delta", "done", "text", "outcome", "reason", "engine", "restart")

@@ -42,20 +42,26 @@ class PostProcessing(_message.Message):
     def __init__(self, enabled: _Optional[bool] = ..., instruction: _Optional[str] = ...) -> None: ...
 
 class StreamingConfig(_message.Message):
-    __slots__ = ("format", "language", "partial_results", "post_processing", "resume", "source")
+    __slots__ = ("format", "language", "partial_results", "post_processing", "resume", "source", "word_timings", "phrases", "prompt")
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     PARTIAL_RESULTS_FIELD_NUMBER: _ClassVar[int]
     POST_PROCESSING_FIELD_NUMBER: _ClassVar[int]
     RESUME_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
+    WORD_TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    PHRASES_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
     format: AudioFormat
     language: str
     partial_results: bool
     post_processing: PostProcessing
     resume: ResumeFrom
     source: AudioSource
-    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., language: _Optional[str] = ..., partial_results: _Optional[bool] = ..., post_processing: _Optional[_Union[PostProcessing, _Mapping]] = ..., resume: _Optional[_Union[ResumeFrom, _Mapping]] = ..., source: _Optional[_Union[AudioSource, str]] = ...) -> None: ...
+    word_timings: bool
+    phrases: _containers.RepeatedCompositeFieldContainer[_common_pb2.PhraseHint]
+    prompt: str
+    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., language: _Optional[str] = ..., partial_results: _Optional[bool] = ..., post_processing: _Optional[_Union[PostProcessing, _Mapping]] = ..., resume: _Optional[_Union[ResumeFrom, _Mapping]] = ..., source: _Optional[_Union[AudioSource, str]] = ..., word_timings: _Optional[bool] = ..., phrases: _Optional[_Iterable[_Union[_common_pb2.PhraseHint, _Mapping]]] = ..., prompt: _Optional[str] = ...) -> None: ...
 
 class ResumeFrom(_message.Message):
     __slots__ = ("offset_s", "next_utterance_id", "pending", "context")
@@ -134,14 +140,20 @@ class StreamProgress(_message.Message):
     def __init__(self) -> None: ...
 
 class TranscribeRequest(_message.Message):
-    __slots__ = ("content", "language", "post_processing")
+    __slots__ = ("content", "language", "post_processing", "word_timings", "phrases", "prompt")
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     POST_PROCESSING_FIELD_NUMBER: _ClassVar[int]
+    WORD_TIMINGS_FIELD_NUMBER: _ClassVar[int]
+    PHRASES_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
     content: bytes
     language: str
     post_processing: PostProcessing
-    def __init__(self, content: _Optional[bytes] = ..., language: _Optional[str] = ..., post_processing: _Optional[_Union[PostProcessing, _Mapping]] = ...) -> None: ...
+    word_timings: bool
+    phrases: _containers.RepeatedCompositeFieldContainer[_common_pb2.PhraseHint]
+    prompt: str
+    def __init__(self, content: _Optional[bytes] = ..., language: _Optional[str] = ..., post_processing: _Optional[_Union[PostProcessing, _Mapping]] = ..., word_timings: _Optional[bool] = ..., phrases: _Optional[_Iterable[_Union[_common_pb2.PhraseHint, _Mapping]]] = ..., prompt: _Optional[str] = ...) -> None: ...
 
 class Utterance(_message.Message):
     __slots__ = ("utterance_id", "start_s", "end_s", "final", "processed", "error")

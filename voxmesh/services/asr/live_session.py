@@ -22,10 +22,13 @@ class _Streamed(SessionUtterance):
 
 
 class LiveSession(Session[_Streamed]):
-    def __init__(self, scheduler: RoundScheduler, emit: Emit, *, engine_name: str, partials: bool, **limits):
+    def __init__(
+        self, scheduler: RoundScheduler, emit: Emit, *, engine_name: str, partials: bool, words: bool, **limits
+    ):
         super().__init__(emit, engine_name=engine_name, **limits)
         self.scheduler = scheduler
         self.partials = partials
+        self.words = words
 
     def _blank_utterance(self, utterance_id: int) -> _Streamed:
         return _Streamed(utterance_id)
@@ -78,4 +81,5 @@ class LiveSession(Session[_Streamed]):
         except errors.VoxmeshError as exc:
             await self._fail(utterance, exc)
             return
-        await self._final(utterance, text, "", live.compute_after_end_s, 0.0)
+        words = self.scheduler.words(live, utterance.seconds) if self.words else ()
+        await self._final(utterance, text, "", live.compute_after_end_s, 0.0, words=words)

@@ -54,11 +54,15 @@ class RedecodeSession(Session[_Redecoded]):
         partial_interval_s: float,
         context_chars: int = 0,
         lead_samples: int = 0,
+        words: bool = False,
+        hints: str = "",
         **limits,
     ):
         super().__init__(emit, engine_name=engine_name, **limits)
         self.scheduler = scheduler
         self.language = language
+        self.words = words  # finals carry word timings
+        self.hints = hints  # the stream's phrase hints and prompt, for the engine
         self.partials = partials
         self.partial_interval = int(partial_interval_s * SAMPLE_RATE) * SAMPLE_WIDTH
         self.context_chars = context_chars
@@ -96,7 +100,15 @@ class RedecodeSession(Session[_Redecoded]):
 
     def _request(self, utterance: _Redecoded, final: bool) -> AsrRequest:
         lead = tuple((pcm_to_float(audio), final_text) for audio, final_text in self.lead)
-        return AsrRequest(pcm_to_float(utterance.audio), self.language, final=final, context=self.context, lead=lead)
+        return AsrRequest(
+            pcm_to_float(utterance.audio),
+            self.language,
+            final=final,
+            context=self.context,
+            lead=lead,
+            words=final and self.words,  # a partial's words are not sent: they would cost for nothing
+            hints=self.hints,
+        )
 
     def continue_from(self, context: list[str]) -> None:
         """Finals of this stream answered elsewhere (before a failover): text context, without their audio."""
@@ -165,8 +177,10 @@ class RedecodeSession(Session[_Redecoded]):
         await self._final(
             utterance,
             transcript.text,
-            transcript.language,
+            transcript.result.language,
             transcript.compute_s,
             transcript.queue_wait_s,
             transcript.busy_wait_s,
+            words=transcript.result.words,
+            confidence=transcript.result.confidence,
         )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ from voxmesh.audio import pcm_to_float
 from voxmesh.engine_thread import EngineThread
 from voxmesh.load import Window
 from voxmesh.services.asr import metrics
+from voxmesh.services.asr.engines import Word
 
 log = logging.getLogger("voxmesh.asr.rounds")
 
@@ -42,6 +44,7 @@ class LiveUtterance:
     state: Any = None  # the engine's state of this utterance, once started
     tokens: list[int] = field(default_factory=list)
     said: str = ""  # the text of tokens[:read_offset], as decoded piece by piece
+    said_steps: list[int] = field(default_factory=list)  # for each character of `said`, the token that completed it
     prefix_offset: int = 0  # tokens decoded again with the new ones, for the tokenizer's context
     read_offset: int = 0  # tokens whose text is in `said`
     steps_done: int = 0  # windows consumed after the first chunk
@@ -225,12 +228,26 @@ class RoundScheduler:
         # a character whose UTF-8 bytes span tokens decodes as U+FFFD until its last byte arrives
         if len(now) <= len(before) or now.endswith("\ufffd"):
             return
-        u.said += now[len(before) :]
+        piece = now[len(before) :]
+        u.said += piece
+        u.said_steps += [len(u.tokens) - 1] * len(piece)
         u.prefix_offset, u.read_offset = u.read_offset, len(u.tokens)
         text = u.said.strip()
         if text != u.text:
             u.text = text
             u.changed.set()
+
+    def words(self, utterance: LiveUtterance, audio_s: float) -> tuple[Word, ...]:
+        """An utterance's words, each timed by the steps whose tokens completed its first and last characters,
+        less the transcription delay: to a step (80 ms), within the utterance's audio."""
+        step_s, delay = self.step_samples / SAMPLE_RATE, self.engine.delay_tokens
+        words = []
+        for match in re.finditer(r"\S+", utterance.said):
+            first, last = utterance.said_steps[match.start()], utterance.said_steps[match.end() - 1]
+            start = min(audio_s, max(0.0, (first - delay) * step_s))
+            end = min(audio_s, max(start, (last - delay + 1) * step_s))
+            words.append(Word(match.group(), round(start, 3), round(end, 3)))
+        return tuple(words)
 
     def _complete(self, utterance: LiveUtterance) -> None:
         metrics.REQUESTS.labels("final", "done").inc()

@@ -34,7 +34,7 @@ from voxmesh import errors
 from voxmesh.engine_thread import EngineThread
 from voxmesh.load import Window
 from voxmesh.services.asr import metrics
-from voxmesh.services.asr.engines import AsrRequest, BatchAsrEngine
+from voxmesh.services.asr.engines import AsrRequest, AsrResult, BatchAsrEngine
 
 log = logging.getLogger("voxmesh.asr.scheduler")
 
@@ -54,12 +54,15 @@ def empty_device_cache() -> None:
 
 @dataclass(frozen=True)
 class Transcript:
-    text: str
-    language: str
+    result: AsrResult  # the engine's answer: text, language, words when asked for, confidence
     compute_s: float  # engine time of the batch that carried the request
     queue_wait_s: float
     busy_wait_s: float  # the part of queue_wait_s the engine computed other requests
     batch_size: int
+
+    @property
+    def text(self) -> str:
+        return self.result.text
 
 
 @dataclass
@@ -258,7 +261,7 @@ class BatchScheduler:
             metrics.BUSY_WAIT.labels(job.kind).observe(busy_wait)
             metrics.REQUESTS.labels(job.kind, "done").inc()
             if not job.future.done():
-                job.future.set_result(Transcript(result.text, result.language, compute, wait, busy_wait, len(jobs)))
+                job.future.set_result(Transcript(result, compute, wait, busy_wait, len(jobs)))
 
     async def _recover(self, jobs: list[_Job], failure: str, out_of_memory: bool) -> None:
         if not out_of_memory:

@@ -65,9 +65,10 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer, rpc.Servicer):
             return
         rpc.require_internal_rate(config.sample_rate_hz)
         language = self._check_language(config.language)
+        hints = self._check_asks(config)
         await rpc.accepted(context)
         out: Channel[asr_pb2.RecognizeResponse] = Channel(64)
-        session = self._session(out.put, language, config.partial_results, config.recorded)
+        session = self._session(out.put, language, config, hints)
         session.continue_from(list(config.context))
         reader = asyncio.create_task(self._read(rest, session, out))
         self._outs.add(out)
@@ -86,7 +87,25 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer, rpc.Servicer):
             session.cancel()
             await asyncio.gather(reader, return_exceptions=True)
 
-    def _session(self, emit, language: str | None, partials: bool, recorded: bool) -> Session:
+    def _check_asks(self, config: asr_pb2.RecognizeConfig) -> str:
+        """Refuse what the engine cannot do for the stream; the hints text (phrases, then the prompt)."""
+        engine, _ = self._ready()
+        if config.word_timings and not engine.capabilities.word_timings:
+            raise errors.InvalidArgument(
+                f"word timings are not available: the engine {engine.name} gives no time for its words; "
+                "leave word_timings off, or use the whisper or voxtral-realtime engine"
+            )
+        phrases = [hint.phrase.strip() for hint in config.phrases]
+        if (phrases or config.prompt.strip()) and not engine.capabilities.hints:
+            raise errors.InvalidArgument(
+                f"phrase hints and prompts are not available: the engine {engine.name} takes neither; leave "
+                "phrases and prompt empty, or use the whisper engine"
+            )
+        head = ", ".join(p for p in phrases if p)
+        return " ".join(part for part in (f"{head}." if head else "", config.prompt.strip()) if part)
+
+    def _session(self, emit, language: str | None, config: asr_pb2.RecognizeConfig, hints: str) -> Session:
+        partials, recorded = config.partial_results, config.recorded
         limits = {
             "max_utterance_s": self.settings.max_utterance_s,
             "recorded": recorded,
@@ -94,7 +113,9 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer, rpc.Servicer):
         }
         engine, scheduler = self._ready()
         if isinstance(scheduler, RoundScheduler):
-            return LiveSession(scheduler, emit, engine_name=engine.name, partials=partials, **limits)
+            return LiveSession(
+                scheduler, emit, engine_name=engine.name, partials=partials, words=config.word_timings, **limits
+            )
         return RedecodeSession(
             scheduler,
             emit,
@@ -105,6 +126,8 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer, rpc.Servicer):
             # characters enough for the engine's token bound (English BPE: about 4 characters a token)
             context_chars=8 * self.settings.context_tokens if engine.capabilities.context else 0,
             lead_samples=int(self.settings.context_audio_s * SAMPLE_RATE) if engine.capabilities.context_audio else 0,
+            words=config.word_timings,
+            hints=hints,
             **limits,
         )
 

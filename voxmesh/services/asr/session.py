@@ -8,13 +8,14 @@ from __future__ import annotations
 import abc
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH, errors
 from voxmesh.metrics import UTTERANCE_ERRORS
 from voxmesh.services.asr import metrics
+from voxmesh.services.asr.engines import Word
 from voxmesh.v1 import asr_pb2, common_pb2
 
 log = logging.getLogger("voxmesh.asr.session")
@@ -172,22 +173,24 @@ class Session(abc.ABC, Generic[U]):
         compute_s: float,
         queue_wait_s: float,
         busy_wait_s: float = 0.0,
+        words: Sequence[Word] = (),
+        confidence: float | None = None,
     ) -> None:
         self._answered(utterance)
-        await self.emit(
-            asr_pb2.RecognizeResponse(
-                utterance_id=utterance.id,
-                audio_s=utterance.seconds,
-                final=common_pb2.FinalTranscript(
-                    text=transcript_text,
-                    language=language,
-                    engine=self.engine_name,
-                    engine_compute_s=compute_s,
-                    queue_wait_s=queue_wait_s,
-                    engine_busy_wait_s=busy_wait_s,
-                ),
-            )
+        final = common_pb2.FinalTranscript(
+            text=transcript_text,
+            language=language,
+            engine=self.engine_name,
+            engine_compute_s=compute_s,
+            queue_wait_s=queue_wait_s,
+            engine_busy_wait_s=busy_wait_s,
+            words=[
+                common_pb2.WordInfo(word=w.text, start_s=w.start_s, end_s=w.end_s, confidence=w.confidence)
+                for w in words
+            ],
+            confidence=confidence,
         )
+        await self.emit(asr_pb2.RecognizeResponse(utterance_id=utterance.id, audio_s=utterance.seconds, final=final))
 
     async def _partial_text(
         self, utterance: SessionUtterance, audio_s: float, partial_text: str, stability: float

