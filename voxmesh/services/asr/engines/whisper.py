@@ -10,8 +10,9 @@ decoder time in proportion to its words, which the bound keeps near what a long 
 the answer does not continue the prefix, says more than the audio can hold, or loops, the utterance is
 decoded alone with the prompt instead.
 
-Asks: a request for word timings is decoded alone (CTranslate2's batched call gives no alignment) with
-faster-whisper's word timestamps (cross-attention alignment), and its words carry their probability. Phrase
+Asks: the words of a request for word timings are timed after its decode, by aligning the decoded text to
+the utterance's audio (Whisper's cross-attention, faster-whisper's `find_alignment`), in one batched call:
+the text is what it would be without timings, and each word carries its probability. Phrase
 hints and the stream's prompt go at the head of Whisper's previous-text prompt, before the stream's context,
 as faster-whisper's own `hotwords` do; Whisper has no per-phrase weight, so a hint's boost changes nothing.
 
@@ -115,13 +116,17 @@ class WhisperEngine:
         self.transcribe([AsrRequest(noise, None, final=True)])
 
     def transcribe(self, batch: Sequence[AsrRequest]) -> list[AsrResult]:
+        results = self._transcribe(batch)
+        timed = [i for i, request in enumerate(batch) if request.words and results[i].text]
+        if timed:
+            words = self._align([batch[i].audio for i in timed], [results[i] for i in timed])
+            for i, these in zip(timed, words, strict=True):
+                results[i] = replace(results[i], words=these)
+        return results
+
+    def _transcribe(self, batch: Sequence[AsrRequest]) -> list[AsrResult]:
         if len(batch) == 1:
             return [self._one(batch[0])]
-        if any(request.words for request in batch):  # only a decode alone aligns words
-            timed = {i: self._one(request) for i, request in enumerate(batch) if request.words}
-            untimed = [request for request in batch if not request.words]
-            others = iter(self.transcribe(untimed) if untimed else [])
-            return [timed[i] if i in timed else next(others) for i in range(len(batch))]
         planned = [(request, self._plan(request)) for request in batch]
         # One CTranslate2 call takes one beam width, one language, and <|startoftranscript|> at one position
         # (prompts of one length: none, or cut to the shortest).
@@ -153,16 +158,12 @@ class WhisperEngine:
         language, beam_size = self._language(request), self._beam(request)
         plan = plan or self._plan(request)
         if plan.prefix is not None:
-            result = self._decode(plan.audio, language, beam_size, plan.prompt, plan.prefix, request.words)
+            result = self._decode(plan.audio, language, beam_size, plan.prompt, plan.prefix)
             rest = self._continuation(plan, result.text, request)
             if rest is not None:
-                lead_s = (len(plan.audio) - len(request.audio)) / SAMPLE_RATE
-                words = _after_prefix(result.words, len(result.text) - len(rest), lead_s)
-                return replace(result, text=rest, words=words)
+                return replace(result, text=rest)
         context = " ".join([request.context, *(lead_text for _, lead_text in request.lead)])
-        return self._decode(
-            request.audio, language, beam_size, self._prompt(context, request.hints), None, request.words
-        )
+        return self._decode(request.audio, language, beam_size, self._prompt(context, request.hints))
 
     @staticmethod
     def _continuation(plan: _Plan, answer: str, request: AsrRequest) -> str | None:
@@ -231,14 +232,12 @@ class WhisperEngine:
         beam_size: int,
         prompt: list[int] | None,
         prefix: str | None = None,
-        words: bool = False,
     ) -> AsrResult:
         segments, info = self.model.transcribe(
             audio,
             language=language,
             beam_size=beam_size,
-            without_timestamps=not words,
-            word_timestamps=words,
+            without_timestamps=True,
             vad_filter=False,
             condition_on_previous_text=False,
             initial_prompt=prompt,
@@ -250,13 +249,26 @@ class WhisperEngine:
         return AsrResult(
             text="".join(segment.text for segment in segments).strip(),
             language=info.language,
-            words=tuple(
-                Word(w.word.strip(), round(float(w.start), 3), round(float(w.end), 3), round(float(w.probability), 4))
-                for segment in segments
-                for w in segment.words or ()
-            ),
             confidence=math.exp(logprob) if tokens else None,
         )
+
+    def _align(self, audios: list[np.ndarray], results: list[AsrResult]) -> list[tuple[Word, ...]]:
+        """Each result's words, timed in its utterance's audio: Whisper's cross-attention alignment of the
+        text already decoded (faster-whisper's `find_alignment`, dynamic time warping), one batched call per
+        language. The text stays what the decode gave; the cost is an encoder pass and one forward over it."""
+        return in_groups(list(zip(audios, results, strict=True)), lambda ar: ar[1].language, self._align_group)
+
+    def _align_group(self, items: list[tuple[np.ndarray, AsrResult]]) -> list[tuple[Word, ...]]:
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.tokenizer import Tokenizer
+
+        language = items[0][1].language
+        tokenizer = Tokenizer(self.model.hf_tokenizer, self.model.model.is_multilingual, "transcribe", language)
+        features = [self.model.feature_extractor(audio) for audio, _ in items]
+        encoded = self.model.encode(np.stack([pad_or_trim(f) for f in features]))
+        tokens = [tokenizer.encode(" " + result.text) for _, result in items]
+        aligned = self.model.find_alignment(tokenizer, tokens, encoded, [f.shape[-1] for f in features])
+        return [_joined_punctuation(words) for words in aligned]
 
     def _prompt(self, context: str, hints: str = "") -> list[int] | None:
         """Whisper's previous-text prompt: the stream's hints (phrases, its prompt), then the last
@@ -272,13 +284,16 @@ class WhisperEngine:
         del self.model
 
 
-def _after_prefix(words: tuple[Word, ...], prefix_chars: int, lead_s: float) -> tuple[Word, ...]:
-    """The words of a continuation: those after the forced prefix's characters, in the utterance's own time
-    (the lead's audio came first)."""
-    kept, seen = [], 0
-    for word in words:
-        seen += len(word.text) + 1
-        if seen > prefix_chars + 1:
-            start, end = max(0.0, word.start_s - lead_s), max(0.0, word.end_s - lead_s)
-            kept.append(replace(word, start_s=round(start, 3), end_s=round(end, 3)))
-    return tuple(kept)
+def _joined_punctuation(aligned: list[dict]) -> tuple[Word, ...]:
+    """Aligned words as Words, a token of punctuation alone (a closing period) joined to the word before."""
+    words: list[Word] = []
+    for w in aligned:
+        said = w["word"].strip()
+        if not said:
+            continue
+        start, end, probability = round(float(w["start"]), 3), round(float(w["end"]), 3), float(w["probability"])
+        if words and not any(c.isalnum() for c in said):
+            words[-1] = replace(words[-1], text=words[-1].text + said, end_s=end)
+        else:
+            words.append(Word(said, start, end, probability))
+    return tuple(words)
