@@ -271,7 +271,11 @@ def main(argv: list[str] | None = None) -> int:
         help="send audio as fast as it plays (default) or as fast as the mesh takes it",
     )
     transcribe.add_argument("--json", action="store_true", help="print one JSON object per event per line")
-    transcribe.add_argument("--language", default="", help="ISO 639-1 language code (default: the engine detects it)")
+    transcribe.add_argument(
+        "--language",
+        default="",
+        help="language: a BCP-47 tag (en-US) or an ISO 639-1 code (en); default: the engine detects it",
+    )
     transcribe.add_argument(
         "--partials",
         action=argparse.BooleanOptionalAction,

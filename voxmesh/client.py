@@ -59,7 +59,7 @@ MAX_MESSAGE_S = 0.25  # longest audio message when audio is sent again (48 kHz s
 
 @dataclass(frozen=True)
 class StreamOptions:
-    language: str = ""
+    language: str = ""  # a BCP-47 tag ("en-US") or an ISO 639-1 code ("en"); "": the engine detects it
     partials: bool = False
     post_processing: bool = True
     instruction: str = ""
@@ -327,7 +327,14 @@ class Client:
     ) -> pb.TranscribeResponse:
         """Transcribe a whole recording (its file bytes, or a path) in one call."""
         data = await asyncio.to_thread(Path(content).read_bytes) if isinstance(content, (str, Path)) else content
-        request = pb.TranscribeRequest(content=data, language=options.language, post_processing=options.post())
+        request = pb.TranscribeRequest(
+            content=data,
+            language=options.language,
+            post_processing=options.post(),
+            word_timings=options.word_timings,
+            phrases=[common_pb2.PhraseHint(phrase=phrase, boost=boost) for phrase, boost in options.phrases],
+            prompt=options.prompt,
+        )
         return await self._stub.Transcribe(request, timeout=timeout)
 
     async def health(self, timeout: float = 5.0) -> str:

@@ -56,6 +56,7 @@ class Final(Event):
     engine_compute_s: float
     queue_wait_s: float
     engine_busy_wait_s: float  # the part of queue_wait_s the ASR engine computed other requests
+    language_tag: str = ""  # BCP-47: the stream's own tag ("en-US") when it gave one, else `language`
     words: tuple[Word, ...] = ()  # when the stream asked for word timings
     confidence: float | None = None  # of the whole text, 0 to 1, where the engine has one
 
@@ -119,6 +120,7 @@ class EventDecoder:
                 engine_compute_s=final.engine_compute_s,
                 queue_wait_s=final.queue_wait_s,
                 engine_busy_wait_s=final.engine_busy_wait_s,
+                language_tag=final.language_tag,
                 words=tuple(
                     Word(w.word, w.start_s, w.end_s, w.confidence if w.HasField("confidence") else None)
                     for w in final.words

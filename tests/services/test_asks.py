@@ -125,3 +125,32 @@ def test_realtime_words_are_timed_by_the_steps_of_their_tokens_less_the_delay():
     utterance.said, utterance.said_steps = " ab cd", [10, 10, 11, 20, 20, 25]
     words = scheduler.words(utterance, audio_s=1.5)
     assert [(w.text, w.start_s, w.end_s) for w in words] == [("ab", 0.32, 0.48), ("cd", 1.12, 1.5)]
+
+
+async def test_a_bcp47_tag_reaches_the_engine_as_its_language_and_comes_back_on_finals(jfk_pcm):
+    async with mesh() as (address, _):
+        events = await run_stream(address, jfk_pcm, speed=20, language="en-us", **NO_LLM)
+    finals = [e for e in events if e.type == "final"]
+    assert finals and all(f.language == "en" and f.language_tag == "en-US" for f in finals)
+
+
+async def test_without_a_tag_the_finals_tag_is_the_language_detected(jfk_pcm):
+    async with mesh() as (address, _):
+        events = await run_stream(address, jfk_pcm, speed=20, **NO_LLM)
+    assert all(f.language_tag == f.language == "en" for f in events if f.type == "final")
+
+
+@pytest.mark.parametrize(
+    ("language", "expected"),
+    [
+        ("pt-BR", "language 'pt' is not available: the engine whisper:tiny.en transcribes en only"),
+        ("english!", "neither a BCP-47 tag such as 'en-US' nor an ISO 639-1 code"),
+        ("e", "neither a BCP-47 tag"),
+    ],
+)
+async def test_a_tag_the_engine_lacks_or_that_is_no_tag_is_refused(language, expected):
+    async with mesh() as (address, _):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await run_stream(address, bytes(3200), language=language, resume=False, **NO_LLM)
+    code, details = status_of(refused)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and expected in details

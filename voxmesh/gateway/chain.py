@@ -56,6 +56,7 @@ class ChainConfig:
     word_timings: bool = False
     phrases: tuple[tuple[str, float], ...] = ()  # phrase hints and their boosts
     prompt: str = ""
+    language_tag: str = ""  # the stream's BCP-47 tag ("en-US"); `language` is its primary subtag, for the engines
 
 
 class Chain:
@@ -267,6 +268,7 @@ class Chain:
                     )
                 )
         elif kind == "final":
+            response.final.language_tag = self.config.language_tag or response.final.language
             for word in response.final.words:  # the ASR times words in the utterance; clients in the stream
                 word.start_s = round(word.start_s + utterance.start_s, 3)
                 word.end_s = round(word.end_s + utterance.start_s, 3)

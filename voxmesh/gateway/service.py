@@ -27,7 +27,9 @@ from voxmesh.v1 import common_pb2, transcription_pb2, transcription_pb2_grpc
 
 log = logging.getLogger("voxmesh.gateway")
 
-_LANGUAGE = re.compile(r"[a-z]{2,3}")
+# A BCP-47 tag's shape: a primary language subtag of 2 or 3 letters, then subtags of 1 to 8 letters or digits
+# (script, region, variant: "en-US", "zh-Hant-TW", "sr-Latn"); case does not matter.
+_LANGUAGE_TAG = re.compile(r"([A-Za-z]{2,3})(-[A-Za-z0-9]{1,8})*")
 FILE_CHUNK_BYTES = SAMPLE_RATE * SAMPLE_WIDTH // 2  # a recording goes to the VAD in half seconds
 MAX_RESUME_PENDING = 64  # finals a resumed stream may hand back for post-processing
 MAX_TRANSCRIPT_CHARS = 20_000
@@ -55,11 +57,7 @@ def chain_config(
     phrases: Sequence[common_pb2.PhraseHint] = (),
     prompt: str = "",
 ) -> ChainConfig:
-    if language and not _LANGUAGE.fullmatch(language):
-        raise errors.InvalidArgument(
-            f"language {errors.quote(language)} is not an ISO 639-1 code such as 'en'; leave it empty to let the "
-            "engine detect it"
-        )
+    tag = language_tag(language)
     if post.enabled and len(post.instruction) > settings.max_instruction_chars:
         raise errors.InvalidArgument(
             f"the post-processing instruction has {len(post.instruction)} characters; at most "
@@ -68,7 +66,7 @@ def chain_config(
     if resume is not None:
         check_resume(resume)
     return ChainConfig(
-        language,
+        tag.split("-")[0].lower(),
         partials,
         post.enabled,
         post.instruction if post.enabled else "",
@@ -77,7 +75,23 @@ def chain_config(
         word_timings=word_timings,
         phrases=check_phrases(phrases),
         prompt=check_prompt(prompt),
+        language_tag=tag,
     )
+
+
+def language_tag(language: str) -> str:
+    """The stream's language as a BCP-47 tag in its usual case ("en-US", "zh-Hant-TW"); "" for none."""
+    if not language:
+        return ""
+    if not _LANGUAGE_TAG.fullmatch(language):
+        raise errors.InvalidArgument(
+            f"language {errors.quote(language)} is neither a BCP-47 tag such as 'en-US' nor an ISO 639-1 code such "
+            "as 'en'; leave it empty to let the engine detect it"
+        )
+    primary, *rest = language.split("-")
+    # BCP-47's conventions: language lower case, script title case, region upper case
+    cased = [s.title() if len(s) == 4 else s.upper() if len(s) == 2 or s.isdigit() else s.lower() for s in rest]
+    return "-".join([primary.lower(), *cased])
 
 
 def check_phrases(phrases: Sequence[common_pb2.PhraseHint]) -> tuple[tuple[str, float], ...]:

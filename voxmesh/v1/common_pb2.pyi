@@ -38,7 +38,7 @@ class PartialTranscript(_message.Message):
     def __init__(self, text: _Optional[str] = ..., stability: _Optional[float] = ...) -> None: ...
 
 class FinalTranscript(_message.Message):
-    __slots__ = ("text", "language", "engine", "engine_compute_s", "queue_wait_s", "engine_busy_wait_s", "words", "confidence")
+    __slots__ = ("text", "language", "engine", "engine_compute_s", "queue_wait_s", "engine_busy_wait_s", "words", "confidence", "language_tag")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     ENGINE_FIELD_NUMBER: _ClassVar[int]
@@ -47,6 +47,7 @@ class FinalTranscript(_message.Message):
     ENGINE_BUSY_WAIT_S_FIELD_NUMBER: _ClassVar[int]
     WORDS_FIELD_NUMBER: _ClassVar[int]
     CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_TAG_FIELD_NUMBER: _ClassVar[int]
     text: str
     language: str
     engine: str
@@ -55,7 +56,8 @@ class FinalTranscript(_message.Message):
     engine_busy_wait_s: float
     words: _containers.RepeatedCompositeFieldContainer[WordInfo]
     confidence: float
-    def __init__(self, text: _Optional[str] = ..., language: _Optional[str] = ..., engine: _Optional[str] = ..., engine_compute_s: _Optional[float] = ..., queue_wait_s: _Optional[float] = ..., engine_busy_wait_s: _Optional[float] = ..., words: _Optional[_Iterable[_Union[WordInfo, _Mapping]]] = ..., confidence: _Optional[float] = ...) -> None: ...
+    language_tag: str
+    def __init__(self, text: _Optional[str] = ..., language: _Optional[str] = ..., engine: _Optional[str] = ..., engine_compute_s: _Optional[float] = ..., queue_wait_s: _Optional[float] = ..., engine_busy_wait_s: _Optional[float] = ..., words: _Optional[_Iterable[_Union[WordInfo, _Mapping]]] = ..., confidence: _Optional[float] = ..., language_tag: _Optional[str] = ...) -> None: ...
 
 class WordInfo(_message.Message):
     __slots__ = ("word", "start_s", "end_s", "confidence")
