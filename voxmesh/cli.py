@@ -183,6 +183,7 @@ async def _transcribe(args: argparse.Namespace) -> int:
         word_timings=args.words or captions,  # captions are cut at word boundaries
         phrases=tuple(args.phrase),
         prompt=args.prompt,
+        end_silence_ms=args.end_silence_ms,
     )
     console = Console(as_json=args.json, captions=args.format if captions else None)
     audio_s = 0.0
@@ -307,6 +308,12 @@ def main(argv: list[str] | None = None) -> int:
         help="a word or phrase the speaker is likely to say, optionally with a boost of 0 to 20 (repeatable)",
     )
     transcribe.add_argument("--prompt", default="", help="free text that sets the style and vocabulary")
+    transcribe.add_argument(
+        "--end-silence-ms",
+        type=int,
+        default=0,
+        help="silence that ends an utterance, within the VAD's bounds (default: the VAD's own, 500 ms)",
+    )
     transcribe.add_argument(
         "--format",
         choices=("text", "srt", "vtt"),

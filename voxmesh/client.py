@@ -35,7 +35,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from voxmesh import SAMPLE_RATE, audio
 from voxmesh.events import Event, EventDecoder
-from voxmesh.resume import ResumableSource, Resumption
+from voxmesh.resume import FLUSH as FLUSH  # re-exported: yield it among a stream's chunks
+from voxmesh.resume import Flush, ResumableSource, Resumption
 from voxmesh.v1 import common_pb2, transcription_pb2_grpc
 from voxmesh.v1 import transcription_pb2 as pb
 
@@ -76,6 +77,18 @@ class StreamOptions:
     # free-text prompt for the engine.
     phrases: tuple[tuple[str, float], ...] = ()
     prompt: str = ""
+    # This stream's endpointing (0: the server's): the silence that ends an utterance, the voiced audio
+    # that starts one, the longest utterance. Yield `FLUSH` among the chunks to end an utterance at once.
+    end_silence_ms: int = 0
+    start_ms: int = 0
+    max_utterance_s: float = 0.0
+
+    def endpointing(self) -> common_pb2.Endpointing | None:
+        if not (self.end_silence_ms or self.start_ms or self.max_utterance_s):
+            return None
+        return common_pb2.Endpointing(
+            end_silence_ms=self.end_silence_ms, start_ms=self.start_ms, max_utterance_s=self.max_utterance_s
+        )
 
     def post(self) -> pb.PostProcessing:
         return pb.PostProcessing(enabled=self.post_processing, instruction=self.instruction)
@@ -151,7 +164,7 @@ class Client:
 
     async def stream(
         self,
-        chunks: Iterable[bytes] | AsyncIterable[bytes],
+        chunks: Iterable[bytes | Flush] | AsyncIterable[bytes | Flush],
         *,
         sample_rate_hz: int = SAMPLE_RATE,
         channels: int = 1,
@@ -169,6 +182,7 @@ class Client:
             word_timings=options.word_timings,
             phrases=[common_pb2.PhraseHint(phrase=phrase, boost=boost) for phrase, boost in options.phrases],
             prompt=options.prompt,
+            endpointing=options.endpointing(),
         )
         state = Resumption(sample_rate_hz, channels, options.post_processing)
         source = ResumableSource(chunks, state, int(MAX_AHEAD_S * sample_rate_hz) * state.frame_bytes)
@@ -270,14 +284,20 @@ class Client:
         await call.initial_metadata()
         if call.done():
             return
-        position = state.keep_from
+        position = flushed = state.keep_from
         step = max(1, int(MAX_MESSAGE_S * state.rate)) * state.frame_bytes
         while True:
-            while position < state.received:
-                chunk = state.audio_from(position, step)
-                await call.write(pb.StreamingTranscribeRequest(audio=chunk))
-                position += len(chunk) // state.frame_bytes
-                source.sent_through(position)
+            while position < state.received or state.next_flush(flushed) is not None:
+                flush = state.next_flush(flushed)
+                until = state.received if flush is None else flush
+                while position < until:
+                    chunk = state.audio_from(position, min(step, (until - position) * state.frame_bytes))
+                    await call.write(pb.StreamingTranscribeRequest(audio=chunk))
+                    position += len(chunk) // state.frame_bytes
+                    source.sent_through(position)
+                if flush is not None:
+                    await call.write(pb.StreamingTranscribeRequest(flush=common_pb2.Flush()))
+                    flushed = flush
             if source.done:
                 await call.done_writing()
                 return
@@ -370,7 +390,7 @@ class SyncClient:
         finally:
             self._call(iterator.aclose())
 
-    def stream(self, chunks: Iterable[bytes], **kwargs) -> Iterator[Event]:
+    def stream(self, chunks: Iterable[bytes | Flush], **kwargs) -> Iterator[Event]:
         return self._iterate(self._client.stream(chunks, **kwargs))
 
     def stream_file(self, path: str | Path, **kwargs) -> Iterator[Event]:

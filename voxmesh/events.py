@@ -27,7 +27,7 @@ class SpeechStart(Event):
 @dataclass(frozen=True)
 class SpeechEnd(Event):
     type: ClassVar[str] = "speech_end"
-    reason: str  # "silence", "max_length" or "stream_end"
+    reason: str  # "silence", "max_length", "stream_end" or "flush"
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,7 @@ _END_REASONS = {
     common_pb2.SPEECH_END_REASON_SILENCE: "silence",
     common_pb2.SPEECH_END_REASON_MAX_LENGTH: "max_length",
     common_pb2.SPEECH_END_REASON_STREAM_END: "stream_end",
+    common_pb2.SPEECH_END_REASON_FLUSH: "flush",
 }
 _OUTCOMES = {
     common_pb2.PROCESSING_OUTCOME_PROCESSED: "processed",

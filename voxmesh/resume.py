@@ -35,6 +35,7 @@ class Resumption:
         self.buffer = bytearray()  # the stream's audio from sample `start` to `received`
         self.start = 0
         self.received = 0
+        self.flushes: list[int] = []  # sample positions where the caller asked for the utterance to end
         self.settled_s = 0.0
         self.resolved_below = 1  # every utterance with a smaller id has its final or error
         self.announced: dict[int, float] = {}  # utterances started and not yet resolved: id -> start_s
@@ -48,6 +49,13 @@ class Resumption:
     def add(self, chunk: bytes) -> None:
         self.buffer += chunk
         self.received += len(chunk) // self.frame_bytes
+
+    def flush(self) -> None:
+        self.flushes.append(self.received)
+
+    def next_flush(self, after: int) -> int | None:
+        """The first flush a call that has sent up to sample `after` (and its flushes before it) still owes."""
+        return next((at for at in self.flushes if at > after), None)
 
     def audio_from(self, sample: int, max_bytes: int) -> bytes:
         """Up to `max_bytes` of kept audio from a sample position."""
@@ -66,6 +74,7 @@ class Resumption:
         if keep > self.start:
             del self.buffer[: (keep - self.start) * self.frame_bytes]
             self.start = keep
+            self.flushes = [at for at in self.flushes if at >= keep]
 
     # -- events -----------------------------------------------------------------------------------
 
@@ -134,11 +143,20 @@ class Resumption:
         )
 
 
+class Flush:
+    """Yielded among a stream's audio chunks: end the current utterance here (push-to-talk released)."""
+
+
+FLUSH = Flush()
+
+
 class ResumableSource:
     """Reads the caller's audio into the stream's `Resumption`, on its own task, so that a call that is
     replaced never interrupts the caller's iterator; it stays at most `max_ahead` bytes ahead of the sending."""
 
-    def __init__(self, chunks: Iterable[bytes] | AsyncIterable[bytes], state: Resumption, max_ahead: int):
+    def __init__(
+        self, chunks: Iterable[bytes | Flush] | AsyncIterable[bytes | Flush], state: Resumption, max_ahead: int
+    ):
         self.state = state
         self.max_ahead = max_ahead
         self.done = False
@@ -161,7 +179,11 @@ class ResumableSource:
             self.done = True
             self._arrived.set()
 
-    async def _add(self, chunk: bytes) -> None:
+    async def _add(self, chunk: bytes | Flush) -> None:
+        if isinstance(chunk, Flush):
+            self.state.flush()
+            self._arrived.set()
+            return
         if len(chunk) % self.state.frame_bytes:
             raise ValueError(
                 f"an audio chunk of {len(chunk)} bytes is not a whole number of samples: LINEAR16 with "

@@ -22,6 +22,7 @@ from tests.services.conftest import (
 )
 from tests.services.conftest import recognize_config as config
 from voxmesh import text
+from voxmesh.client import FLUSH, Client, StreamOptions
 from voxmesh.services.asr.rounds import LiveUtterance, RoundScheduler
 from voxmesh.services.asr.service import AsrService
 from voxmesh.settings import AsrSettings
@@ -154,3 +155,45 @@ async def test_a_tag_the_engine_lacks_or_that_is_no_tag_is_refused(language, exp
             await run_stream(address, bytes(3200), language=language, resume=False, **NO_LLM)
     code, details = status_of(refused)
     assert code == grpc.StatusCode.INVALID_ARGUMENT and expected in details
+
+
+async def test_a_streams_end_silence_changes_where_its_utterances_end(sample_pcm):
+    """samples/welcome.flac: four sentences 1.3 s apart. The service's 500 ms ends each; a stream asking
+    for 2000 ms hears them as one."""
+    async with mesh() as (address, _):
+        default = await run_stream(address, sample_pcm, speed=20, **NO_LLM)
+        long = await run_stream(address, sample_pcm, speed=20, end_silence_ms=2000, **NO_LLM)
+    assert len([e for e in default if e.type == "final"]) == 4
+    assert len([e for e in long if e.type == "final"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("endpointing", "expected"),
+    [
+        ({"end_silence_ms": 50}, "endpointing.end_silence_ms 50 is not accepted: give 100 to 5000 ms"),
+        ({"start_ms": 5000}, "endpointing.start_ms 5000 is not accepted: give 30 to 1000 ms"),
+        ({"max_utterance_s": 60}, "endpointing.max_utterance_s 60 is not accepted: give 1 to 30 s"),
+    ],
+)
+async def test_endpointing_outside_the_vads_bounds_is_refused(endpointing, expected):
+    async with mesh() as (address, _):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await run_stream(address, bytes(3200), resume=False, **endpointing, **NO_LLM)
+    code, details = status_of(refused)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and expected in details
+
+
+async def test_a_flush_ends_the_utterance_at_once_and_the_stream_goes_on(jfk_pcm):
+    cut = 16000 * 2 * 3  # 3 s into jfk: mid-sentence ("... ask not what your country")
+
+    async def audio():
+        for piece in (jfk_pcm[:cut], FLUSH, jfk_pcm[cut:]):
+            yield piece
+
+    async with mesh() as (address, _), Client(address) as client:
+        events = [e async for e in client.stream(audio(), options=StreamOptions(resume=False, **NO_LLM))]
+    ends = [e for e in events if e.type == "speech_end"]
+    assert ends[0].reason == "flush" and ends[0].end_s == pytest.approx(3.0, abs=0.01)
+    assert len([e for e in events if e.type == "final"]) >= 2, "speech after the flush is transcribed too"
+    said = " ".join(e.text for e in events if e.type == "final")
+    assert "country" in said and not [e for e in events if e.type == "error"]

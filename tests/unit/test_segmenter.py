@@ -270,3 +270,16 @@ def test_a_speaking_segmenter_settles_no_further_than_the_audio_it_emitted():
     assert segmenter.settled == emitted_to
     assert not segmenter.push(tone(0.1)), "100 ms more is held, not emitted"
     assert segmenter.settled == emitted_to and segmenter.position > emitted_to
+
+
+def test_a_cut_ends_the_open_utterance_where_the_audio_ends_and_speech_after_it_is_a_new_one():
+    segmenter = Segmenter(loud)
+    events = segmenter.push(silence(0.5) + tone(1.0) + bytes(100))  # 50 samples past the last whole frame
+    cut = segmenter.cut()
+    assert [type(e) for e in cut][-1] is SpeechEnded
+    assert cut[-1].reason == "flush" and cut[-1].end == RATE // 2 + RATE + 50, "everything pushed is in it"
+    assert segmenter.cut() == [], "in quiet a cut does nothing"
+    events += cut + run(segmenter, tone(1.0) + silence(1.0))
+    ended = [(e.utterance, e.reason) for e in events if isinstance(e, SpeechEnded)]
+    assert ended == [(1, "flush"), (2, "silence")]
+    assert [e.utterance for e in events if isinstance(e, SpeechStarted)] == [1, 2]

@@ -42,6 +42,12 @@ from voxmesh.v1 import asr_pb2, common_pb2, llm_pb2, transcription_pb2, vad_pb2
 log = logging.getLogger("voxmesh.gateway.chain")
 
 WATCHDOG_INTERVAL_S = 0.25
+
+
+class Flush:
+    """In a chain's audio: the client asked for the current utterance to end here."""
+
+
 RECENT_FINALS = 8  # finals kept for a new ASR stream's context (the ASR keeps what its engine uses)
 
 
@@ -57,6 +63,7 @@ class ChainConfig:
     phrases: tuple[tuple[str, float], ...] = ()  # phrase hints and their boosts
     prompt: str = ""
     language_tag: str = ""  # the stream's BCP-47 tag ("en-US"); `language` is its primary subtag, for the engines
+    endpointing: common_pb2.Endpointing | None = field(default=None, compare=False)  # the VAD checks its bounds
 
 
 class Chain:
@@ -133,7 +140,7 @@ class Chain:
     async def close(self) -> None:
         await asyncio.gather(*(hop.close() for hop in self.hops), return_exceptions=True)
 
-    async def run(self, audio: AsyncIterator[bytes]) -> AsyncIterator[transcription_pb2.TranscriptionEvent]:
+    async def run(self, audio: AsyncIterator[bytes | Flush]) -> AsyncIterator[transcription_pb2.TranscriptionEvent]:
         """Events of the stream, once `start` has returned, in order; raises the error that ended it early."""
         tasks = [
             asyncio.create_task(self._guard(self._pump(audio)), name="pump"),
@@ -168,11 +175,14 @@ class Chain:
         except Exception as exc:
             await self._fail(exc)
 
-    async def _pump(self, audio: AsyncIterator[bytes]) -> None:
-        """Client audio to the VAD; a live stream that runs more than `live_burst_s` ahead of real time is
-        read no faster than it plays (its client's sends wait), so that it cannot flood the engines."""
+    async def _pump(self, audio: AsyncIterator[bytes | Flush]) -> None:
+        """Client audio (and flushes) to the VAD; a live stream that runs more than `live_burst_s` ahead of real
+        time is read no faster than it plays (its client's sends wait), so that it cannot flood the engines."""
         started, heard_s = time.monotonic(), 0.0
         async for pcm in audio:
+            if isinstance(pcm, Flush):
+                await self.vad.flush()
+                continue
             if not pcm:
                 continue
             await self.vad.push(pcm)

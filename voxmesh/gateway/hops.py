@@ -55,6 +55,8 @@ class VadHop(Hop):
         self.received = offset  # samples of client audio so far (the buffer's end)
         self.sent = offset  # samples sent on the current stream
         self.next_utterance = next_utterance
+        self.flushes: deque[int] = deque()  # where the client asked for the utterance to end, until settled
+        self.flushed_to = offset - 1  # the current stream had the flushes up to here
         self.open_since: int | None = None  # start of the announced utterance the VAD is inside
         self.input_done = False
         self.finished = False  # the VAD answered all of the input
@@ -74,6 +76,8 @@ class VadHop(Hop):
         )
         if self.open_since is not None:
             config.open_utterance.start_s = self.open_since / SAMPLE_RATE
+        if self.chain.config.endpointing is not None:
+            config.endpointing.CopyFrom(self.chain.config.endpointing)
         return vad_pb2.DetectRequest(config=config)
 
     async def push(self, pcm: bytes) -> None:
@@ -87,6 +91,13 @@ class VadHop(Hop):
             if self.current is not None:
                 await self._send(self.current)
 
+    async def flush(self) -> None:
+        """The client asked for the current utterance to end after the audio it sent so far."""
+        self.flushes.append(self.received)
+        async with self.lock:
+            if self.current is not None:
+                await self._send(self.current)
+
     async def end_input(self) -> None:
         self.input_done = True
         async with self.lock:
@@ -94,18 +105,27 @@ class VadHop(Hop):
                 await self._send(self.current)
 
     async def _replay(self, stream: Stream) -> None:
-        self.sent = self.start
+        self.sent, self.flushed_to = self.start, self.start - 1
         await self._send(stream)
 
     async def _send(self, stream: Stream) -> None:
-        """Under the lock: what the stream has not had of the buffer, then its half-close once input is done."""
-        while self.sent < self.received:
-            start = (self.sent - self.start) * SAMPLE_WIDTH
-            chunk = bytes(self.buffer[start : start + MAX_CHUNK_BYTES])
-            if not await self.write(stream, vad_pb2.DetectRequest(audio=chunk)):
+        """Under the lock: what the stream has not had of the buffer, each flush after the audio before it,
+        then its half-close once input is done."""
+        while True:
+            flush = next((at for at in self.flushes if at > self.flushed_to), None)
+            until = self.received if flush is None else flush
+            while self.sent < until:
+                start = (self.sent - self.start) * SAMPLE_WIDTH
+                chunk = bytes(self.buffer[start : start + min(MAX_CHUNK_BYTES, (until - self.sent) * SAMPLE_WIDTH)])
+                if not await self.write(stream, vad_pb2.DetectRequest(audio=chunk)):
+                    return
+                self.sent += len(chunk) // SAMPLE_WIDTH
+                self._marks.append((self.sent, now()))
+            if flush is None:
+                break
+            if not await self.write(stream, vad_pb2.DetectRequest(flush=common_pb2.Flush())):
                 return
-            self.sent += len(chunk) // SAMPLE_WIDTH
-            self._marks.append((self.sent, now()))
+            self.flushed_to = flush
         if self.input_done:
             await self.half_close(stream)
 
@@ -120,6 +140,8 @@ class VadHop(Hop):
         elif kind == "end":
             self.open_since, self.next_utterance = None, response.utterance_id + 1
         self.settled = max(self.settled, min(self.received, samples(response.settled_through_s)))
+        while self.flushes and self.flushes[0] <= self.settled and self.flushes[0] <= self.flushed_to:
+            self.flushes.popleft()  # applied: the VAD ended the utterance there (or was quiet)
         keep_from = min(self.settled, self.open_since if self.open_since is not None else self.settled)
         keep_from = max(self.start, keep_from - samples(WARMUP_S))
         if keep_from > self.start:

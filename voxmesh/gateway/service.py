@@ -20,7 +20,7 @@ import grpc
 from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH, audio, errors, rpc, text
 from voxmesh.gateway import metrics
 from voxmesh.gateway.admission import Admission
-from voxmesh.gateway.chain import Chain, ChainConfig
+from voxmesh.gateway.chain import Chain, ChainConfig, Flush
 from voxmesh.gateway.downstream import REQUIRED, Downstream
 from voxmesh.settings import GatewaySettings
 from voxmesh.v1 import common_pb2, transcription_pb2, transcription_pb2_grpc
@@ -56,6 +56,7 @@ def chain_config(
     word_timings: bool = False,
     phrases: Sequence[common_pb2.PhraseHint] = (),
     prompt: str = "",
+    endpointing: common_pb2.Endpointing | None = None,
 ) -> ChainConfig:
     tag = language_tag(language)
     if post.enabled and len(post.instruction) > settings.max_instruction_chars:
@@ -76,6 +77,7 @@ def chain_config(
         phrases=check_phrases(phrases),
         prompt=check_prompt(prompt),
         language_tag=tag,
+        endpointing=endpointing,
     )
 
 
@@ -215,6 +217,7 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer, rpc.Se
                     word_timings=config.word_timings,
                     phrases=config.phrases,
                     prompt=config.prompt,
+                    endpointing=config.endpointing if config.HasField("endpointing") else None,
                 ),
                 downstream,
                 self.settings,
@@ -233,9 +236,12 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer, rpc.Se
                 self.chains.discard(chain)
                 self.admission.ended(chain)
 
-    async def _converted(self, rest, fmt: audio.PcmFormat) -> AsyncIterator[bytes]:
+    async def _converted(self, rest, fmt: audio.PcmFormat) -> AsyncIterator[bytes | Flush]:
         converter = audio.PcmConverter(fmt)
-        async for _, chunk in rest:
+        async for kind, chunk in rest:
+            if kind == "flush":
+                yield Flush()
+                continue
             if len(chunk) > self.settings.max_chunk_bytes:
                 raise errors.InvalidArgument(
                     f"an audio chunk of {len(chunk)} bytes is over the limit of {self.settings.max_chunk_bytes} "

@@ -63,6 +63,12 @@ class VadSettings(ServiceSettings):
             "recognised with the speech after them (0: every pause of speech_end_ms ends an utterance)."
         ),
     )
+    min_end_silence_ms: int = Field(
+        100, ge=10, description="The shortest end silence (speech_end_ms) a stream may ask for in its endpointing."
+    )
+    max_end_silence_ms: int = Field(
+        5000, ge=10, description="The longest end silence (speech_end_ms) a stream may ask for in its endpointing."
+    )
     merge_pause_ms: int = Field(1000, ge=10, description="Pause that ends an utterance shorter than min_utterance_s.")
     audio_every_ms: int = Field(
         300,

@@ -13,6 +13,7 @@ class SpeechEndReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SPEECH_END_REASON_SILENCE: _ClassVar[SpeechEndReason]
     SPEECH_END_REASON_MAX_LENGTH: _ClassVar[SpeechEndReason]
     SPEECH_END_REASON_STREAM_END: _ClassVar[SpeechEndReason]
+    SPEECH_END_REASON_FLUSH: _ClassVar[SpeechEndReason]
 
 class ProcessingOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -24,10 +25,25 @@ SPEECH_END_REASON_UNSPECIFIED: SpeechEndReason
 SPEECH_END_REASON_SILENCE: SpeechEndReason
 SPEECH_END_REASON_MAX_LENGTH: SpeechEndReason
 SPEECH_END_REASON_STREAM_END: SpeechEndReason
+SPEECH_END_REASON_FLUSH: SpeechEndReason
 PROCESSING_OUTCOME_UNSPECIFIED: ProcessingOutcome
 PROCESSING_OUTCOME_PROCESSED: ProcessingOutcome
 PROCESSING_OUTCOME_GUARDED: ProcessingOutcome
 PROCESSING_OUTCOME_FAILED: ProcessingOutcome
+
+class Endpointing(_message.Message):
+    __slots__ = ("end_silence_ms", "start_ms", "max_utterance_s")
+    END_SILENCE_MS_FIELD_NUMBER: _ClassVar[int]
+    START_MS_FIELD_NUMBER: _ClassVar[int]
+    MAX_UTTERANCE_S_FIELD_NUMBER: _ClassVar[int]
+    end_silence_ms: int
+    start_ms: int
+    max_utterance_s: float
+    def __init__(self, end_silence_ms: _Optional[int] = ..., start_ms: _Optional[int] = ..., max_utterance_s: _Optional[float] = ...) -> None: ...
+
+class Flush(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class PartialTranscript(_message.Message):
     __slots__ = ("text", "stability")

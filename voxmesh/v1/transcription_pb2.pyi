@@ -42,7 +42,7 @@ class PostProcessing(_message.Message):
     def __init__(self, enabled: _Optional[bool] = ..., instruction: _Optional[str] = ...) -> None: ...
 
 class StreamingConfig(_message.Message):
-    __slots__ = ("format", "language", "partial_results", "post_processing", "resume", "source", "word_timings", "phrases", "prompt")
+    __slots__ = ("format", "language", "partial_results", "post_processing", "resume", "source", "word_timings", "phrases", "prompt", "endpointing")
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     LANGUAGE_FIELD_NUMBER: _ClassVar[int]
     PARTIAL_RESULTS_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +52,7 @@ class StreamingConfig(_message.Message):
     WORD_TIMINGS_FIELD_NUMBER: _ClassVar[int]
     PHRASES_FIELD_NUMBER: _ClassVar[int]
     PROMPT_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINTING_FIELD_NUMBER: _ClassVar[int]
     format: AudioFormat
     language: str
     partial_results: bool
@@ -61,7 +62,8 @@ class StreamingConfig(_message.Message):
     word_timings: bool
     phrases: _containers.RepeatedCompositeFieldContainer[_common_pb2.PhraseHint]
     prompt: str
-    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., language: _Optional[str] = ..., partial_results: _Optional[bool] = ..., post_processing: _Optional[_Union[PostProcessing, _Mapping]] = ..., resume: _Optional[_Union[ResumeFrom, _Mapping]] = ..., source: _Optional[_Union[AudioSource, str]] = ..., word_timings: _Optional[bool] = ..., phrases: _Optional[_Iterable[_Union[_common_pb2.PhraseHint, _Mapping]]] = ..., prompt: _Optional[str] = ...) -> None: ...
+    endpointing: _common_pb2.Endpointing
+    def __init__(self, format: _Optional[_Union[AudioFormat, _Mapping]] = ..., language: _Optional[str] = ..., partial_results: _Optional[bool] = ..., post_processing: _Optional[_Union[PostProcessing, _Mapping]] = ..., resume: _Optional[_Union[ResumeFrom, _Mapping]] = ..., source: _Optional[_Union[AudioSource, str]] = ..., word_timings: _Optional[bool] = ..., phrases: _Optional[_Iterable[_Union[_common_pb2.PhraseHint, _Mapping]]] = ..., prompt: _Optional[str] = ..., endpointing: _Optional[_Union[_common_pb2.Endpointing, _Mapping]] = ...) -> None: ...
 
 class ResumeFrom(_message.Message):
     __slots__ = ("offset_s", "next_utterance_id", "pending", "context")
@@ -90,12 +92,14 @@ class PendingTranscript(_message.Message):
     def __init__(self, utterance_id: _Optional[int] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., text: _Optional[str] = ..., processed_so_far: _Optional[str] = ...) -> None: ...
 
 class StreamingTranscribeRequest(_message.Message):
-    __slots__ = ("config", "audio")
+    __slots__ = ("config", "audio", "flush")
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
+    FLUSH_FIELD_NUMBER: _ClassVar[int]
     config: StreamingConfig
     audio: bytes
-    def __init__(self, config: _Optional[_Union[StreamingConfig, _Mapping]] = ..., audio: _Optional[bytes] = ...) -> None: ...
+    flush: _common_pb2.Flush
+    def __init__(self, config: _Optional[_Union[StreamingConfig, _Mapping]] = ..., audio: _Optional[bytes] = ..., flush: _Optional[_Union[_common_pb2.Flush, _Mapping]] = ...) -> None: ...
 
 class SpeechStarted(_message.Message):
     __slots__ = ()

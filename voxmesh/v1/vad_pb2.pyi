@@ -7,18 +7,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class DetectConfig(_message.Message):
-    __slots__ = ("sample_rate_hz", "offset_s", "next_utterance_id", "open_utterance", "warmup_s")
+    __slots__ = ("sample_rate_hz", "offset_s", "next_utterance_id", "open_utterance", "warmup_s", "endpointing")
     SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
     OFFSET_S_FIELD_NUMBER: _ClassVar[int]
     NEXT_UTTERANCE_ID_FIELD_NUMBER: _ClassVar[int]
     OPEN_UTTERANCE_FIELD_NUMBER: _ClassVar[int]
     WARMUP_S_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINTING_FIELD_NUMBER: _ClassVar[int]
     sample_rate_hz: int
     offset_s: float
     next_utterance_id: int
     open_utterance: OpenUtterance
     warmup_s: float
-    def __init__(self, sample_rate_hz: _Optional[int] = ..., offset_s: _Optional[float] = ..., next_utterance_id: _Optional[int] = ..., open_utterance: _Optional[_Union[OpenUtterance, _Mapping]] = ..., warmup_s: _Optional[float] = ...) -> None: ...
+    endpointing: _common_pb2.Endpointing
+    def __init__(self, sample_rate_hz: _Optional[int] = ..., offset_s: _Optional[float] = ..., next_utterance_id: _Optional[int] = ..., open_utterance: _Optional[_Union[OpenUtterance, _Mapping]] = ..., warmup_s: _Optional[float] = ..., endpointing: _Optional[_Union[_common_pb2.Endpointing, _Mapping]] = ...) -> None: ...
 
 class OpenUtterance(_message.Message):
     __slots__ = ("start_s",)
@@ -27,12 +29,14 @@ class OpenUtterance(_message.Message):
     def __init__(self, start_s: _Optional[float] = ...) -> None: ...
 
 class DetectRequest(_message.Message):
-    __slots__ = ("config", "audio")
+    __slots__ = ("config", "audio", "flush")
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
+    FLUSH_FIELD_NUMBER: _ClassVar[int]
     config: DetectConfig
     audio: bytes
-    def __init__(self, config: _Optional[_Union[DetectConfig, _Mapping]] = ..., audio: _Optional[bytes] = ...) -> None: ...
+    flush: _common_pb2.Flush
+    def __init__(self, config: _Optional[_Union[DetectConfig, _Mapping]] = ..., audio: _Optional[bytes] = ..., flush: _Optional[_Union[_common_pb2.Flush, _Mapping]] = ...) -> None: ...
 
 class SpeechStart(_message.Message):
     __slots__ = ()

@@ -45,7 +45,7 @@ class VoiceActivityServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Detect(self, request_iterator, context):
-        """The first request carries only `config`; every later one only `audio`, in chunks of any size.
+        """The first request carries only `config`; every later one `audio`, in chunks of any size, or `flush`.
         Responses: for each utterance, `start`, then its audio (pre-roll included), then `end`; `progress`
         while nothing else is said; `going_away` when the service is stopping.
         """

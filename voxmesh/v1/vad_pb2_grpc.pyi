@@ -32,7 +32,7 @@ class VoiceActivityStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> VoiceActivityAsyncStub: ...
     Detect: _grpc.StreamStreamMultiCallable[_vad_pb2.DetectRequest, _vad_pb2.DetectResponse]
-    """The first request carries only `config`; every later one only `audio`, in chunks of any size.
+    """The first request carries only `config`; every later one `audio`, in chunks of any size, or `flush`.
     Responses: for each utterance, `start`, then its audio (pre-roll included), then `end`; `progress`
     while nothing else is said; `going_away` when the service is stopping.
     """
@@ -41,7 +41,7 @@ class VoiceActivityStub:
 class VoiceActivityAsyncStub(VoiceActivityStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Detect: _aio.StreamStreamMultiCallable[_vad_pb2.DetectRequest, _vad_pb2.DetectResponse]  # type: ignore[assignment]
-    """The first request carries only `config`; every later one only `audio`, in chunks of any size.
+    """The first request carries only `config`; every later one `audio`, in chunks of any size, or `flush`.
     Responses: for each utterance, `start`, then its audio (pre-roll included), then `end`; `progress`
     while nothing else is said; `going_away` when the service is stopping.
     """
@@ -53,7 +53,7 @@ class VoiceActivityServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_vad_pb2.DetectRequest],
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_vad_pb2.DetectResponse], _abc.AsyncIterator[_vad_pb2.DetectResponse]]:
-        """The first request carries only `config`; every later one only `audio`, in chunks of any size.
+        """The first request carries only `config`; every later one `audio`, in chunks of any size, or `flush`.
         Responses: for each utterance, `start`, then its audio (pre-roll included), then `end`; `progress`
         while nothing else is said; `going_away` when the service is stopping.
         """

@@ -79,7 +79,7 @@ class SpeechAudio:
 class SpeechEnded:
     utterance: int
     end: int
-    reason: str  # "silence", "max_length" or "stream_end"
+    reason: str  # "silence", "max_length", "stream_end" or "flush"
 
 
 Event = SpeechStarted | SpeechAudio | SpeechEnded
@@ -171,6 +171,17 @@ class Segmenter:
         else:
             self.position += len(self._pending) // SAMPLE_WIDTH
         self._pending.clear()
+        return events
+
+    def cut(self) -> list[Event]:
+        """The client asked for the utterance to end now: close an open one with the audio pushed so far
+        (what makes no whole frame yet goes with it); nothing happens in quiet."""
+        events: list[Event] = []
+        if self._speaking:
+            self._append(bytes(self._pending), self.position)
+            self.position += len(self._pending) // SAMPLE_WIDTH
+            self._pending.clear()
+            self._end("flush", events)
         return events
 
     def _frame(self, frame: bytes, voiced: bool, events: list[Event]) -> None:

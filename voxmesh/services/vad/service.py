@@ -18,6 +18,7 @@ import asyncio
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import grpc
 
@@ -31,6 +32,7 @@ END_REASONS = {
     "silence": common_pb2.SPEECH_END_REASON_SILENCE,
     "max_length": common_pb2.SPEECH_END_REASON_MAX_LENGTH,
     "stream_end": common_pb2.SPEECH_END_REASON_STREAM_END,
+    "flush": common_pb2.SPEECH_END_REASON_FLUSH,
 }
 
 
@@ -80,6 +82,8 @@ def to_proto(event, input_through: int) -> vad_pb2.DetectResponse:
 
 
 MAX_WARMUP_S = 120.0
+MIN_START_MS, MAX_START_MS = 30, 1000  # a stream's start window (endpointing.start_ms)
+MIN_UTTERANCE_LIMIT_S = 1.0  # the shortest max_utterance_s a stream may ask for
 
 
 def check_resume(config: vad_pb2.DetectConfig) -> dict:
@@ -131,9 +135,39 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer, rpc.Servicer):
     def ready(self) -> bool:
         return self.started
 
-    def segmenter(self, **start) -> Segmenter:
-        """A segmenter for a new stream, or for one that continues another (see check_resume)."""
-        return Segmenter(self.engine.stream(), self.config, **start)
+    def segmenter(self, endpointing: common_pb2.Endpointing | None = None, **start) -> Segmenter:
+        """A segmenter for a new stream, or for one that continues another (see check_resume), with the
+        stream's own endpointing."""
+        config = self.config if endpointing is None else self.endpointing(endpointing)
+        return Segmenter(self.engine.stream(), config, **start)
+
+    def endpointing(self, asked: common_pb2.Endpointing) -> SegmenterConfig:
+        """The service's segmenter config with a stream's endpointing, refused outside the service's bounds."""
+        s = self.settings
+        low, high = s.min_end_silence_ms, s.max_end_silence_ms
+        if asked.end_silence_ms and not low <= asked.end_silence_ms <= high:
+            raise errors.InvalidArgument(
+                f"endpointing.end_silence_ms {asked.end_silence_ms} is not accepted: give {low} to {high} ms "
+                "(VOXMESH_VAD_MIN_END_SILENCE_MS, VOXMESH_VAD_MAX_END_SILENCE_MS), or 0 for the service's "
+                f"{s.speech_end_ms} ms"
+            )
+        if asked.start_ms and not MIN_START_MS <= asked.start_ms <= MAX_START_MS:
+            raise errors.InvalidArgument(
+                f"endpointing.start_ms {asked.start_ms} is not accepted: give {MIN_START_MS} to {MAX_START_MS} ms, "
+                f"or 0 for the service's {s.speech_start_ms} ms"
+            )
+        longest = asked.max_utterance_s
+        if longest and not (math.isfinite(longest) and MIN_UTTERANCE_LIMIT_S <= longest <= s.max_utterance_s):
+            raise errors.InvalidArgument(
+                f"endpointing.max_utterance_s {longest:g} is not accepted: give {MIN_UTTERANCE_LIMIT_S:g} to "
+                f"{s.max_utterance_s:g} s (VOXMESH_VAD_MAX_UTTERANCE_S), or 0 for that"
+            )
+        return replace(
+            self.config,
+            speech_end_ms=asked.end_silence_ms or self.config.speech_end_ms,
+            speech_start_ms=asked.start_ms or self.config.speech_start_ms,
+            max_utterance_s=longest or self.config.max_utterance_s,
+        )
 
     async def _push(self, segmenter: Segmenter, audio: bytes) -> list:
         if self._workers is None:
@@ -146,16 +180,20 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer, rpc.Servicer):
         if config is None:
             return
         rpc.require_internal_rate(config.sample_rate_hz)
-        segmenter = self.segmenter(**check_resume(config))
+        endpointing = config.endpointing if config.HasField("endpointing") else None
+        segmenter = self.segmenter(endpointing, **check_resume(config))
         await rpc.accepted(context)
         told = segmenter.settled  # how far the responses sent so far have settled the stream
         going_away_sent = False
-        async for _, audio in rest:
-            rpc.require_whole_samples(audio)
-            began = time.perf_counter()
-            events = await self._push(segmenter, audio)
-            metrics.CHUNK_SECONDS.observe(time.perf_counter() - began)
-            metrics.AUDIO_SECONDS.inc(len(audio) / (SAMPLE_WIDTH * SAMPLE_RATE))
+        async for kind, message in rest:
+            if kind == "flush":
+                events = segmenter.cut()
+            else:
+                rpc.require_whole_samples(message)
+                began = time.perf_counter()
+                events = await self._push(segmenter, message)
+                metrics.CHUNK_SECONDS.observe(time.perf_counter() - began)
+                metrics.AUDIO_SECONDS.inc(len(message) / (SAMPLE_WIDTH * SAMPLE_RATE))
             for event in events:
                 response = self._response(event, segmenter.position)
                 told = _samples(response.settled_through_s)
