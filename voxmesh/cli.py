@@ -208,7 +208,8 @@ async def _transcribe(args: argparse.Namespace) -> int:
         target = stack.gateway if stack else args.gateway
         started = time.monotonic()
         async with Client(target, credentials=_credentials(args)) as client:
-            async for event in client.stream_file(path, pace=args.pace, options=options, progress=progress):
+            raw = (args.encoding.upper(), args.rate) if args.encoding != "auto" else None
+            async for event in client.stream_file(path, pace=args.pace, options=options, progress=progress, raw=raw):
                 console.event(event)
     except StackError as exc:
         print(f"voxmesh transcribe: {exc}", file=sys.stderr)
@@ -308,6 +309,13 @@ def main(argv: list[str] | None = None) -> int:
         help="a word or phrase the speaker is likely to say, optionally with a boost of 0 to 20 (repeatable)",
     )
     transcribe.add_argument("--prompt", default="", help="free text that sets the style and vocabulary")
+    transcribe.add_argument(
+        "--encoding",
+        choices=("auto", "mulaw", "alaw"),
+        default="auto",
+        help="auto (default): any file libsndfile reads; mulaw or alaw: a headerless G.711 file (mono, --rate)",
+    )
+    transcribe.add_argument("--rate", type=int, default=8000, help="sample rate of a raw G.711 file (default 8000)")
     transcribe.add_argument(
         "--end-silence-ms",
         type=int,

@@ -94,6 +94,8 @@ class StreamOptions:
         return pb.PostProcessing(enabled=self.post_processing, instruction=self.instruction)
 
 
+SAMPLE_BYTES = {"LINEAR16": 2, "MULAW": 1, "ALAW": 1}  # the encodings the library streams (and resumes)
+
 MOVE_RETRY_S = 1.0  # how often to look for another gateway while the one going away still serves
 MOVE_TIMEOUT_S = 2.0  # how long a gateway may take to accept a moved stream
 
@@ -168,13 +170,17 @@ class Client:
         *,
         sample_rate_hz: int = SAMPLE_RATE,
         channels: int = 1,
+        encoding: str = "LINEAR16",
         options: StreamOptions = StreamOptions(),
         timeout: float | None = None,
     ) -> AsyncGenerator[Event, None]:
-        """Stream LINEAR16 chunks in the given format; yields events as they arrive. A sync iterable is read
-        on a worker thread, so it may block (a microphone, a paced reader)."""
+        """Stream chunks of audio in the given format (LINEAR16, or G.711: MULAW, ALAW); yields events as they
+        arrive. A sync iterable is read on a worker thread, so it may block (a microphone, a paced reader).
+        Opus containers go through the stubs: a container cannot be resumed mid-way."""
+        if encoding not in SAMPLE_BYTES:
+            raise ValueError(f"encoding must be one of {', '.join(SAMPLE_BYTES)}, not {encoding!r}")
         config = pb.StreamingConfig(
-            format=pb.AudioFormat(encoding=pb.AudioFormat.LINEAR16, sample_rate_hz=sample_rate_hz, channels=channels),
+            format=pb.AudioFormat(encoding=encoding, sample_rate_hz=sample_rate_hz, channels=channels),
             language=options.language,
             partial_results=options.partials,
             post_processing=options.post(),
@@ -184,7 +190,7 @@ class Client:
             prompt=options.prompt,
             endpointing=options.endpointing(),
         )
-        state = Resumption(sample_rate_hz, channels, options.post_processing)
+        state = Resumption(sample_rate_hz, channels, options.post_processing, SAMPLE_BYTES[encoding])
         source = ResumableSource(chunks, state, int(MAX_AHEAD_S * sample_rate_hz) * state.frame_bytes)
         decode = EventDecoder()
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -312,12 +318,20 @@ class Client:
         options: StreamOptions = StreamOptions(),
         progress: Progress | None = None,
         timeout: float | None = None,
+        raw: tuple[str, int] | None = None,
     ) -> AsyncGenerator[Event, None]:
         """Stream a file any libsndfile format (WAV, FLAC, OGG, ...), at real-time pace or as fast as the
         mesh takes it. Files in a format the gateway takes (8-48 kHz, mono or stereo) go as they are, so
-        the gateway converts them once; others are converted to 16 kHz mono here."""
+        the gateway converts them once; others are converted to 16 kHz mono here. `raw=("MULAW", 8000)`: the
+        file is headerless mono G.711 (MULAW or ALAW) at that rate, sent as it is for the gateway to decode."""
         if pace not in ("realtime", "fast"):
             raise ValueError(f"pace must be 'realtime' or 'fast', not {pace!r}")
+        if pace == "fast":
+            options = dataclasses.replace(options, recorded=True)
+        if raw is not None:
+            async for event in self._stream_raw(Path(path), raw, pace, chunk_ms, options, progress, timeout):
+                yield event
+            return
         samples, rate = await asyncio.to_thread(audio.read_file, path)
         if not (audio.MIN_RATE <= rate <= audio.MAX_RATE and samples.shape[1] in audio.CHANNELS):
             pcm = await asyncio.to_thread(audio.to_internal, samples, rate)
@@ -335,10 +349,27 @@ class Client:
                 if progress:
                     progress(sent_s, total_s)
 
-        if pace == "fast":
-            options = dataclasses.replace(options, recorded=True)
         async for event in self.stream(
             chunks(), sample_rate_hz=rate, channels=samples.shape[1], options=options, timeout=timeout
+        ):
+            yield event
+
+    async def _stream_raw(self, path: Path, raw, pace, chunk_ms, options, progress, timeout):
+        encoding, rate = raw
+        data = await asyncio.to_thread(path.read_bytes)
+        step, total_s = max(1, rate * chunk_ms // 1000), len(data) / rate
+
+        async def chunks():
+            started = time.monotonic()
+            for offset in range(0, len(data), step):
+                if pace == "realtime":
+                    await asyncio.sleep(max(0.0, started + offset / rate - time.monotonic()))
+                yield data[offset : offset + step]
+                if progress:
+                    progress(min(len(data), offset + step) / rate, total_s)
+
+        async for event in self.stream(
+            chunks(), sample_rate_hz=rate, channels=1, encoding=encoding, options=options, timeout=timeout
         ):
             yield event
 

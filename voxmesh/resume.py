@@ -28,9 +28,9 @@ CONTEXT = 8  # latest finals handed to a new call as the post-processor's contex
 
 
 class Resumption:
-    def __init__(self, sample_rate_hz: int, channels: int, post_processing: bool):
+    def __init__(self, sample_rate_hz: int, channels: int, post_processing: bool, sample_bytes: int = 2):
         self.rate = sample_rate_hz
-        self.frame_bytes = 2 * channels
+        self.frame_bytes = sample_bytes * channels  # 2 per sample for LINEAR16, 1 for G.711
         self.post_processing = post_processing
         self.buffer = bytearray()  # the stream's audio from sample `start` to `received`
         self.start = 0
@@ -186,8 +186,8 @@ class ResumableSource:
             return
         if len(chunk) % self.state.frame_bytes:
             raise ValueError(
-                f"an audio chunk of {len(chunk)} bytes is not a whole number of samples: LINEAR16 with "
-                f"{self.state.frame_bytes // 2} channel(s) takes a multiple of {self.state.frame_bytes} bytes"
+                f"an audio chunk of {len(chunk)} bytes is not a whole number of samples: a multiple of "
+                f"{self.state.frame_bytes} bytes is (one sample of every channel)"
             )
         while (self.state.received - self._sent) * self.state.frame_bytes >= self.max_ahead:
             self._taken.clear()

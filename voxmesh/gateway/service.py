@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Sequence
 import grpc
 
 from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH, audio, errors, rpc, text
-from voxmesh.gateway import metrics
+from voxmesh.gateway import codecs, metrics
 from voxmesh.gateway.admission import Admission
 from voxmesh.gateway.chain import Chain, ChainConfig, Flush
 from voxmesh.gateway.downstream import REQUIRED, Downstream
@@ -201,7 +201,7 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer, rpc.Se
             )
             if config is None:
                 return
-            fmt = audio.check_format(
+            decoder = codecs.open_decoder(
                 encoding_name(config.format.encoding), config.format.sample_rate_hz, config.format.channels
             )
             recorded = config.source == transcription_pb2.AUDIO_SOURCE_RECORDED
@@ -230,14 +230,14 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer, rpc.Se
             try:
                 await chain.start(context.time_remaining())
                 await rpc.accepted(context)  # a client moving its stream here may now leave the gateway it was on
-                async for event in chain.run(self._converted(rest, fmt)):
+                async for event in chain.run(self._converted(rest, decoder)):
                     yield event
             finally:
                 self.chains.discard(chain)
                 self.admission.ended(chain)
 
-    async def _converted(self, rest, fmt: audio.PcmFormat) -> AsyncIterator[bytes | Flush]:
-        converter = audio.PcmConverter(fmt)
+    async def _converted(self, rest, decoder: codecs.Decoder) -> AsyncIterator[bytes | Flush]:
+        """The client's audio, decoded once to 16 kHz mono LINEAR16, and its flushes in their place."""
         async for kind, chunk in rest:
             if kind == "flush":
                 yield Flush()
@@ -247,10 +247,10 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer, rpc.Se
                     f"an audio chunk of {len(chunk)} bytes is over the limit of {self.settings.max_chunk_bytes} "
                     "bytes per message; send smaller chunks (100 ms each is typical)"
                 )
-            rpc.require_whole_samples(chunk, fmt.channels)
-            metrics.AUDIO_SECONDS.inc(fmt.seconds(len(chunk)))
-            yield converter.convert(chunk)
-        yield converter.flush()
+            pcm = await decoder.decode(chunk)
+            metrics.AUDIO_SECONDS.inc(len(pcm) / (SAMPLE_RATE * SAMPLE_WIDTH))
+            yield pcm
+        yield await decoder.finish()
 
     @rpc.servicer_method("gateway")
     async def Transcribe(self, request, context: grpc.aio.ServicerContext):

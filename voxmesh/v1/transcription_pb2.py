@@ -25,43 +25,43 @@ _sym_db = _symbol_database.Default()
 from voxmesh.v1 import common_pb2 as voxmesh_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1evoxmesh/v1/transcription.proto\x12\nvoxmesh.v1\x1a\x17voxmesh/v1/common.proto\"\x9f\x01\n\x0b\x41udioFormat\x12\x32\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32 .voxmesh.v1.AudioFormat.Encoding\x12\x16\n\x0esample_rate_hz\x18\x02 \x01(\x05\x12\x10\n\x08\x63hannels\x18\x03 \x01(\x05\"2\n\x08\x45ncoding\x12\x18\n\x14\x45NCODING_UNSPECIFIED\x10\x00\x12\x0c\n\x08LINEAR16\x10\x01\"6\n\x0ePostProcessing\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12\x13\n\x0binstruction\x18\x02 \x01(\t\"\xe8\x02\n\x0fStreamingConfig\x12\'\n\x06\x66ormat\x18\x01 \x01(\x0b\x32\x17.voxmesh.v1.AudioFormat\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x17\n\x0fpartial_results\x18\x03 \x01(\x08\x12\x33\n\x0fpost_processing\x18\x04 \x01(\x0b\x32\x1a.voxmesh.v1.PostProcessing\x12&\n\x06resume\x18\x05 \x01(\x0b\x32\x16.voxmesh.v1.ResumeFrom\x12\'\n\x06source\x18\x06 \x01(\x0e\x32\x17.voxmesh.v1.AudioSource\x12\x14\n\x0cword_timings\x18\x07 \x01(\x08\x12\'\n\x07phrases\x18\x08 \x03(\x0b\x32\x16.voxmesh.v1.PhraseHint\x12\x0e\n\x06prompt\x18\t \x01(\t\x12,\n\x0b\x65ndpointing\x18\n \x01(\x0b\x32\x17.voxmesh.v1.Endpointing\"z\n\nResumeFrom\x12\x10\n\x08offset_s\x18\x01 \x01(\x01\x12\x19\n\x11next_utterance_id\x18\x02 \x01(\r\x12.\n\x07pending\x18\x03 \x03(\x0b\x32\x1d.voxmesh.v1.PendingTranscript\x12\x0f\n\x07\x63ontext\x18\x04 \x03(\t\"q\n\x11PendingTranscript\x12\x14\n\x0cutterance_id\x18\x01 \x01(\r\x12\x0f\n\x07start_s\x18\x02 \x01(\x01\x12\r\n\x05\x65nd_s\x18\x03 \x01(\x01\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x18\n\x10processed_so_far\x18\x05 \x01(\t\"\x8b\x01\n\x1aStreamingTranscribeRequest\x12-\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1b.voxmesh.v1.StreamingConfigH\x00\x12\x0f\n\x05\x61udio\x18\x02 \x01(\x0cH\x00\x12\"\n\x05\x66lush\x18\x03 \x01(\x0b\x32\x11.voxmesh.v1.FlushH\x00\x42\t\n\x07request\"\x0f\n\rSpeechStarted\":\n\x0bSpeechEnded\x12+\n\x06reason\x18\x01 \x01(\x0e\x32\x1b.voxmesh.v1.SpeechEndReason\"\xee\x03\n\x12TranscriptionEvent\x12\x14\n\x0cutterance_id\x18\x01 \x01(\r\x12\x0f\n\x07start_s\x18\x02 \x01(\x01\x12\r\n\x05\x65nd_s\x18\x03 \x01(\x01\x12\x19\n\x11settled_through_s\x18\x04 \x01(\x01\x12\x33\n\x0espeech_started\x18\n \x01(\x0b\x32\x19.voxmesh.v1.SpeechStartedH\x00\x12/\n\x0cspeech_ended\x18\x0b \x01(\x0b\x32\x17.voxmesh.v1.SpeechEndedH\x00\x12\x30\n\x07partial\x18\x0c \x01(\x0b\x32\x1d.voxmesh.v1.PartialTranscriptH\x00\x12,\n\x05\x66inal\x18\r \x01(\x0b\x32\x1b.voxmesh.v1.FinalTranscriptH\x00\x12.\n\tprocessed\x18\x0e \x01(\x0b\x32\x19.voxmesh.v1.ProcessedTextH\x00\x12+\n\x05\x65rror\x18\x0f \x01(\x0b\x32\x1a.voxmesh.v1.UtteranceErrorH\x00\x12.\n\x08progress\x18\x10 \x01(\x0b\x32\x1a.voxmesh.v1.StreamProgressH\x00\x12+\n\ngoing_away\x18\x11 \x01(\x0b\x32\x15.voxmesh.v1.GoingAwayH\x00\x42\x07\n\x05\x65vent\"\x10\n\x0eStreamProgress\"\xba\x01\n\x11TranscribeRequest\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x33\n\x0fpost_processing\x18\x03 \x01(\x0b\x32\x1a.voxmesh.v1.PostProcessing\x12\x14\n\x0cword_timings\x18\x04 \x01(\x08\x12\'\n\x07phrases\x18\x05 \x03(\x0b\x32\x16.voxmesh.v1.PhraseHint\x12\x0e\n\x06prompt\x18\x06 \x01(\t\"\xc6\x01\n\tUtterance\x12\x14\n\x0cutterance_id\x18\x01 \x01(\r\x12\x0f\n\x07start_s\x18\x02 \x01(\x01\x12\r\n\x05\x65nd_s\x18\x03 \x01(\x01\x12*\n\x05\x66inal\x18\x04 \x01(\x0b\x32\x1b.voxmesh.v1.FinalTranscript\x12,\n\tprocessed\x18\x05 \x01(\x0b\x32\x19.voxmesh.v1.ProcessedText\x12)\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x1a.voxmesh.v1.UtteranceError\"a\n\x12TranscribeResponse\x12)\n\nutterances\x18\x01 \x03(\x0b\x32\x15.voxmesh.v1.Utterance\x12\x12\n\nduration_s\x18\x02 \x01(\x01\x12\x0c\n\x04text\x18\x03 \x01(\t*]\n\x0b\x41udioSource\x12\x1c\n\x18\x41UDIO_SOURCE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x41UDIO_SOURCE_LIVE\x10\x01\x12\x19\n\x15\x41UDIO_SOURCE_RECORDED\x10\x02\x32\xbf\x01\n\rTranscription\x12\x61\n\x13StreamingTranscribe\x12&.voxmesh.v1.StreamingTranscribeRequest\x1a\x1e.voxmesh.v1.TranscriptionEvent(\x01\x30\x01\x12K\n\nTranscribe\x12\x1d.voxmesh.v1.TranscribeRequest\x1a\x1e.voxmesh.v1.TranscribeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1evoxmesh/v1/transcription.proto\x12\nvoxmesh.v1\x1a\x17voxmesh/v1/common.proto\"\xd1\x01\n\x0b\x41udioFormat\x12\x32\n\x08\x65ncoding\x18\x01 \x01(\x0e\x32 .voxmesh.v1.AudioFormat.Encoding\x12\x16\n\x0esample_rate_hz\x18\x02 \x01(\x05\x12\x10\n\x08\x63hannels\x18\x03 \x01(\x05\"d\n\x08\x45ncoding\x12\x18\n\x14\x45NCODING_UNSPECIFIED\x10\x00\x12\x0c\n\x08LINEAR16\x10\x01\x12\t\n\x05MULAW\x10\x02\x12\x08\n\x04\x41LAW\x10\x03\x12\x0c\n\x08OGG_OPUS\x10\x04\x12\r\n\tWEBM_OPUS\x10\x05\"6\n\x0ePostProcessing\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\x12\x13\n\x0binstruction\x18\x02 \x01(\t\"\xe8\x02\n\x0fStreamingConfig\x12\'\n\x06\x66ormat\x18\x01 \x01(\x0b\x32\x17.voxmesh.v1.AudioFormat\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x17\n\x0fpartial_results\x18\x03 \x01(\x08\x12\x33\n\x0fpost_processing\x18\x04 \x01(\x0b\x32\x1a.voxmesh.v1.PostProcessing\x12&\n\x06resume\x18\x05 \x01(\x0b\x32\x16.voxmesh.v1.ResumeFrom\x12\'\n\x06source\x18\x06 \x01(\x0e\x32\x17.voxmesh.v1.AudioSource\x12\x14\n\x0cword_timings\x18\x07 \x01(\x08\x12\'\n\x07phrases\x18\x08 \x03(\x0b\x32\x16.voxmesh.v1.PhraseHint\x12\x0e\n\x06prompt\x18\t \x01(\t\x12,\n\x0b\x65ndpointing\x18\n \x01(\x0b\x32\x17.voxmesh.v1.Endpointing\"z\n\nResumeFrom\x12\x10\n\x08offset_s\x18\x01 \x01(\x01\x12\x19\n\x11next_utterance_id\x18\x02 \x01(\r\x12.\n\x07pending\x18\x03 \x03(\x0b\x32\x1d.voxmesh.v1.PendingTranscript\x12\x0f\n\x07\x63ontext\x18\x04 \x03(\t\"q\n\x11PendingTranscript\x12\x14\n\x0cutterance_id\x18\x01 \x01(\r\x12\x0f\n\x07start_s\x18\x02 \x01(\x01\x12\r\n\x05\x65nd_s\x18\x03 \x01(\x01\x12\x0c\n\x04text\x18\x04 \x01(\t\x12\x18\n\x10processed_so_far\x18\x05 \x01(\t\"\x8b\x01\n\x1aStreamingTranscribeRequest\x12-\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1b.voxmesh.v1.StreamingConfigH\x00\x12\x0f\n\x05\x61udio\x18\x02 \x01(\x0cH\x00\x12\"\n\x05\x66lush\x18\x03 \x01(\x0b\x32\x11.voxmesh.v1.FlushH\x00\x42\t\n\x07request\"\x0f\n\rSpeechStarted\":\n\x0bSpeechEnded\x12+\n\x06reason\x18\x01 \x01(\x0e\x32\x1b.voxmesh.v1.SpeechEndReason\"\xee\x03\n\x12TranscriptionEvent\x12\x14\n\x0cutterance_id\x18\x01 \x01(\r\x12\x0f\n\x07start_s\x18\x02 \x01(\x01\x12\r\n\x05\x65nd_s\x18\x03 \x01(\x01\x12\x19\n\x11settled_through_s\x18\x04 \x01(\x01\x12\x33\n\x0espeech_started\x18\n \x01(\x0b\x32\x19.voxmesh.v1.SpeechStartedH\x00\x12/\n\x0cspeech_ended\x18\x0b \x01(\x0b\x32\x17.voxmesh.v1.SpeechEndedH\x00\x12\x30\n\x07partial\x18\x0c \x01(\x0b\x32\x1d.voxmesh.v1.PartialTranscriptH\x00\x12,\n\x05\x66inal\x18\r \x01(\x0b\x32\x1b.voxmesh.v1.FinalTranscriptH\x00\x12.\n\tprocessed\x18\x0e \x01(\x0b\x32\x19.voxmesh.v1.ProcessedTextH\x00\x12+\n\x05\x65rror\x18\x0f \x01(\x0b\x32\x1a.voxmesh.v1.UtteranceErrorH\x00\x12.\n\x08progress\x18\x10 \x01(\x0b\x32\x1a.voxmesh.v1.StreamProgressH\x00\x12+\n\ngoing_away\x18\x11 \x01(\x0b\x32\x15.voxmesh.v1.GoingAwayH\x00\x42\x07\n\x05\x65vent\"\x10\n\x0eStreamProgress\"\xba\x01\n\x11TranscribeRequest\x12\x0f\n\x07\x63ontent\x18\x01 \x01(\x0c\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x33\n\x0fpost_processing\x18\x03 \x01(\x0b\x32\x1a.voxmesh.v1.PostProcessing\x12\x14\n\x0cword_timings\x18\x04 \x01(\x08\x12\'\n\x07phrases\x18\x05 \x03(\x0b\x32\x16.voxmesh.v1.PhraseHint\x12\x0e\n\x06prompt\x18\x06 \x01(\t\"\xc6\x01\n\tUtterance\x12\x14\n\x0cutterance_id\x18\x01 \x01(\r\x12\x0f\n\x07start_s\x18\x02 \x01(\x01\x12\r\n\x05\x65nd_s\x18\x03 \x01(\x01\x12*\n\x05\x66inal\x18\x04 \x01(\x0b\x32\x1b.voxmesh.v1.FinalTranscript\x12,\n\tprocessed\x18\x05 \x01(\x0b\x32\x19.voxmesh.v1.ProcessedText\x12)\n\x05\x65rror\x18\x06 \x01(\x0b\x32\x1a.voxmesh.v1.UtteranceError\"a\n\x12TranscribeResponse\x12)\n\nutterances\x18\x01 \x03(\x0b\x32\x15.voxmesh.v1.Utterance\x12\x12\n\nduration_s\x18\x02 \x01(\x01\x12\x0c\n\x04text\x18\x03 \x01(\t*]\n\x0b\x41udioSource\x12\x1c\n\x18\x41UDIO_SOURCE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x41UDIO_SOURCE_LIVE\x10\x01\x12\x19\n\x15\x41UDIO_SOURCE_RECORDED\x10\x02\x32\xbf\x01\n\rTranscription\x12\x61\n\x13StreamingTranscribe\x12&.voxmesh.v1.StreamingTranscribeRequest\x1a\x1e.voxmesh.v1.TranscriptionEvent(\x01\x30\x01\x12K\n\nTranscribe\x12\x1d.voxmesh.v1.TranscribeRequest\x1a\x1e.voxmesh.v1.TranscribeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'voxmesh.v1.transcription_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_AUDIOSOURCE']._serialized_start=2114
-  _globals['_AUDIOSOURCE']._serialized_end=2207
+  _globals['_AUDIOSOURCE']._serialized_start=2164
+  _globals['_AUDIOSOURCE']._serialized_end=2257
   _globals['_AUDIOFORMAT']._serialized_start=72
-  _globals['_AUDIOFORMAT']._serialized_end=231
+  _globals['_AUDIOFORMAT']._serialized_end=281
   _globals['_AUDIOFORMAT_ENCODING']._serialized_start=181
-  _globals['_AUDIOFORMAT_ENCODING']._serialized_end=231
-  _globals['_POSTPROCESSING']._serialized_start=233
-  _globals['_POSTPROCESSING']._serialized_end=287
-  _globals['_STREAMINGCONFIG']._serialized_start=290
-  _globals['_STREAMINGCONFIG']._serialized_end=650
-  _globals['_RESUMEFROM']._serialized_start=652
-  _globals['_RESUMEFROM']._serialized_end=774
-  _globals['_PENDINGTRANSCRIPT']._serialized_start=776
-  _globals['_PENDINGTRANSCRIPT']._serialized_end=889
-  _globals['_STREAMINGTRANSCRIBEREQUEST']._serialized_start=892
-  _globals['_STREAMINGTRANSCRIBEREQUEST']._serialized_end=1031
-  _globals['_SPEECHSTARTED']._serialized_start=1033
-  _globals['_SPEECHSTARTED']._serialized_end=1048
-  _globals['_SPEECHENDED']._serialized_start=1050
-  _globals['_SPEECHENDED']._serialized_end=1108
-  _globals['_TRANSCRIPTIONEVENT']._serialized_start=1111
-  _globals['_TRANSCRIPTIONEVENT']._serialized_end=1605
-  _globals['_STREAMPROGRESS']._serialized_start=1607
-  _globals['_STREAMPROGRESS']._serialized_end=1623
-  _globals['_TRANSCRIBEREQUEST']._serialized_start=1626
-  _globals['_TRANSCRIBEREQUEST']._serialized_end=1812
-  _globals['_UTTERANCE']._serialized_start=1815
-  _globals['_UTTERANCE']._serialized_end=2013
-  _globals['_TRANSCRIBERESPONSE']._serialized_start=2015
-  _globals['_TRANSCRIBERESPONSE']._serialized_end=2112
-  _globals['_TRANSCRIPTION']._serialized_start=2210
-  _globals['_TRANSCRIPTION']._serialized_end=2401
+  _globals['_AUDIOFORMAT_ENCODING']._serialized_end=281
+  _globals['_POSTPROCESSING']._serialized_start=283
+  _globals['_POSTPROCESSING']._serialized_end=337
+  _globals['_STREAMINGCONFIG']._serialized_start=340
+  _globals['_STREAMINGCONFIG']._serialized_end=700
+  _globals['_RESUMEFROM']._serialized_start=702
+  _globals['_RESUMEFROM']._serialized_end=824
+  _globals['_PENDINGTRANSCRIPT']._serialized_start=826
+  _globals['_PENDINGTRANSCRIPT']._serialized_end=939
+  _globals['_STREAMINGTRANSCRIBEREQUEST']._serialized_start=942
+  _globals['_STREAMINGTRANSCRIBEREQUEST']._serialized_end=1081
+  _globals['_SPEECHSTARTED']._serialized_start=1083
+  _globals['_SPEECHSTARTED']._serialized_end=1098
+  _globals['_SPEECHENDED']._serialized_start=1100
+  _globals['_SPEECHENDED']._serialized_end=1158
+  _globals['_TRANSCRIPTIONEVENT']._serialized_start=1161
+  _globals['_TRANSCRIPTIONEVENT']._serialized_end=1655
+  _globals['_STREAMPROGRESS']._serialized_start=1657
+  _globals['_STREAMPROGRESS']._serialized_end=1673
+  _globals['_TRANSCRIBEREQUEST']._serialized_start=1676
+  _globals['_TRANSCRIBEREQUEST']._serialized_end=1862
+  _globals['_UTTERANCE']._serialized_start=1865
+  _globals['_UTTERANCE']._serialized_end=2063
+  _globals['_TRANSCRIBERESPONSE']._serialized_start=2065
+  _globals['_TRANSCRIBERESPONSE']._serialized_end=2162
+  _globals['_TRANSCRIPTION']._serialized_start=2260
+  _globals['_TRANSCRIPTION']._serialized_end=2451
 # @@protoc_insertion_point(module_scope)

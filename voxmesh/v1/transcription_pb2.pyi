@@ -23,8 +23,16 @@ class AudioFormat(_message.Message):
         __slots__ = ()
         ENCODING_UNSPECIFIED: _ClassVar[AudioFormat.Encoding]
         LINEAR16: _ClassVar[AudioFormat.Encoding]
+        MULAW: _ClassVar[AudioFormat.Encoding]
+        ALAW: _ClassVar[AudioFormat.Encoding]
+        OGG_OPUS: _ClassVar[AudioFormat.Encoding]
+        WEBM_OPUS: _ClassVar[AudioFormat.Encoding]
     ENCODING_UNSPECIFIED: AudioFormat.Encoding
     LINEAR16: AudioFormat.Encoding
+    MULAW: AudioFormat.Encoding
+    ALAW: AudioFormat.Encoding
+    OGG_OPUS: AudioFormat.Encoding
+    WEBM_OPUS: AudioFormat.Encoding
     ENCODING_FIELD_NUMBER: _ClassVar[int]
     SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
     CHANNELS_FIELD_NUMBER: _ClassVar[int]

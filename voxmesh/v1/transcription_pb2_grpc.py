@@ -50,7 +50,7 @@ class TranscriptionServicer:
     """Missing associated documentation comment in .proto file."""
 
     def StreamingTranscribe(self, request_iterator, context):
-        """Live transcription. The first request carries only `config`; every later one only `audio`.
+        """Live transcription. The first request carries only `config`; every later one `audio` or `flush`.
         Responses are events, each tied to an utterance and to offsets in the audio. Finals (and errors) come
         in utterance order.
         """

@@ -32,7 +32,7 @@ class TranscriptionStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> TranscriptionAsyncStub: ...
     StreamingTranscribe: _grpc.StreamStreamMultiCallable[_transcription_pb2.StreamingTranscribeRequest, _transcription_pb2.TranscriptionEvent]
-    """Live transcription. The first request carries only `config`; every later one only `audio`.
+    """Live transcription. The first request carries only `config`; every later one `audio` or `flush`.
     Responses are events, each tied to an utterance and to offsets in the audio. Finals (and errors) come
     in utterance order.
     """
@@ -43,7 +43,7 @@ class TranscriptionStub:
 class TranscriptionAsyncStub(TranscriptionStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     StreamingTranscribe: _aio.StreamStreamMultiCallable[_transcription_pb2.StreamingTranscribeRequest, _transcription_pb2.TranscriptionEvent]  # type: ignore[assignment]
-    """Live transcription. The first request carries only `config`; every later one only `audio`.
+    """Live transcription. The first request carries only `config`; every later one `audio` or `flush`.
     Responses are events, each tied to an utterance and to offsets in the audio. Finals (and errors) come
     in utterance order.
     """
@@ -57,7 +57,7 @@ class TranscriptionServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_transcription_pb2.StreamingTranscribeRequest],
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_transcription_pb2.TranscriptionEvent], _abc.AsyncIterator[_transcription_pb2.TranscriptionEvent]]:
-        """Live transcription. The first request carries only `config`; every later one only `audio`.
+        """Live transcription. The first request carries only `config`; every later one `audio` or `flush`.
         Responses are events, each tied to an utterance and to offsets in the audio. Finals (and errors) come
         in utterance order.
         """
