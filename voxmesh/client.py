@@ -82,6 +82,12 @@ class StreamOptions:
     end_silence_ms: int = 0
     start_ms: int = 0
     max_utterance_s: float = 0.0
+    # Sent as x-request-id: every service logs it for this stream, and error events carry it ("": the
+    # gateway makes one).
+    request_id: str = ""
+
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("x-request-id", self.request_id),) if self.request_id else ()
 
     def endpointing(self) -> common_pb2.Endpointing | None:
         if not (self.end_silence_ms or self.start_ms or self.max_utterance_s):
@@ -201,7 +207,9 @@ class Client:
         try:
             while True:
                 if call is None:
-                    call = self._call(config, state, source, deadline, resumed=state.received > 0)
+                    call = self._call(
+                        config, state, source, deadline, resumed=state.received > 0, metadata=options.metadata()
+                    )
                 try:
                     message = await call.read()
                 except (grpc.aio.AioRpcError, asyncio.CancelledError) as exc:
@@ -240,7 +248,7 @@ class Client:
                     retry_s, give_up_at, resumes = FIRST_RETRY_S, time.monotonic() + options.resume_timeout_s, 0
                     yield decode(message)
                 if move_at is not None and time.monotonic() >= move_at:
-                    moved = await self._move(config, state, source, deadline)
+                    moved = await self._move(config, state, source, deadline, options.metadata())
                     if moved is None:  # no other gateway took it: stay while this one finishes the stream
                         move_at = time.monotonic() + MOVE_RETRY_S
                     else:
@@ -258,6 +266,7 @@ class Client:
         source: ResumableSource,
         deadline: float | None,
         resumed: bool,
+        metadata: tuple[tuple[str, str], ...] = (),
     ) -> _Call:
         """A new call for the stream; a resumed one says where it picks up."""
         request = pb.StreamingConfig()
@@ -265,12 +274,14 @@ class Client:
         if resumed:
             request.resume.CopyFrom(state.resume_from())
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        call = self._stub.StreamingTranscribe(timeout=remaining)
+        call = self._stub.StreamingTranscribe(timeout=remaining, metadata=metadata)
         return _Call(call, asyncio.create_task(self._send(call, request, state, source)), resumed)
 
-    async def _move(self, config, state: Resumption, source: ResumableSource, deadline: float | None) -> _Call | None:
+    async def _move(
+        self, config, state: Resumption, source: ResumableSource, deadline: float | None, metadata=()
+    ) -> _Call | None:
         """Resume the stream on another gateway if one accepts it (sends its initial metadata) in time."""
-        call = self._call(config, state, source, deadline, resumed=True)
+        call = self._call(config, state, source, deadline, resumed=True, metadata=metadata)
         try:
             await asyncio.wait_for(call.call.initial_metadata(), MOVE_TIMEOUT_S)
             accepted = not call.call.done()  # a refused call ends with its status, its metadata empty
@@ -386,7 +397,7 @@ class Client:
             phrases=[common_pb2.PhraseHint(phrase=phrase, boost=boost) for phrase, boost in options.phrases],
             prompt=options.prompt,
         )
-        return await self._stub.Transcribe(request, timeout=timeout)
+        return await self._stub.Transcribe(request, timeout=timeout, metadata=options.metadata())
 
     async def health(self, timeout: float = 5.0) -> str:
         """The gateway's health status name (SERVING, NOT_SERVING, ...)."""

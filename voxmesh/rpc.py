@@ -9,6 +9,7 @@ import contextlib
 import functools
 import inspect
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,8 +18,9 @@ from google.protobuf import any_pb2, descriptor, duration_pb2, message_factory
 from google.protobuf.message import DecodeError, Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
+from opentelemetry import trace
 
-from voxmesh import SAMPLE_RATE, errors, metrics
+from voxmesh import SAMPLE_RATE, errors, metrics, tracing
 
 log = logging.getLogger("voxmesh.rpc")
 
@@ -166,6 +168,7 @@ async def _drain(requests: Any) -> None:
 async def _abort(service: str, context: grpc.aio.ServicerContext, exc: BaseException) -> None:
     code, message = errors.status_of(exc)
     metrics.RPC_ERRORS.labels(service, code.name).inc()
+    trace.get_current_span().set_status(trace.StatusCode.ERROR, f"{code.name}: {message}")
     if code == grpc.StatusCode.INTERNAL:
         log.error("call failed", exc_info=exc, extra={"code": code.name})
     else:
@@ -213,20 +216,25 @@ def servicer_method(service: str):
             async def stream_handler(self, request, context):
                 metrics.RPC_STREAMS.labels(service, name).inc()
                 metrics.RPC_ACTIVE.labels(service).inc()
-                try:
-                    refuse_unless_ready(self)
-                    async for response in method(self, request, context):
-                        yield response
-                except asyncio.CancelledError:
-                    log.debug("call cancelled by the client", extra={"method": name})
-                    raise
-                except grpc.aio.AbortError:
-                    raise
-                except Exception as exc:
-                    await _drain(request)
-                    await _abort(service, context, exc)
-                finally:
-                    metrics.RPC_ACTIVE.labels(service).dec()
+                began, code = time.perf_counter(), "OK"
+                with tracing.server_call(f"{service}/{name}", context.invocation_metadata()):
+                    try:
+                        refuse_unless_ready(self)
+                        async for response in method(self, request, context):
+                            yield response
+                    except asyncio.CancelledError:
+                        code = "CANCELLED"
+                        log.debug("call cancelled by the client", extra={"method": name})
+                        raise
+                    except grpc.aio.AbortError:
+                        raise
+                    except Exception as exc:
+                        code = errors.status_of(exc)[0].name
+                        await _drain(request)
+                        await _abort(service, context, exc)
+                    finally:
+                        metrics.RPC_ACTIVE.labels(service).dec()
+                        _ended(name, code, began)
 
             return stream_handler
 
@@ -234,22 +242,32 @@ def servicer_method(service: str):
         async def unary_handler(self, request, context):
             metrics.RPC_STREAMS.labels(service, name).inc()
             metrics.RPC_ACTIVE.labels(service).inc()
-            try:
-                refuse_unless_ready(self)
-                return await method(self, _decoded(request), context)
-            except asyncio.CancelledError:
-                log.debug("call cancelled by the client", extra={"method": name})
-                raise
-            except grpc.aio.AbortError:
-                raise
-            except Exception as exc:
-                await _abort(service, context, exc)
-            finally:
-                metrics.RPC_ACTIVE.labels(service).dec()
+            began, code = time.perf_counter(), "OK"
+            with tracing.server_call(f"{service}/{name}", context.invocation_metadata()):
+                try:
+                    refuse_unless_ready(self)
+                    return await method(self, _decoded(request), context)
+                except asyncio.CancelledError:
+                    code = "CANCELLED"
+                    log.debug("call cancelled by the client", extra={"method": name})
+                    raise
+                except grpc.aio.AbortError:
+                    raise
+                except Exception as exc:
+                    code = errors.status_of(exc)[0].name
+                    await _abort(service, context, exc)
+                finally:
+                    metrics.RPC_ACTIVE.labels(service).dec()
+                    _ended(name, code, began)
 
         return unary_handler
 
     return wrap
+
+
+def _ended(method: str, code: str, began: float) -> None:
+    """One line per call, in every service: with the request id (tracing), a stream can be followed."""
+    log.info("call ended", extra={"method": method, "code": code, "seconds": round(time.perf_counter() - began, 3)})
 
 
 async def accepted(context: grpc.aio.ServicerContext) -> None:

@@ -20,7 +20,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
-from voxmesh import errors, logs, tls
+from voxmesh import errors, logs, tls, tracing
 from voxmesh.settings import ServiceSettings
 
 log = logging.getLogger("voxmesh.runtime")
@@ -260,4 +260,8 @@ async def serve(service: Service, settings: ServiceSettings) -> int:
 
 def run(service: Service, settings: ServiceSettings) -> int:
     logs.configure(service.name, settings.log_level, settings.log_format)
-    return asyncio.run(serve(service, settings))
+    tracing.configure(service.name, settings.otlp_endpoint)
+    try:
+        return asyncio.run(serve(service, settings))
+    finally:
+        tracing.shutdown()

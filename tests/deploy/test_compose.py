@@ -140,7 +140,14 @@ def test_stop_grace_outlasts_drain_delay_and_grace(stack):
 def test_only_the_gateway_and_the_dashboards_are_published():
     for stack in STACKS.values():
         published = {name for name, s in stack["services"].items() if s.get("ports")}
-        assert published == {"gateway", "prometheus", "grafana"}
+        assert published == {"gateway", "prometheus", "grafana", "jaeger"}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_service_sends_its_traces_to_the_stacks_jaeger(stack):
+    services = STACKS[stack]["services"]
+    for name in SERVICES:
+        assert effective_settings(name, services[name].get("environment", {})).otlp_endpoint == "http://jaeger:4317"
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -55,6 +55,7 @@ async def test_a_final_that_does_not_come_in_time_is_reported_and_the_call_ends(
         events = await stream(address, requests)
     errors = [e for e in events if e.WhichOneof("event") == "error"]
     assert len(errors) == 1 and errors[0].error.code == "DEADLINE_EXCEEDED" and errors[0].error.stage == "asr"
+    assert len(errors[0].error.request_id) == 32, "the gateway made the stream a request id, and the error says it"
     assert finals(events) == [], "the late final is not sent after the utterance was reported failed"
     assert time.monotonic() - started < 10, "the stuck ASR stream was abandoned, the call ended"
 

@@ -65,7 +65,7 @@ class VadHop(Hop):
         self._marks: deque[tuple[int, float]] = deque(maxlen=MAX_SENT_MARKS)  # (samples sent, when)
 
     def _call(self, timeout):
-        return self.chain.downstream.vad.Detect(timeout=timeout, wait_for_ready=True)
+        return self.chain.downstream.vad.Detect(timeout=timeout, wait_for_ready=True, metadata=self.chain.outgoing())
 
     def _config(self) -> vad_pb2.DetectRequest:
         config = vad_pb2.DetectConfig(
@@ -188,7 +188,7 @@ class AsrHop(Hop):
     name = "asr"
 
     def _call(self, timeout):
-        return self.chain.downstream.asr.Recognize(timeout=timeout, wait_for_ready=True)
+        return self.chain.downstream.asr.Recognize(timeout=timeout, wait_for_ready=True, metadata=self.chain.outgoing())
 
     def _config(self) -> asr_pb2.RecognizeRequest:
         return asr_pb2.RecognizeRequest(
@@ -274,7 +274,7 @@ class LlmHop(Hop):
         )
 
     def _call(self, timeout):
-        return self.chain.downstream.llm.Process(timeout=timeout, wait_for_ready=True)
+        return self.chain.downstream.llm.Process(timeout=timeout, wait_for_ready=True, metadata=self.chain.outgoing())
 
     def _waiting(self) -> list[ChainUtterance]:
         return sorted(

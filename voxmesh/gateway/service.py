@@ -12,12 +12,11 @@ import contextlib
 import logging
 import math
 import re
-import time
 from collections.abc import AsyncIterator, Sequence
 
 import grpc
 
-from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH, audio, errors, rpc, text
+from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH, audio, errors, rpc, text, tracing
 from voxmesh.gateway import codecs, metrics
 from voxmesh.gateway.admission import Admission
 from voxmesh.gateway.chain import Chain, ChainConfig, Flush
@@ -174,7 +173,6 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer, rpc.Se
         self.active += 1
         metrics.ACTIVE_STREAMS.inc()
         code = "OK"
-        started = time.perf_counter()
         try:
             yield
         except (asyncio.CancelledError, GeneratorExit):
@@ -187,12 +185,10 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer, rpc.Se
             self.active -= 1
             metrics.ACTIVE_STREAMS.dec()
             metrics.STREAMS.labels(method, code).inc()
-            log.info(
-                "call ended", extra={"method": method, "code": code, "seconds": round(time.perf_counter() - started, 3)}
-            )
 
     @rpc.servicer_method("gateway")
     async def StreamingTranscribe(self, request_iterator, context: grpc.aio.ServicerContext):
+        tracing.new_request_id(tracing.request_id.get())  # the client's x-request-id, or a new one
         with self._admit("StreamingTranscribe"):
             config, rest = await rpc.config_first(
                 request_iterator,
@@ -254,6 +250,7 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer, rpc.Se
 
     @rpc.servicer_method("gateway")
     async def Transcribe(self, request, context: grpc.aio.ServicerContext):
+        tracing.new_request_id(tracing.request_id.get())
         with self._admit("Transcribe"):
             if not request.content:
                 raise errors.InvalidArgument("content is empty: send the bytes of an audio file (WAV, FLAC, OGG, ...)")

@@ -30,6 +30,13 @@ class ServiceSettings(BaseSettings):
         ),
     )
     max_message_bytes: int = Field(4 << 20, gt=0, description="Largest gRPC message the server accepts.")
+    otlp_endpoint: str = Field(
+        "",
+        description=(
+            "OpenTelemetry collector that receives this service's traces over OTLP/gRPC, e.g. "
+            "http://otel-collector:4317 (empty: traces stay off)."
+        ),
+    )
     tls_cert_file: str = Field(
         "", description="PEM certificate chain the server presents; with tls_key_file, the server speaks TLS only."
     )

@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17voxmesh/v1/common.proto\x12\nvoxmesh.v1\"P\n\x0b\x45ndpointing\x12\x16\n\x0e\x65nd_silence_ms\x18\x01 \x01(\x05\x12\x10\n\x08start_ms\x18\x02 \x01(\x05\x12\x17\n\x0fmax_utterance_s\x18\x03 \x01(\x01\"\x07\n\x05\x46lush\"4\n\x11PartialTranscript\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x11\n\tstability\x18\x02 \x01(\x02\"\xf0\x01\n\x0f\x46inalTranscript\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x0e\n\x06\x65ngine\x18\x03 \x01(\t\x12\x18\n\x10\x65ngine_compute_s\x18\x04 \x01(\x01\x12\x14\n\x0cqueue_wait_s\x18\x05 \x01(\x01\x12\x1a\n\x12\x65ngine_busy_wait_s\x18\x06 \x01(\x01\x12#\n\x05words\x18\x07 \x03(\x0b\x32\x14.voxmesh.v1.WordInfo\x12\x17\n\nconfidence\x18\x08 \x01(\x02H\x00\x88\x01\x01\x12\x14\n\x0clanguage_tag\x18\t \x01(\tB\r\n\x0b_confidence\"`\n\x08WordInfo\x12\x0c\n\x04word\x18\x01 \x01(\t\x12\x0f\n\x07start_s\x18\x02 \x01(\x01\x12\r\n\x05\x65nd_s\x18\x03 \x01(\x01\x12\x17\n\nconfidence\x18\x04 \x01(\x02H\x00\x88\x01\x01\x42\r\n\x0b_confidence\"+\n\nPhraseHint\x12\x0e\n\x06phrase\x18\x01 \x01(\t\x12\r\n\x05\x62oost\x18\x02 \x01(\x02\"\x9b\x01\n\rProcessedText\x12\r\n\x05\x64\x65lta\x18\x01 \x01(\t\x12\x0c\n\x04\x64one\x18\x02 \x01(\x08\x12\x0c\n\x04text\x18\x03 \x01(\t\x12.\n\x07outcome\x18\x04 \x01(\x0e\x32\x1d.voxmesh.v1.ProcessingOutcome\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x0e\n\x06\x65ngine\x18\x06 \x01(\t\x12\x0f\n\x07restart\x18\x07 \x01(\x08\">\n\x0eUtteranceError\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x1b\n\tGoingAway\x12\x0e\n\x06reason\x18\x01 \x01(\t*\xb4\x01\n\x0fSpeechEndReason\x12!\n\x1dSPEECH_END_REASON_UNSPECIFIED\x10\x00\x12\x1d\n\x19SPEECH_END_REASON_SILENCE\x10\x01\x12 \n\x1cSPEECH_END_REASON_MAX_LENGTH\x10\x02\x12 \n\x1cSPEECH_END_REASON_STREAM_END\x10\x03\x12\x1b\n\x17SPEECH_END_REASON_FLUSH\x10\x04*\x98\x01\n\x11ProcessingOutcome\x12\"\n\x1ePROCESSING_OUTCOME_UNSPECIFIED\x10\x00\x12 \n\x1cPROCESSING_OUTCOME_PROCESSED\x10\x01\x12\x1e\n\x1aPROCESSING_OUTCOME_GUARDED\x10\x02\x12\x1d\n\x19PROCESSING_OUTCOME_FAILED\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17voxmesh/v1/common.proto\x12\nvoxmesh.v1\"P\n\x0b\x45ndpointing\x12\x16\n\x0e\x65nd_silence_ms\x18\x01 \x01(\x05\x12\x10\n\x08start_ms\x18\x02 \x01(\x05\x12\x17\n\x0fmax_utterance_s\x18\x03 \x01(\x01\"\x07\n\x05\x46lush\"4\n\x11PartialTranscript\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x11\n\tstability\x18\x02 \x01(\x02\"\xf0\x01\n\x0f\x46inalTranscript\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x0e\n\x06\x65ngine\x18\x03 \x01(\t\x12\x18\n\x10\x65ngine_compute_s\x18\x04 \x01(\x01\x12\x14\n\x0cqueue_wait_s\x18\x05 \x01(\x01\x12\x1a\n\x12\x65ngine_busy_wait_s\x18\x06 \x01(\x01\x12#\n\x05words\x18\x07 \x03(\x0b\x32\x14.voxmesh.v1.WordInfo\x12\x17\n\nconfidence\x18\x08 \x01(\x02H\x00\x88\x01\x01\x12\x14\n\x0clanguage_tag\x18\t \x01(\tB\r\n\x0b_confidence\"`\n\x08WordInfo\x12\x0c\n\x04word\x18\x01 \x01(\t\x12\x0f\n\x07start_s\x18\x02 \x01(\x01\x12\r\n\x05\x65nd_s\x18\x03 \x01(\x01\x12\x17\n\nconfidence\x18\x04 \x01(\x02H\x00\x88\x01\x01\x42\r\n\x0b_confidence\"+\n\nPhraseHint\x12\x0e\n\x06phrase\x18\x01 \x01(\t\x12\r\n\x05\x62oost\x18\x02 \x01(\x02\"\x9b\x01\n\rProcessedText\x12\r\n\x05\x64\x65lta\x18\x01 \x01(\t\x12\x0c\n\x04\x64one\x18\x02 \x01(\x08\x12\x0c\n\x04text\x18\x03 \x01(\t\x12.\n\x07outcome\x18\x04 \x01(\x0e\x32\x1d.voxmesh.v1.ProcessingOutcome\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x0e\n\x06\x65ngine\x18\x06 \x01(\t\x12\x0f\n\x07restart\x18\x07 \x01(\x08\"R\n\x0eUtteranceError\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"\x1b\n\tGoingAway\x12\x0e\n\x06reason\x18\x01 \x01(\t*\xb4\x01\n\x0fSpeechEndReason\x12!\n\x1dSPEECH_END_REASON_UNSPECIFIED\x10\x00\x12\x1d\n\x19SPEECH_END_REASON_SILENCE\x10\x01\x12 \n\x1cSPEECH_END_REASON_MAX_LENGTH\x10\x02\x12 \n\x1cSPEECH_END_REASON_STREAM_END\x10\x03\x12\x1b\n\x17SPEECH_END_REASON_FLUSH\x10\x04*\x98\x01\n\x11ProcessingOutcome\x12\"\n\x1ePROCESSING_OUTCOME_UNSPECIFIED\x10\x00\x12 \n\x1cPROCESSING_OUTCOME_PROCESSED\x10\x01\x12\x1e\n\x1aPROCESSING_OUTCOME_GUARDED\x10\x02\x12\x1d\n\x19PROCESSING_OUTCOME_FAILED\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'voxmesh.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SPEECHENDREASON']._serialized_start=822
-  _globals['_SPEECHENDREASON']._serialized_end=1002
-  _globals['_PROCESSINGOUTCOME']._serialized_start=1005
-  _globals['_PROCESSINGOUTCOME']._serialized_end=1157
+  _globals['_SPEECHENDREASON']._serialized_start=842
+  _globals['_SPEECHENDREASON']._serialized_end=1022
+  _globals['_PROCESSINGOUTCOME']._serialized_start=1025
+  _globals['_PROCESSINGOUTCOME']._serialized_end=1177
   _globals['_ENDPOINTING']._serialized_start=39
   _globals['_ENDPOINTING']._serialized_end=119
   _globals['_FLUSH']._serialized_start=121
@@ -50,7 +50,7 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PROCESSEDTEXT']._serialized_start=571
   _globals['_PROCESSEDTEXT']._serialized_end=726
   _globals['_UTTERANCEERROR']._serialized_start=728
-  _globals['_UTTERANCEERROR']._serialized_end=790
-  _globals['_GOINGAWAY']._serialized_start=792
-  _globals['_GOINGAWAY']._serialized_end=819
+  _globals['_UTTERANCEERROR']._serialized_end=810
+  _globals['_GOINGAWAY']._serialized_start=812
+  _globals['_GOINGAWAY']._serialized_end=839
 # @@protoc_insertion_point(module_scope)

@@ -114,14 +114,16 @@ class ProcessedText(_message.Message):
     def __init__(self, delta: _Optional[str] = ..., done: _Optional[bool] = ..., text: _Optional[str] = ..., outcome: _Optional[_Union[ProcessingOutcome, str]] = ..., reason: _Optional[str] = ..., engine: _Optional[str] = ..., restart: _Optional[bool] = ...) -> None: ...
 
 class UtteranceError(_message.Message):
-    __slots__ = ("stage", "code", "message")
+    __slots__ = ("stage", "code", "message", "request_id")
     STAGE_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     stage: str
     code: str
     message: str
-    def __init__(self, stage: _Optional[str] = ..., code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, stage: _Optional[str] = ..., code: _Optional[str] = ..., message: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class GoingAway(_message.Message):
     __slots__ = ("reason",)
