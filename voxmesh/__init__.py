@@ -7,5 +7,5 @@ SAMPLE_RATE = 16_000
 SAMPLE_WIDTH = 2
 
 # Where each service listens by default: gRPC, and the Prometheus /metrics endpoint.
-DEFAULT_PORTS = {"gateway": 50051, "vad": 50052, "asr": 50053, "llm": 50054}
-DEFAULT_METRICS_PORTS = {"gateway": 9100, "vad": 9101, "asr": 9102, "llm": 9103}
+DEFAULT_PORTS = {"gateway": 50051, "vad": 50052, "asr": 50053, "llm": 50054, "web": 50055}
+DEFAULT_METRICS_PORTS = {"gateway": 9100, "vad": 9101, "asr": 9102, "llm": 9103, "web": 9104}

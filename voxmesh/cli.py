@@ -23,6 +23,7 @@ SERVICES = {
     "asr": "voxmesh.services.asr.service:AsrService",
     "llm": "voxmesh.services.llm.service:LlmService",
     "gateway": "voxmesh.gateway.service:GatewayService",
+    "web": "voxmesh.web.service:WebService",
 }
 DEFAULT_GATEWAY = f"localhost:{DEFAULT_PORTS['gateway']}"
 
@@ -108,12 +109,17 @@ async def _up(args: argparse.Namespace) -> int:
     try:
         async with stack:
             for member in stack.members:
+                http = f" http://{stack.host}:{member.http_port}/" if member.http_port else ""
                 print(
                     f"  {member.label:<10} grpc {stack.host}:{member.port:<6} "
-                    f"metrics {stack.metrics_url(member.name, member.index)}",
+                    f"metrics {stack.metrics_url(member.name, member.index)}{http}",
                     file=sys.stderr,
                 )
-            print(f"voxmesh is up: gateway at {stack.gateway}. Ctrl-C stops it.", file=sys.stderr)
+            print(
+                f"voxmesh is up: gateway at {stack.gateway}, the page and the OpenAI API at {stack.web}/. Ctrl-C "
+                "stops it.",
+                file=sys.stderr,
+            )
             waiter = asyncio.create_task(stop.wait())
             watcher = asyncio.create_task(_supervise(stack))
             done, _ = await asyncio.wait({waiter, watcher}, return_when=asyncio.FIRST_COMPLETED)

@@ -60,6 +60,14 @@ class DeadlineExceeded(VoxmeshError):
     code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
+class Unauthenticated(VoxmeshError):
+    code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class PermissionDenied(VoxmeshError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
 class FailedPrecondition(VoxmeshError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 

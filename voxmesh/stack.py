@@ -1,4 +1,5 @@
-"""The local stack: the four services as OS processes on one machine, one or more replicas each.
+"""The local stack: the services (the four of the mesh, and the web service) as OS processes on one machine,
+one or more replicas each.
 
 Each replica gets a port: a single replica its service's documented default (or a free one when that is
 taken), further replicas free ones. With several replicas of a service, the services that call it get a
@@ -30,7 +31,8 @@ from voxmesh import DEFAULT_METRICS_PORTS, DEFAULT_PORTS
 
 log = logging.getLogger("voxmesh.stack")
 
-ORDER = ("vad", "asr", "llm", "gateway")
+ORDER = ("vad", "asr", "llm", "gateway", "web")  # web last: it calls the gateway
+WEB_HTTP_PORT = 8080
 STOP_MARGIN_S = 5.0  # beyond a service's own drain delay and grace period, before it is killed
 
 
@@ -84,6 +86,7 @@ class Member:
     index: int  # replica number, from 0
     port: int
     metrics_port: int
+    http_port: int = 0  # the web service's HTTP and WebSocket port
     process: subprocess.Popen | None = None
     log_path: Path | None = None
 
@@ -115,6 +118,12 @@ class LocalStack:
     @property
     def gateway(self) -> str:
         return self.address("gateway")
+
+    @property
+    def web(self) -> str:
+        """The web service's base URL (its first replica)."""
+        member = self.replicas_of("web")[0]
+        return f"http://{self.host}:{member.http_port}"
 
     def address(self, name: str) -> str:
         """The gRPC target of a service: every replica's address."""
@@ -153,7 +162,8 @@ class LocalStack:
                 if name == "gateway" and index == 0 and self.gateway_port and port != self.gateway_port:
                     raise StackError(f"port {self.gateway_port} on {self.host} is taken; choose another with --port")
                 metrics = free_port(self.host, DEFAULT_METRICS_PORTS[name] if index == 0 else 0, taken)
-                self.members.append(Member(name, index, port, metrics))
+                http = free_port(self.host, WEB_HTTP_PORT if index == 0 else 0, taken) if name == "web" else 0
+                self.members.append(Member(name, index, port, metrics, http))
 
     def _command(self, member: Member) -> list[str]:
         command = [
@@ -172,6 +182,8 @@ class LocalStack:
         if member.name == "gateway":
             for inner in ("vad", "asr", "llm"):
                 command += [f"--{inner}-target", self.address(inner)]
+        if member.name == "web":
+            command += ["--gateway-target", self.address("gateway"), "--http-port", str(member.http_port)]
         return command
 
     async def start(self) -> None:
@@ -253,9 +265,11 @@ class LocalStack:
     # -- the whole stack --------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """SIGTERM the gateways first and let them drain their clients, then the inner services; kill stragglers."""
+        """SIGTERM the web service and the gateways first and let them drain their clients, then the inner
+        services; kill stragglers."""
+        self._terminate(self.replicas_of("web"))
         self._terminate(self.replicas_of("gateway"))
-        self._terminate([m for m in self.members if m.name != "gateway"])
+        self._terminate([m for m in self.members if m.name not in ("gateway", "web")])
 
     def _terminate(self, members: list[Member]) -> None:
         running = [(m, m.process) for m in members if m.process is not None]

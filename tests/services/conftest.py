@@ -273,3 +273,24 @@ def process_config(instruction: str = "") -> llm_pb2.ProcessRequest:
 
 def transcript(utterance: int, text: str) -> llm_pb2.ProcessRequest:
     return llm_pb2.ProcessRequest(transcript=llm_pb2.TranscriptSegment(utterance_id=utterance, text=text))
+
+
+class _Health:
+    async def follow(self, serving: bool) -> None:
+        pass
+
+
+@contextlib.asynccontextmanager
+async def web(**overrides):
+    """The mesh in this process, and the web service in front of its gateway; yields the web's base URL."""
+    from voxmesh.settings.web import WebSettings
+    from voxmesh.web.service import WebService
+
+    gateway_overrides = overrides.pop("gateway", None)
+    async with mesh(gateway=gateway_overrides) as (gateway_address, _):
+        service = WebService(settings(WebSettings, gateway_target=gateway_address, http_port=0, **overrides))
+        await service.start(_Health())
+        try:
+            yield f"http://127.0.0.1:{service.http_port}"
+        finally:
+            await service.close()

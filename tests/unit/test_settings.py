@@ -55,8 +55,8 @@ def test_the_settings_reference_in_docs_is_current():
 def test_replicas_of_the_local_stack_parse_and_refuse_what_is_not_a_service_count():
     from voxmesh.stack import parse_replicas
 
-    assert parse_replicas("asr=2, gateway=3") == {"vad": 1, "asr": 2, "llm": 1, "gateway": 3}
-    assert parse_replicas("") == {"vad": 1, "asr": 1, "llm": 1, "gateway": 1}
+    assert parse_replicas("asr=2, gateway=3") == {"vad": 1, "asr": 2, "llm": 1, "gateway": 3, "web": 1}
+    assert parse_replicas("") == {"vad": 1, "asr": 1, "llm": 1, "gateway": 1, "web": 1}
     for bad in ("asr", "asr=0", "tts=2", "asr=two", "asr=17"):
         with pytest.raises(ValueError, match="SERVICE=N"):
             parse_replicas(bad)

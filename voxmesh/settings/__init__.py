@@ -12,6 +12,7 @@ from voxmesh.settings.flags import add_flags, from_flags, reference
 from voxmesh.settings.gateway import GatewaySettings
 from voxmesh.settings.llm import LlmSettings
 from voxmesh.settings.vad import VadSettings
+from voxmesh.settings.web import WebSettings
 
 __all__ = [
     "SETTINGS",
@@ -20,6 +21,7 @@ __all__ = [
     "LlmSettings",
     "ServiceSettings",
     "VadSettings",
+    "WebSettings",
     "add_flags",
     "from_flags",
     "reference",
@@ -30,4 +32,5 @@ SETTINGS: dict[str, type[ServiceSettings]] = {
     "asr": AsrSettings,
     "llm": LlmSettings,
     "gateway": GatewaySettings,
+    "web": WebSettings,
 }
