@@ -213,7 +213,7 @@ async def _transcribe(args: argparse.Namespace) -> int:
             await stack.start()
         target = stack.gateway if stack else args.gateway
         started = time.monotonic()
-        async with Client(target, credentials=_credentials(args)) as client:
+        async with Client(target, credentials=_credentials(args), api_key=args.api_key) as client:
             raw = (args.encoding.upper(), args.rate) if args.encoding != "auto" else None
             async for event in client.stream_file(path, pace=args.pace, options=options, progress=progress, raw=raw):
                 console.event(event)
@@ -315,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
         help="a word or phrase the speaker is likely to say, optionally with a boost of 0 to 20 (repeatable)",
     )
     transcribe.add_argument("--prompt", default="", help="free text that sets the style and vocabulary")
+    transcribe.add_argument(
+        "--api-key", default=None, help="the key the gateway asks for, if it does (default: $VOXMESH_API_KEY)"
+    )
     transcribe.add_argument(
         "--encoding",
         choices=("auto", "mulaw", "alaw"),

@@ -22,6 +22,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+import os
 import random
 import threading
 import time
@@ -145,9 +146,13 @@ class Client:
         *,
         credentials: grpc.ChannelCredentials | None = None,
         max_message_bytes: int = 64 << 20,
+        api_key: str | None = None,
     ):
-        """`credentials`: None for plaintext, or e.g. voxmesh.tls.channel_credentials(ca, cert, key) for (m)TLS."""
+        """`credentials`: None for plaintext, or e.g. voxmesh.tls.channel_credentials(ca, cert, key) for (m)TLS.
+        `api_key`: sent as `authorization: Bearer <key>` on every transcription call (None: VOXMESH_API_KEY)."""
         self.target = target
+        key = os.environ.get("VOXMESH_API_KEY", "") if api_key is None else api_key
+        self._auth: tuple[tuple[str, str], ...] = (("authorization", f"Bearer {key}"),) if key else ()
         options = [
             ("grpc.service_config", SERVICE_CONFIG),
             ("grpc.initial_reconnect_backoff_ms", 100),
@@ -274,7 +279,7 @@ class Client:
         if resumed:
             request.resume.CopyFrom(state.resume_from())
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        call = self._stub.StreamingTranscribe(timeout=remaining, metadata=metadata)
+        call = self._stub.StreamingTranscribe(timeout=remaining, metadata=self._auth + metadata)
         return _Call(call, asyncio.create_task(self._send(call, request, state, source)), resumed)
 
     async def _move(
@@ -397,7 +402,7 @@ class Client:
             phrases=[common_pb2.PhraseHint(phrase=phrase, boost=boost) for phrase, boost in options.phrases],
             prompt=options.prompt,
         )
-        return await self._stub.Transcribe(request, timeout=timeout, metadata=options.metadata())
+        return await self._stub.Transcribe(request, timeout=timeout, metadata=self._auth + options.metadata())
 
     async def health(self, timeout: float = 5.0) -> str:
         """The gateway's health status name (SERVING, NOT_SERVING, ...)."""

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import grpc
 
-from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH, audio, errors, rpc, text, tracing
+from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH, audio, auth, errors, rpc, text, tracing
 from voxmesh.gateway import codecs, metrics
 from voxmesh.gateway.admission import Admission
 from voxmesh.gateway.chain import Chain, ChainConfig, Flush
@@ -146,6 +146,7 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer, rpc.Se
         self.active = 0
         self.chains: set[Chain] = set()
         self.admission = Admission(settings.admit_utilization)
+        self.keys = auth.KeyRing()  # none until the service starts (a key file that cannot be read fails start-up)
 
     @property
     def ready(self) -> bool:
@@ -189,7 +190,8 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer, rpc.Se
     @rpc.servicer_method("gateway")
     async def StreamingTranscribe(self, request_iterator, context: grpc.aio.ServicerContext):
         tracing.new_request_id(tracing.request_id.get())  # the client's x-request-id, or a new one
-        with self._admit("StreamingTranscribe"):
+        key = self.keys.admit(auth.bearer(context.invocation_metadata()), "StreamingTranscribe")
+        with key, self._admit("StreamingTranscribe"):
             config, rest = await rpc.config_first(
                 request_iterator,
                 timeout_s=self.settings.first_message_timeout_s,
@@ -251,7 +253,7 @@ class TranscriptionServicer(transcription_pb2_grpc.TranscriptionServicer, rpc.Se
     @rpc.servicer_method("gateway")
     async def Transcribe(self, request, context: grpc.aio.ServicerContext):
         tracing.new_request_id(tracing.request_id.get())
-        with self._admit("Transcribe"):
+        with self.keys.admit(auth.bearer(context.invocation_metadata()), "Transcribe"), self._admit("Transcribe"):
             if not request.content:
                 raise errors.InvalidArgument("content is empty: send the bytes of an audio file (WAV, FLAC, OGG, ...)")
             config = chain_config(
@@ -319,7 +321,9 @@ class GatewayService:
         rpc.add_servicer(server, self.servicer, transcription_pb2.DESCRIPTOR.services_by_name["Transcription"])
 
     async def start(self, health) -> None:
-        """Serve once the VAD and the ASR have a ready replica; from then on, say NOT_SERVING while either has none."""
+        """Read the API keys; serve once the VAD and the ASR have a ready replica; from then on, say NOT_SERVING
+        while either has none."""
+        self.servicer.keys = auth.KeyRing(self.settings.api_keys_file, self.settings.api_keys)
         self._downstream = Downstream(self.settings)
         self._downstream.watch(health.follow)
         await self._downstream.wait_ready()

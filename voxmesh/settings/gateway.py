@@ -52,6 +52,16 @@ class GatewaySettings(ServiceSettings):
             "How long a new call waits for a ready replica of the VAD and the ASR service before it fails UNAVAILABLE."
         ),
     )
+    api_keys_file: str = Field(
+        "",
+        description=(
+            "File of API keys, one per line: KEY [STREAMS] [CALLS] (voxmesh/auth.py); read again when it changes. "
+            "With no keys (the default), calls need none."
+        ),
+    )
+    api_keys: str = Field(
+        "", description="API keys as in api_keys_file, entries separated by ';' (beside the file's, if any)."
+    )
     max_instruction_chars: int = Field(
         2000,
         ge=0,

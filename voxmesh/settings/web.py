@@ -28,6 +28,19 @@ class WebSettings(ServiceSettings):
         f"127.0.0.1:{DEFAULT_PORTS['gateway']}",
         description="The gateway's gRPC target (several replicas: ipv4:A:P,B:P, or a dns:/// name).",
     )
+    api_keys_file: str = Field(
+        "",
+        description=(
+            "File of API keys, one per line: KEY [STREAMS] [CALLS] (voxmesh/auth.py); read again when it changes. "
+            "With no keys (the default), calls need none."
+        ),
+    )
+    api_keys: str = Field(
+        "", description="API keys as in api_keys_file, entries separated by ';' (beside the file's, if any)."
+    )
+    gateway_api_key: str = Field(
+        "", description="The key the web service sends the gateway when the gateway asks for keys."
+    )
     max_upload_bytes: int = Field(
         25 << 20, gt=0, description="Largest file POST /v1/audio/transcriptions takes (OpenAI's limit: 25 MB)."
     )

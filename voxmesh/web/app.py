@@ -12,6 +12,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
+from voxmesh import auth
 from voxmesh.client import Client
 from voxmesh.settings.web import WebSettings
 from voxmesh.web import openai_api, realtime
@@ -47,4 +48,5 @@ def make_app(client: Client, settings: WebSettings) -> Starlette:
     app.state.client = client
     app.state.settings = settings
     app.state.serving = False
+    app.state.keys = auth.KeyRing()  # the service's start reads the configured ones
     return app

@@ -23,6 +23,7 @@ from voxmesh import audio, captions, errors
 from voxmesh.client import Client, StreamOptions
 from voxmesh.events import Final, Word
 from voxmesh.v1 import transcription_pb2 as pb
+from voxmesh.web import keys
 
 # The model ids the mesh answers to: its own, and OpenAI's transcription models (so that code written for
 # OpenAI works unchanged); each is served by the mesh's ASR engine, whatever it is.
@@ -154,6 +155,15 @@ def render(asked: Asked, reply: pb.TranscribeResponse) -> Response:
 
 
 async def transcriptions(request: Request) -> Response:
+    app = request.app.state
+    try:
+        with app.keys.admit(keys.authorization(request), "Transcribe"):
+            return await _transcriptions(request)
+    except keys.REFUSED as exc:
+        return keys.refusal(exc)
+
+
+async def _transcriptions(request: Request) -> Response:
     app = request.app.state
     client: Client = app.client
     try:

@@ -38,6 +38,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from voxmesh.client import FLUSH, Client, StreamOptions
 from voxmesh.events import Event, Final, Partial, Processed, SpeechEnd, SpeechStart, UtteranceFailed
+from voxmesh.web import keys
 
 log = logging.getLogger("voxmesh.web.realtime")
 
@@ -389,5 +390,9 @@ def _event_id(raw: str) -> str | None:
 
 
 async def session(ws: WebSocket) -> None:
-    await ws.accept()
-    await Session(ws, ws.app.state.client).run()
+    try:
+        with ws.app.state.keys.admit(keys.authorization(ws), "StreamingTranscribe"):
+            await ws.accept()
+            await Session(ws, ws.app.state.client).run()
+    except keys.REFUSED as exc:
+        await ws.send_denial_response(keys.refusal(exc))  # the handshake is answered with 401, 403 or 429

@@ -19,7 +19,7 @@ import grpc
 import uvicorn
 from starlette.applications import Starlette
 
-from voxmesh import errors
+from voxmesh import auth, errors
 from voxmesh.client import Client
 from voxmesh.settings.web import WebSettings
 from voxmesh.web import realtime
@@ -54,8 +54,9 @@ class WebService:
         pass  # no gRPC servicers: its gRPC port carries health and reflection only
 
     async def start(self, health) -> None:
-        self.client = Client(self.settings.gateway_target)
+        self.client = Client(self.settings.gateway_target, api_key=self.settings.gateway_api_key)
         app = self.app = make_app(self.client, self.settings)
+        app.state.keys = auth.KeyRing(self.settings.api_keys_file, self.settings.api_keys)
         config = uvicorn.Config(
             app,
             host=self.settings.host,
