@@ -112,9 +112,9 @@ def pod_spec(deployment: dict) -> dict:
 
 
 def service_of(deployment: dict) -> str:
-    """gateway, vad, asr or llm: the service a voxmesh Deployment runs (its `serve` argument)."""
+    """gateway, vad, asr, llm or web: the service a voxmesh Deployment runs (its `serve` argument)."""
     args = pod_spec(deployment)["containers"][0]["args"]
-    assert args[:1] == ["serve"] and args[1] in SERVICES, f"{deployment['metadata']['name']}: args {args}"
+    assert args[:1] == ["serve"] and args[1] in (*SERVICES, "web"), f"{deployment['metadata']['name']}: args {args}"
     return args[1]
 
 
@@ -219,10 +219,16 @@ def metrics_in(expr: str) -> set[str]:
 
 
 def deployments(name: str) -> dict[str, dict]:
-    """The voxmesh Deployments of a rendering, by service (gateway, vad, asr, llm)."""
+    """The mesh's Deployments of a rendering, by service (gateway, vad, asr, llm); the web service's is
+    checked apart (web_deployment)."""
     found = {service_of(d): d for d in by_kind(rendered(name), "Deployment").values()}
+    assert found.pop("web", None) is not None, f"{name} deploys the web service"
     assert set(found) == set(SERVICES)
     return found
+
+
+def web_deployment(name: str) -> dict:
+    return next(d for d in by_kind(rendered(name), "Deployment").values() if service_of(d) == "web")
 
 
 def container(deployment: dict) -> dict:
@@ -233,7 +239,8 @@ def container(deployment: dict) -> dict:
 
 def settings_of(name: str, service: str):
     docs = rendered(name)
-    return effective_settings(service, configmap_env(docs, deployments(name)[service]))
+    deployment = web_deployment(name) if service == "web" else deployments(name)[service]
+    return effective_settings(service, configmap_env(docs, deployment))
 
 
 def uses_tls(name: str, service: str) -> bool:

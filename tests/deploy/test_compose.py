@@ -140,7 +140,7 @@ def test_stop_grace_outlasts_drain_delay_and_grace(stack):
 def test_only_the_gateway_and_the_dashboards_are_published():
     for stack in STACKS.values():
         published = {name for name, s in stack["services"].items() if s.get("ports")}
-        assert published == {"gateway", "prometheus", "grafana", "jaeger"}
+        assert published == {"gateway", "web", "prometheus", "grafana", "jaeger"}
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -228,3 +228,15 @@ def test_grafana_is_provisioned_with_the_stacks_prometheus_and_the_dashboard():
     for volume in grafana["volumes"] + STACKS["cpu"]["services"]["prometheus"]["volumes"]:
         if volume.startswith("./"):
             assert (ROOT / volume.split(":")[0]).exists(), volume
+
+
+def test_the_web_service_calls_the_gateway_once_it_is_healthy():
+    for stack in STACKS.values():
+        web = stack["services"]["web"]
+        assert web["command"] == ["serve", "web"]
+        assert web["depends_on"] == {"gateway": {"condition": "service_healthy"}}
+        settings = effective_settings("web", web["environment"])
+        gateway = effective_settings("gateway", stack["services"]["gateway"]["environment"])
+        assert settings.gateway_target == f"dns:///gateway:{gateway.port}"
+        assert web["healthcheck"]["test"][:5] == ["CMD", "voxmesh", "health", "--gateway", f"127.0.0.1:{settings.port}"]
+        assert web["ports"] == [f"${{PUBLISH_HOST:-127.0.0.1}}:{settings.http_port}:{settings.http_port}"]

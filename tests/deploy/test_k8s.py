@@ -320,3 +320,16 @@ def test_podmonitor_scrapes_every_service(name):
         c for c in by_kind(docs, "ConfigMap").values() if c["metadata"].get("labels", {}).get("grafana_dashboard")
     ]
     assert len(dashboards) == 1 and "voxmesh.json" in dashboards[0]["data"]
+
+
+@pytest.mark.parametrize("name", RENDERINGS)
+def test_the_web_service_is_deployed_as_a_client_of_the_headless_gateway(name):
+    from tests.deploy.helpers import web_deployment
+
+    web = web_deployment(name)
+    settings = settings_of(name, "web")
+    assert settings.gateway_target == "dns:///voxmesh-gateway-headless:50051"
+    ports = {p["name"]: p["containerPort"] for p in container(web)["ports"]}
+    assert ports == {"http": settings.http_port, "grpc": settings.port, "metrics": settings.metrics_port}
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container(web)[probe]["grpc"]["port"] == settings.port
