@@ -242,3 +242,36 @@ async def test_bad_input_gets_an_error_event_and_the_socket_and_other_sessions_g
                 async with asyncio.timeout(1):
                     while True:
                         assert json.loads(await ws.recv())["type"] != "error"
+
+
+async def test_clear_drops_the_open_utterances_text_and_says_cleared(jfk_path):
+    update = {
+        "type": "session.update",
+        "session": {"type": "transcription", "audio": {"input": {"format": {"type": "audio/pcm", "rate": 24000}}}},
+    }
+    audio = pcm16(jfk_path, 24000)
+    async with web() as base, websockets.connect(base.replace("http", "ws") + "/v1/realtime") as ws:
+        await ws.send(json.dumps(update))
+        step = 2400 * 2
+        for offset in range(0, 24000 * 2 * 2, step):  # the first 2 s: "and so my fellow americans"
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "input_audio_buffer.append",
+                        "audio": base64.b64encode(audio[offset : offset + step]).decode(),
+                    }
+                )
+            )
+        events = []
+        async with asyncio.timeout(30):
+            while not any(e["type"] == "input_audio_buffer.speech_started" for e in events):
+                events.append(json.loads(await ws.recv()))
+            await ws.send(json.dumps({"type": "input_audio_buffer.clear"}))
+            while not any(e["type"] == "input_audio_buffer.cleared" for e in events):
+                events.append(json.loads(await ws.recv()))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                while True:
+                    events.append(json.loads(await ws.recv()))
+    assert not completed(events), "the cleared utterance's text is not sent"
+    assert any(e["type"] == "input_audio_buffer.speech_stopped" for e in events), "it was ended at once"

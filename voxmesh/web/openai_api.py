@@ -23,7 +23,7 @@ from voxmesh import audio, captions, errors
 from voxmesh.client import Client, StreamOptions
 from voxmesh.events import Final, Word
 from voxmesh.v1 import transcription_pb2 as pb
-from voxmesh.web import keys
+from voxmesh.web import keys, metrics
 
 # The model ids the mesh answers to: its own, and OpenAI's transcription models (so that code written for
 # OpenAI works unchanged); each is served by the mesh's ASR engine, whatever it is.
@@ -158,9 +158,11 @@ async def transcriptions(request: Request) -> Response:
     app = request.app.state
     try:
         with app.keys.admit(keys.authorization(request), "Transcribe"):
-            return await _transcriptions(request)
+            response = await _transcriptions(request)
     except keys.REFUSED as exc:
-        return keys.refusal(exc)
+        response = keys.refusal(exc)
+    metrics.TRANSCRIPTIONS.labels(str(response.status_code)).inc()
+    return response
 
 
 async def _transcriptions(request: Request) -> Response:

@@ -38,7 +38,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from voxmesh.client import FLUSH, Client, StreamOptions
 from voxmesh.events import Event, Final, Partial, Processed, SpeechEnd, SpeechStart, UtteranceFailed
-from voxmesh.web import keys
+from voxmesh.web import keys, metrics
 
 log = logging.getLogger("voxmesh.web.realtime")
 
@@ -82,6 +82,7 @@ class Session:
             await self.ws.send_text(json.dumps({"type": kind, "event_id": f"event_{next(self._ids)}", **fields}))
 
     async def error(self, code: str, message: str, param: str | None = None, event_id: str | None = None) -> None:
+        metrics.CLIENT_ERRORS.labels(code).inc()
         await self.send(
             "error",
             error={
@@ -123,6 +124,7 @@ class Session:
 
     async def run(self) -> None:
         await self.send(self._session_event("created"), session=self.description())
+        metrics.OPEN_SESSIONS.inc()
         try:
             while True:
                 message = await self.ws.receive()
@@ -139,6 +141,8 @@ class Session:
         except WebSocketDisconnect:
             pass
         finally:
+            metrics.OPEN_SESSIONS.dec()
+            metrics.SESSIONS.labels(self.dialect or "none").inc()
             await self.close()
 
     async def handle(self, raw: str) -> None:
