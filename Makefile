@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test check browser protos up docs deploy-check clean
+.PHONY: demo test check browser protos up docs deploy-check compose-up compose-down deploy-e2e clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "voxmesh needs Python >= 3.11; set PYTHON=/path/to/python3.11")'
@@ -42,6 +42,18 @@ protos: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# The compose stack for real: Docker, or podman after the one-time `sudo deploy/setup-podman.sh`.
+compose-up: $(STAMP)
+	PYTHON=$(BIN)/python deploy/run-local.sh
+
+compose-down:
+	deploy/run-local.sh down
+
+# Out of `make test` (a build takes minutes): build the image, run the stack as containers, transcribe real
+# speech through it, SIGKILL an ASR replica mid-stream, scrape every service (docs/deployment.md).
+deploy-e2e: $(STAMP)
+	$(BIN)/python deploy/e2e.py
 
 deploy-check: $(STAMP)
 	PYTHON=$(BIN)/python deploy/check.sh

@@ -234,14 +234,13 @@ async def _transcribe(args: argparse.Namespace) -> int:
 
 
 async def _health(args: argparse.Namespace) -> int:
-    from voxmesh.client import Client
+    from voxmesh.client import check_health
 
-    async with Client(args.gateway, credentials=_credentials(args)) as client:
-        try:
-            status = await client.health(timeout=args.timeout)
-        except grpc.aio.AioRpcError as exc:
-            print(f"{args.gateway} {exc.code().name}: {exc.details()}")
-            return 1
+    try:
+        status = await check_health(args.gateway, _credentials(args), timeout=args.timeout)
+    except grpc.aio.AioRpcError as exc:
+        print(f"{args.gateway} {exc.code().name}: {exc.details()}")
+        return 1
     print(f"{args.gateway} {status}")
     return 0 if status == "SERVING" else 1
 

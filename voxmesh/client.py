@@ -411,6 +411,18 @@ class Client:
         return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
 
 
+async def check_health(target: str, credentials: grpc.ChannelCredentials | None = None, timeout: float = 5.0) -> str:
+    """Any voxmesh service's overall health status name (SERVING, NOT_SERVING, ...), on a channel of its own:
+    a Client's channel checks the gateway's Transcription health before it sends anything, which an inner
+    service does not serve."""
+    channel = grpc.aio.secure_channel(target, credentials) if credentials else grpc.aio.insecure_channel(target)
+    try:
+        reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+    finally:
+        await channel.close()
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+
 class SyncClient:
     """Blocking wrapper of Client: runs one event loop on a background thread."""
 

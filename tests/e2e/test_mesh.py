@@ -114,6 +114,11 @@ async def test_unary_transcribe_through_the_client(stack, jfk_path):
 def test_health_command(stack):
     ok = subprocess.run([*VOXMESH, "health", "--gateway", stack.gateway], capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0 and "SERVING" in ok.stdout
+    for inner in ("vad", "asr", "llm", "web"):  # what the compose healthchecks run against every service
+        ok = subprocess.run(
+            [*VOXMESH, "health", "--gateway", stack.address(inner)], capture_output=True, text=True, timeout=60
+        )
+        assert ok.returncode == 0 and "SERVING" in ok.stdout, (inner, ok.stdout)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         closed = f"127.0.0.1:{sock.getsockname()[1]}"
