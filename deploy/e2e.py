@@ -38,6 +38,7 @@ PORTS = {"vad": 50052, "asr": 50053, "llm": 50054, "gateway": 50051, "web": 5005
 METRICS = {"gateway": 9100, "vad": 9101, "asr": 9102, "llm": 9103, "web": 9104}
 SHARED = ROOT.parent / "shared" / "audio"
 IMAGE = "voxmesh-cpu:0.1.0"
+SLIM = "voxmesh-cpu-slim:0.1.0"  # gateway, vad, llm and web
 # jfk.flac ships without a reference text beside it; its words are well known (public domain).
 KNOWN = {
     "jfk.flac": "And so my fellow Americans, ask not what your country can do for you, "
@@ -89,8 +90,9 @@ def main() -> int:
     if up.returncode:
         return up.returncode
     print(f"build and start: {time.monotonic() - started:.0f} s")
-    size = run(ENGINE, "image", "inspect", IMAGE, "--format", "{{.Size}}").stdout.strip()
-    print(f"image {IMAGE}: {int(size) / 1e6:.0f} MB")
+    for image in (IMAGE, SLIM):
+        size = run(ENGINE, "image", "inspect", image, "--format", "{{.Size}}").stdout.strip()
+        print(f"image {image}: {int(size) / 1e6:.0f} MB")
 
     step("time to SERVING, per service (from the container's start, restarted here to measure)")
     for service, port in PORTS.items():

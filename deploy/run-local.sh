@@ -15,6 +15,7 @@ cd "$(dirname "$0")/.."
 SERVICES=(vad asr llm gateway web prometheus)
 BASE_IMAGE=${BASE_IMAGE:-localhost/debian-python:bookworm}
 IMAGE=voxmesh-cpu:0.1.0
+SLIM=voxmesh-cpu-slim:0.1.0
 say() { printf 'run-local: %s\n' "$*"; }
 
 if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
@@ -33,9 +34,12 @@ else
   say "podman: building $IMAGE on $BASE_IMAGE (registries are out of reach; pip reaches PyPI over the host network)"
   podman build --format docker --network host -v /etc/ssl/certs:/etc/ssl/certs:ro --build-arg PYTHON_IMAGE="$BASE_IMAGE" \
     -f docker/Dockerfile.cpu -t "$IMAGE" .
+  podman build --format docker --network host -v /etc/ssl/certs:/etc/ssl/certs:ro --build-arg PYTHON_IMAGE="$BASE_IMAGE" \
+    -f docker/Dockerfile.cpu --target slim -t "$SLIM" .
   podman build --format docker --network host -v /etc/ssl/certs:/etc/ssl/certs:ro --build-arg BASE_IMAGE="$BASE_IMAGE" \
     -f deploy/prometheus/Dockerfile.debian -t voxmesh-prometheus:local deploy/prometheus
-  say "built in $(( $(date +%s) - started )) s; $(podman image inspect "$IMAGE" --format '{{.Size}}' | awk '{printf "%.0f MB", $1/1e6}')"
+  size() { podman image inspect "$1" --format '{{.Size}}' | awk '{printf "%.0f MB", $1/1e6}'; }
+  say "built in $(( $(date +%s) - started )) s: $IMAGE $(size "$IMAGE"), $SLIM $(size "$SLIM")"
   say "left out: grafana and jaeger (their images come from public registries, which this machine cannot reach)"
   "${compose[@]}" up -d "${SERVICES[@]}"
   engine=podman
