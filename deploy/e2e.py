@@ -1,5 +1,7 @@
 """make deploy-e2e: the deployment for real, on this machine (kept out of `make test`: a build takes minutes).
 
+0. sets up podman when no Docker engine answers (deploy/setup-podman.sh, which needs root the first time and
+   does nothing after);
 1. builds the CPU image and brings the compose stack up (deploy/run-local.sh: Docker, or podman after the
    one-time `sudo deploy/setup-podman.sh`), and reports the image's size and each service's time to SERVING;
 2. transcribes the real speech in ../shared/audio through the gateway container (`voxmesh transcribe
@@ -83,6 +85,9 @@ def transcribe(path: Path, *flags: str) -> list[dict]:
 
 
 def main() -> int:
+    if ENGINE == "podman":
+        step("the container engine (deploy/setup-podman.sh: nothing to do once it is set up)")
+        subprocess.run([str(ROOT / "deploy" / "setup-podman.sh")], check=True)
     step(f"build and start the stack ({ENGINE})")
     subprocess.run([str(ROOT / "deploy" / "run-local.sh"), "down"], capture_output=True)  # from nothing
     started = time.monotonic()
