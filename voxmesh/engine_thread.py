@@ -1,6 +1,6 @@
 """The one thread a model runs on, and the asyncio task that decides what it runs next.
 
-Every scheduler (ASR batching, ASR lockstep, LLM continuous batching) owns one: `start(loop)` runs the
+Every scheduler (ASR batching, ASR rounds, LLM continuous batching) owns one: `start(loop)` runs the
 scheduler's loop as a task, `call` runs model work on the thread so the event loop never blocks, `wake`
 and `idle` let the loop sleep until there is work, and `stop` ends the loop after its current call and
 then the thread.
