@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from voxmesh import DEFAULT_PORTS, registry
 
@@ -233,9 +234,19 @@ async def _transcribe(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _health(args: argparse.Namespace) -> int:
-    from voxmesh.client import check_health
+async def check_health(target: str, credentials: grpc.ChannelCredentials | None = None, timeout: float = 5.0) -> str:
+    """Any voxmesh service's overall health status name (SERVING, NOT_SERVING, ...), on a channel of its own:
+    a Client's channel checks the gateway's Transcription health before it sends anything, which an inner
+    service does not serve."""
+    channel = grpc.aio.secure_channel(target, credentials) if credentials else grpc.aio.insecure_channel(target)
+    try:
+        reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=timeout)
+    finally:
+        await channel.close()
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
 
+
+async def _health(args: argparse.Namespace) -> int:
     try:
         status = await check_health(args.gateway, _credentials(args), timeout=args.timeout)
     except grpc.aio.AioRpcError as exc:

@@ -26,16 +26,17 @@ import os
 import random
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncGenerator, AsyncIterable, Iterable, Iterator
 from pathlib import Path
 from typing import cast
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from voxmesh import SAMPLE_RATE, audio
+from voxmesh import SAMPLE_RATE, pacing
 from voxmesh.events import Event, EventDecoder
+from voxmesh.options import StreamOptions as StreamOptions  # re-exported: part of the client's API
+from voxmesh.pacing import Progress
 from voxmesh.resume import FLUSH as FLUSH  # re-exported: yield it among a stream's chunks
 from voxmesh.resume import Flush, ResumableSource, Resumption
 from voxmesh.v1 import common_pb2, transcription_pb2_grpc
@@ -43,7 +44,6 @@ from voxmesh.v1 import transcription_pb2 as pb
 
 log = logging.getLogger("voxmesh.client")
 
-Progress = Callable[[float, float], None]  # (seconds sent, seconds in total)
 
 SERVICE_CONFIG = json.dumps(
     {
@@ -57,48 +57,6 @@ MAX_RESUMES_WITHOUT_EVENTS = 5
 FIRST_RETRY_S, LONGEST_RETRY_S = 0.1, 2.0
 MAX_AHEAD_S = 30.0  # audio read from the source ahead of what the gateway has taken
 MAX_MESSAGE_S = 0.25  # longest audio message when audio is sent again (48 kHz stereo: 48 KB)
-
-
-@dataclass(frozen=True)
-class StreamOptions:
-    language: str = ""  # a BCP-47 tag ("en-US") or an ISO 639-1 code ("en"); "": the engine detects it
-    partials: bool = False
-    post_processing: bool = True
-    instruction: str = ""
-    # Resume the stream on a new call when its gateway goes away; False: the call's end is the stream's end.
-    resume: bool = True
-    # How long to keep trying to resume after the last event, before the last error is raised.
-    resume_timeout_s: float = 30.0
-    # The audio was recorded and is sent faster than it plays: it waits for the mesh's capacity instead of
-    # being refused, and yields to live streams (stream_file sets it for pace="fast").
-    recorded: bool = False
-    # Finals carry their words with offsets (Final.words); it costs engine time.
-    word_timings: bool = False
-    # Phrases the speaker is likely to say, each with its boost (0: the engine's default weight), and a
-    # free-text prompt for the engine.
-    phrases: tuple[tuple[str, float], ...] = ()
-    prompt: str = ""
-    # This stream's endpointing (0: the server's): the silence that ends an utterance, the voiced audio
-    # that starts one, the longest utterance. Yield `FLUSH` among the chunks to end an utterance at once.
-    end_silence_ms: int = 0
-    start_ms: int = 0
-    max_utterance_s: float = 0.0
-    # Sent as x-request-id: every service logs it for this stream, and error events carry it ("": the
-    # gateway makes one).
-    request_id: str = ""
-
-    def metadata(self) -> tuple[tuple[str, str], ...]:
-        return (("x-request-id", self.request_id),) if self.request_id else ()
-
-    def endpointing(self) -> common_pb2.Endpointing | None:
-        if not (self.end_silence_ms or self.start_ms or self.max_utterance_s):
-            return None
-        return common_pb2.Endpointing(
-            end_silence_ms=self.end_silence_ms, start_ms=self.start_ms, max_utterance_s=self.max_utterance_s
-        )
-
-    def post(self) -> pb.PostProcessing:
-        return pb.PostProcessing(enabled=self.post_processing, instruction=self.instruction)
 
 
 SAMPLE_BYTES = {"LINEAR16": 2, "MULAW": 1, "ALAW": 1}  # the encodings the library streams (and resumes)
@@ -345,47 +303,17 @@ class Client:
         if pace == "fast":
             options = dataclasses.replace(options, recorded=True)
         if raw is not None:
-            async for event in self._stream_raw(Path(path), raw, pace, chunk_ms, options, progress, timeout):
-                yield event
-            return
-        samples, rate = await asyncio.to_thread(audio.read_file, path)
-        if not (audio.MIN_RATE <= rate <= audio.MAX_RATE and samples.shape[1] in audio.CHANNELS):
-            pcm = await asyncio.to_thread(audio.to_internal, samples, rate)
-            samples, rate = audio.from_internal(pcm), SAMPLE_RATE
-        total_s = len(samples) / rate
-        step = max(1, rate * chunk_ms // 1000)
-
-        async def chunks():
-            started = time.monotonic()
-            for offset in range(0, len(samples), step):
-                sent_s = min(len(samples), offset + step) / rate
-                if pace == "realtime":
-                    await asyncio.sleep(max(0.0, started + offset / rate - time.monotonic()))
-                yield samples[offset : offset + step].tobytes()
-                if progress:
-                    progress(sent_s, total_s)
-
+            source = await pacing.raw_file(Path(path), *raw)
+        else:
+            source = await pacing.audio_file(path)
+        chunks = source.chunks(chunk_ms, realtime=pace == "realtime", progress=progress)
         async for event in self.stream(
-            chunks(), sample_rate_hz=rate, channels=samples.shape[1], options=options, timeout=timeout
-        ):
-            yield event
-
-    async def _stream_raw(self, path: Path, raw, pace, chunk_ms, options, progress, timeout):
-        encoding, rate = raw
-        data = await asyncio.to_thread(path.read_bytes)
-        step, total_s = max(1, rate * chunk_ms // 1000), len(data) / rate
-
-        async def chunks():
-            started = time.monotonic()
-            for offset in range(0, len(data), step):
-                if pace == "realtime":
-                    await asyncio.sleep(max(0.0, started + offset / rate - time.monotonic()))
-                yield data[offset : offset + step]
-                if progress:
-                    progress(min(len(data), offset + step) / rate, total_s)
-
-        async for event in self.stream(
-            chunks(), sample_rate_hz=rate, channels=1, encoding=encoding, options=options, timeout=timeout
+            chunks,
+            sample_rate_hz=source.rate,
+            channels=source.channels,
+            encoding=source.encoding,
+            options=options,
+            timeout=timeout,
         ):
             yield event
 
@@ -409,18 +337,6 @@ class Client:
         stub = health_pb2_grpc.HealthStub(self._channel)
         reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=timeout)
         return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-
-
-async def check_health(target: str, credentials: grpc.ChannelCredentials | None = None, timeout: float = 5.0) -> str:
-    """Any voxmesh service's overall health status name (SERVING, NOT_SERVING, ...), on a channel of its own:
-    a Client's channel checks the gateway's Transcription health before it sends anything, which an inner
-    service does not serve."""
-    channel = grpc.aio.secure_channel(target, credentials) if credentials else grpc.aio.insecure_channel(target)
-    try:
-        reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=timeout)
-    finally:
-        await channel.close()
-    return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
 
 
 class SyncClient:

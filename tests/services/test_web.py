@@ -100,8 +100,7 @@ async def realtime(base: str, first: dict, audio: bytes, rate: int, *, end: list
         await ws.send(json.dumps(first))
         step = rate // 10 * 2
         for offset in range(0, len(audio), step):
-            chunk = base64.b64encode(audio[offset : offset + step]).decode()
-            await ws.send(json.dumps({"type": "input_audio_buffer.append", "audio": chunk}))
+            await ws.send(append(audio[offset : offset + step]))
         for event in end:
             await ws.send(json.dumps(event))
         async with asyncio.timeout(60):
@@ -124,16 +123,22 @@ def check_deltas(events) -> None:
             assert e["transcript"].startswith(grown.get(e["item_id"], "")), (grown, e)
 
 
+def ga_update(rate: int = 24000, **audio_input) -> dict:
+    """OpenAI GA's session.update for a transcription session of PCM16 at `rate`."""
+    audio = {"input": {"format": {"type": "audio/pcm", "rate": rate}, **audio_input}}
+    return {"type": "session.update", "session": {"type": "transcription", "audio": audio}}
+
+
+def append(pcm: bytes) -> str:
+    return json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(pcm).decode()})
+
+
+def heard_jfk(events) -> bool:
+    return text.wer(JFK, " ".join(completed(events))) <= 0.15
+
+
 async def test_a_realtime_session_in_openais_ga_dialect(jfk_path):
-    update = {
-        "type": "session.update",
-        "session": {
-            "type": "transcription",
-            "audio": {
-                "input": {"format": {"type": "audio/pcm", "rate": 24000}, "turn_detection": {"type": "server_vad"}}
-            },
-        },
-    }
+    update = ga_update(turn_detection={"type": "server_vad"})
     async with web() as base:
         events = await realtime(
             base,
@@ -141,7 +146,7 @@ async def test_a_realtime_session_in_openais_ga_dialect(jfk_path):
             pcm16(jfk_path, 24000),
             24000,
             end=[{"type": "input_audio_buffer.commit"}],
-            until=lambda evs: text.wer(JFK, " ".join(completed(evs))) <= 0.15,
+            until=heard_jfk,
         )
     kinds = [e["type"] for e in events]
     assert kinds[0] == "session.created" and "session.updated" in kinds
@@ -163,7 +168,7 @@ async def test_a_realtime_session_in_openais_beta_dialect(jfk_path):
             pcm16(jfk_path, 24000),
             24000,
             end=[{"type": "input_audio_buffer.commit"}],
-            until=lambda evs: text.wer(JFK, " ".join(completed(evs))) <= 0.15,
+            until=heard_jfk,
             query="?intent=transcription",
         )
     kinds = [e["type"] for e in events]
@@ -193,29 +198,18 @@ BAD = [
     ({"type": "response.create"}, "unknown_event"),
     ({"type": "input_audio_buffer.append", "audio": "!!not base64!!"}, "invalid_audio"),
     ({"type": "input_audio_buffer.append", "audio": base64.b64encode(b"abc").decode()}, "invalid_audio"),
-    (
-        {
-            "type": "session.update",
-            "session": {"type": "transcription", "audio": {"input": {"format": {"type": "audio/pcm", "rate": 44100}}}},
-        },
-        "unsupported_rate",
-    ),
+    (ga_update(44100), "unsupported_rate"),
     ({"type": "input_audio_buffer.append", "audio": base64.b64encode(bytes(20 << 20)).decode()}, "audio_too_large"),
 ]
 
 
 async def test_bad_input_gets_an_error_event_and_the_socket_and_other_sessions_go_on(jfk_path):
-    update = {
-        "type": "session.update",
-        "session": {"type": "transcription", "audio": {"input": {"format": {"type": "audio/pcm", "rate": 24000}}}},
-    }
+    update = ga_update()
     async with web() as base:
         url = base.replace("http", "ws") + "/v1/realtime"
         async with websockets.connect(url, max_size=None) as ws:
             await ws.recv()  # session.created
-            await ws.send(
-                json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(bytes(3200)).decode()})
-            )
+            await ws.send(append(bytes(3200)))
             early = json.loads(await ws.recv())
             assert early["type"] == "error" and early["error"]["code"] == "session_not_configured"
             await ws.send(json.dumps(update))
@@ -231,12 +225,10 @@ async def test_bad_input_gets_an_error_event_and_the_socket_and_other_sessions_g
                 pcm16(jfk_path, 24000),
                 24000,
                 end=[{"type": "input_audio_buffer.commit"}],
-                until=lambda evs: text.wer(JFK, " ".join(completed(evs))) <= 0.15,
+                until=heard_jfk,
             )
             await other  # another session is transcribed while this one had its errors
-            await ws.send(
-                json.dumps({"type": "input_audio_buffer.append", "audio": base64.b64encode(bytes(4800)).decode()})
-            )
+            await ws.send(append(bytes(4800)))
             await ws.send(json.dumps({"type": "input_audio_buffer.commit"}))  # still usable: no error comes back
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(1):
@@ -245,23 +237,13 @@ async def test_bad_input_gets_an_error_event_and_the_socket_and_other_sessions_g
 
 
 async def test_clear_drops_the_open_utterances_text_and_says_cleared(jfk_path):
-    update = {
-        "type": "session.update",
-        "session": {"type": "transcription", "audio": {"input": {"format": {"type": "audio/pcm", "rate": 24000}}}},
-    }
+    update = ga_update()
     audio = pcm16(jfk_path, 24000)
     async with web() as base, websockets.connect(base.replace("http", "ws") + "/v1/realtime") as ws:
         await ws.send(json.dumps(update))
         step = 2400 * 2
         for offset in range(0, 24000 * 2 * 2, step):  # the first 2 s: "and so my fellow americans"
-            await ws.send(
-                json.dumps(
-                    {
-                        "type": "input_audio_buffer.append",
-                        "audio": base64.b64encode(audio[offset : offset + step]).decode(),
-                    }
-                )
-            )
+            await ws.send(append(audio[offset : offset + step]))
         events = []
         async with asyncio.timeout(30):
             while not any(e["type"] == "input_audio_buffer.speech_started" for e in events):

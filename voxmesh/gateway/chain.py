@@ -24,20 +24,20 @@ import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 
 import grpc
 from opentelemetry import context as otel_context
-from opentelemetry.trace import Span, StatusCode
 
 from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH, errors, tasks, tracing
 from voxmesh.channel import Channel
 from voxmesh.gateway import metrics
 from voxmesh.gateway.admission import Admission
+from voxmesh.gateway.config import ChainConfig, Flush
 from voxmesh.gateway.downstream import NAMES, Downstream
 from voxmesh.gateway.hop import Refused, now
 from voxmesh.gateway.hops import AsrHop, LlmHop, VadHop, samples
 from voxmesh.gateway.lifecycle import ChainUtterance, State
+from voxmesh.gateway.spans import UtteranceSpans
 from voxmesh.settings import GatewaySettings
 from voxmesh.v1 import asr_pb2, common_pb2, llm_pb2, transcription_pb2, vad_pb2
 
@@ -46,26 +46,7 @@ log = logging.getLogger("voxmesh.gateway.chain")
 WATCHDOG_INTERVAL_S = 0.25
 
 
-class Flush:
-    """In a chain's audio: the client asked for the current utterance to end here."""
-
-
 RECENT_FINALS = 8  # finals kept for a new ASR stream's context (the ASR keeps what its engine uses)
-
-
-@dataclass(frozen=True)
-class ChainConfig:
-    language: str = ""
-    partials: bool = False
-    post_processing: bool = False
-    instruction: str = ""
-    resume: transcription_pb2.ResumeFrom | None = field(default=None, compare=False)
-    recorded: bool = False  # the audio was recorded: flow-controlled, never paced (transcription.proto)
-    word_timings: bool = False
-    phrases: tuple[tuple[str, float], ...] = ()  # phrase hints and their boosts
-    prompt: str = ""
-    language_tag: str = ""  # the stream's BCP-47 tag ("en-US"); `language` is its primary subtag, for the engines
-    endpointing: common_pb2.Endpointing | None = field(default=None, compare=False)  # the VAD checks its bounds
 
 
 class Chain:
@@ -80,9 +61,8 @@ class Chain:
         self.final_timeout_s = settings.recorded_final_timeout_s if config.recorded else settings.final_timeout_s
         self.timeout: float | None = None  # every downstream call's deadline
         self.utterances: dict[int, ChainUtterance] = {}
-        self._trace = otel_context.get_current()  # the call's span: each utterance's span is its child
         self.request_id = tracing.request_id.get()
-        self._spans: dict[int, Span] = {}  # utterance id -> its span, from speech start to its last event
+        self.spans = UtteranceSpans(otel_context.get_current())  # the call's span: each utterance's is its child
         self._unreleased: deque[int] = deque()  # announced utterances whose final or error is not out, in order
         self._releasing = asyncio.Lock()
         self._out: Channel[transcription_pb2.TranscriptionEvent] = Channel(settings.event_queue_size)
@@ -161,8 +141,7 @@ class Chain:
             await self.close()
             for utterance in self.utterances.values():
                 utterance.release_audio()
-            for utterance_id in list(self._spans):
-                self._end_span(utterance_id)
+            self.spans.end_all()
 
     def going_away(self) -> None:
         """The gateway is stopping: tell the client to resume the stream on a new call."""
@@ -374,7 +353,7 @@ class Chain:
         """Forget an utterance nothing more can happen to (keeps the chain's state bounded)."""
         if utterance.finished:
             self.utterances.pop(utterance.id, None)
-            self._end_span(utterance.id)
+            self.spans.end(utterance.id)
 
     # -- ends -----------------------------------------------------------------------------------
 
@@ -402,39 +381,12 @@ class Chain:
 
     async def _emit(self, event: transcription_pb2.TranscriptionEvent) -> None:
         event.settled_through_s = self.settled_s
-        kind = event.WhichOneof("event")
-        if kind == "error":
+        if event.WhichOneof("event") == "error":
             event.error.request_id = self.request_id
         if event.utterance_id:
-            self._trace_event(event.utterance_id, kind, event)
+            self.spans.record(event)
         await self._out.put(event)
 
     def outgoing(self) -> tuple[tuple[str, str], ...]:
         """Metadata for the chain's downstream calls: its call's span and request id, whatever task calls."""
-        return tracing.outgoing(self._trace, self.request_id)
-
-    def _trace_event(self, utterance_id: int, kind: str | None, event: transcription_pb2.TranscriptionEvent) -> None:
-        """An utterance's span: opened at its speech start, an event for its end, final, error and processed
-        text, closed when it is retired (or the call ends)."""
-        if kind == "speech_started":
-            self._spans[utterance_id] = tracing.tracer.start_span(
-                "utterance", context=self._trace, attributes={"voxmesh.utterance": utterance_id}
-            )
-            return
-        span = self._spans.get(utterance_id)
-        if span is None or kind == "partial" or (kind == "processed" and not event.processed.done):
-            return
-        if kind == "final":
-            span.add_event("final", {"engine_compute_s": event.final.engine_compute_s, "end_s": event.end_s})
-        elif kind == "error":
-            span.add_event("error", {"stage": event.error.stage, "code": event.error.code})
-            span.set_status(StatusCode.ERROR, event.error.message)
-        elif kind == "processed":
-            span.add_event("processed", {"outcome": event.processed.outcome})
-        elif kind is not None:
-            span.add_event(kind)
-
-    def _end_span(self, utterance_id: int) -> None:
-        span = self._spans.pop(utterance_id, None)
-        if span is not None:
-            span.end()
+        return tracing.outgoing(self.spans.call, self.request_id)

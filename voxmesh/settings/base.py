@@ -78,3 +78,18 @@ class ServiceSettings(BaseSettings):
             "Seconds a keepalive ping may go unanswered before the connection, and every call on it, is closed."
         ),
     )
+
+
+class KeyedServiceSettings(ServiceSettings):
+    """A service whose callers may need API keys (voxmesh/auth.py): the gateway and the web service."""
+
+    api_keys_file: str = Field(
+        "",
+        description=(
+            "File of API keys, one per line: KEY [STREAMS] [CALLS] (voxmesh/auth.py); read again when it changes. "
+            "With no keys (the default), calls need none."
+        ),
+    )
+    api_keys: str = Field(
+        "", description="API keys as in api_keys_file, entries separated by ';' (beside the file's, if any)."
+    )

@@ -6,10 +6,10 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from voxmesh import DEFAULT_METRICS_PORTS, DEFAULT_PORTS
-from voxmesh.settings.base import ServiceSettings
+from voxmesh.settings.base import KeyedServiceSettings
 
 
-class GatewaySettings(ServiceSettings):
+class GatewaySettings(KeyedServiceSettings):
     model_config = SettingsConfigDict(env_prefix="VOXMESH_GATEWAY_", extra="ignore", frozen=True)
 
     port: int = Field(DEFAULT_PORTS["gateway"], ge=0, le=65535, description="gRPC port clients call.")
@@ -51,16 +51,6 @@ class GatewaySettings(ServiceSettings):
         description=(
             "How long a new call waits for a ready replica of the VAD and the ASR service before it fails UNAVAILABLE."
         ),
-    )
-    api_keys_file: str = Field(
-        "",
-        description=(
-            "File of API keys, one per line: KEY [STREAMS] [CALLS] (voxmesh/auth.py); read again when it changes. "
-            "With no keys (the default), calls need none."
-        ),
-    )
-    api_keys: str = Field(
-        "", description="API keys as in api_keys_file, entries separated by ';' (beside the file's, if any)."
     )
     max_instruction_chars: int = Field(
         2000,

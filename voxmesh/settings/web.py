@@ -6,10 +6,10 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from voxmesh import DEFAULT_METRICS_PORTS, DEFAULT_PORTS
-from voxmesh.settings.base import ServiceSettings
+from voxmesh.settings.base import KeyedServiceSettings
 
 
-class WebSettings(ServiceSettings):
+class WebSettings(KeyedServiceSettings):
     model_config = SettingsConfigDict(env_prefix="VOXMESH_WEB_", extra="ignore", frozen=True)
 
     port: int = Field(
@@ -27,16 +27,6 @@ class WebSettings(ServiceSettings):
     gateway_target: str = Field(
         f"127.0.0.1:{DEFAULT_PORTS['gateway']}",
         description="The gateway's gRPC target (several replicas: ipv4:A:P,B:P, or a dns:/// name).",
-    )
-    api_keys_file: str = Field(
-        "",
-        description=(
-            "File of API keys, one per line: KEY [STREAMS] [CALLS] (voxmesh/auth.py); read again when it changes. "
-            "With no keys (the default), calls need none."
-        ),
-    )
-    api_keys: str = Field(
-        "", description="API keys as in api_keys_file, entries separated by ';' (beside the file's, if any)."
     )
     gateway_api_key: str = Field(
         "", description="The key the web service sends the gateway when the gateway asks for keys."

@@ -39,33 +39,21 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from voxmesh.client import FLUSH, Client, StreamOptions
 from voxmesh.events import Event, Final, Partial, Processed, SpeechEnd, SpeechStart, UtteranceFailed
 from voxmesh.web import keys, metrics
+from voxmesh.web.dialects import BadEvent, SessionSettings
 
 log = logging.getLogger("voxmesh.web.realtime")
 
-RATES = (16000, 24000)  # PCM16 rates taken: OpenAI's 24 kHz, and 16 kHz (vLLM's, and the mesh's own)
 MAX_APPEND_BYTES = 1 << 20  # one append's decoded audio: 21 s at 24 kHz
 # The largest WebSocket message read at all: a larger one closes the socket (1009). Up to it, an append over
 # MAX_APPEND_BYTES is answered with an error event and the session goes on.
 MAX_MESSAGE_BYTES = 32 << 20
-TRANSCRIPTION_MODELS = ("voxmesh", "whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe")
-
-
-class BadEvent(Exception):
-    def __init__(self, code: str, message: str, param: str | None = None):
-        super().__init__(message)
-        self.code, self.message, self.param = code, message, param
 
 
 class Session:
     def __init__(self, ws: WebSocket, client: Client):
         self.ws = ws
         self.client = client
-        self.dialect = "beta" if ws.query_params.get("intent") == "transcription" else ""
-        self.rate = 24000
-        self.language = ""
-        self.prompt = ""
-        self.end_silence_ms = 0
-        self.configured = False
+        self.settings = SessionSettings("beta" if ws.query_params.get("intent") == "transcription" else "")
         self.audio: asyncio.Queue[bytes | object | None] | None = None  # to the mesh, once audio starts
         self.mesh: asyncio.Task | None = None
         self.sent_text: dict[int, str] = {}  # what deltas said of each utterance so far
@@ -94,55 +82,25 @@ class Session:
             },
         )
 
-    def description(self) -> dict:
-        """The session as the dialect describes it."""
-        transcription = {"model": "voxmesh", "language": self.language or None, "prompt": self.prompt}
-        turn = {"type": "server_vad", "silence_duration_ms": self.end_silence_ms or 500, "prefix_padding_ms": 300}
-        if self.dialect == "beta":
-            return {
-                "object": "realtime.transcription_session",
-                "input_audio_format": "pcm16",
-                "input_audio_transcription": transcription,
-                "turn_detection": turn,
-            }
-        return {
-            "type": "transcription",
-            "object": "realtime.session",
-            "audio": {
-                "input": {
-                    "format": {"type": "audio/pcm", "rate": self.rate},
-                    "transcription": transcription,
-                    "turn_detection": turn,
-                }
-            },
-        }
-
-    def _session_event(self, what: str) -> str:
-        return f"transcription_session.{what}" if self.dialect == "beta" else f"session.{what}"
-
     # -- the client's events ----------------------------------------------------------------------
 
     async def run(self) -> None:
-        await self.send(self._session_event("created"), session=self.description())
+        await self.send(self.settings.event("created"), session=self.settings.describe())
         metrics.OPEN_SESSIONS.inc()
         try:
-            while True:
-                message = await self.ws.receive()
-                if message["type"] == "websocket.disconnect":
-                    break
-                raw = message.get("text")
-                if raw is None:
-                    await self.error("invalid_event", "send events as JSON text messages, not binary frames")
-                    continue
-                try:
-                    await self.handle(raw)
-                except BadEvent as bad:
-                    await self.error(bad.code, bad.message, bad.param, _event_id(raw))
-        except WebSocketDisconnect:
-            pass
+            with contextlib.suppress(WebSocketDisconnect):  # the client went away: the session ends
+                while (message := await self.ws.receive())["type"] != "websocket.disconnect":
+                    raw = message.get("text")
+                    if raw is None:
+                        await self.error("invalid_event", "send events as JSON text messages, not binary frames")
+                        continue
+                    try:
+                        await self.handle(raw)
+                    except BadEvent as bad:
+                        await self.error(bad.code, bad.message, bad.param, _event_id(raw))
         finally:
             metrics.OPEN_SESSIONS.dec()
-            metrics.SESSIONS.labels(self.dialect or "none").inc()
+            metrics.SESSIONS.labels(self.settings.dialect or "none").inc()
             await self.close()
 
     async def handle(self, raw: str) -> None:
@@ -170,68 +128,11 @@ class Session:
             )
 
     async def update(self, kind: str, event: dict) -> None:
-        session = event.get("session")
-        if not self.dialect:
-            if kind == "transcription_session.update":
-                self.dialect = "beta"
-            elif isinstance(session, dict):
-                self.dialect = "ga"
-            else:
-                self.dialect = "vllm"
-        if session is not None and not isinstance(session, dict):
-            raise BadEvent("invalid_session", "`session` is an object", "session")
-        session = session or {}
-        rate, language, prompt, silence = self.rate, self.language, self.prompt, self.end_silence_ms
-        if self.dialect == "beta":
-            fmt = session.get("input_audio_format", "pcm16")
-            if fmt != "pcm16":
-                raise BadEvent("unsupported_format", f"input_audio_format {fmt!r} is not taken; send pcm16", "session")
-            transcription = session.get("input_audio_transcription") or {}
-            turn = session.get("turn_detection", {})
-        elif self.dialect == "ga":
-            audio_in = (session.get("audio") or {}).get("input") or {}
-            fmt = audio_in.get("format") or {}
-            if fmt.get("type", "audio/pcm") != "audio/pcm":
-                raise BadEvent(
-                    "unsupported_format",
-                    f"audio format {str(fmt.get('type'))[:32]!r} is not taken; send audio/pcm (PCM16, mono)",
-                    "session.audio.input.format",
-                )
-            rate = fmt.get("rate", rate)
-            transcription = audio_in.get("transcription") or {}
-            turn = audio_in.get("turn_detection", {})
-        else:  # vLLM: 16 kHz PCM16, the model at the top level
-            rate, transcription, turn = 16000, {"model": event.get("model", "voxmesh")}, {}
-        if rate not in RATES:
-            raise BadEvent(
-                "unsupported_rate",
-                f"a rate of {rate} Hz is not taken; send PCM16 at {' or '.join(str(r) for r in RATES)} Hz",
-                "session.audio.input.format.rate",
-            )
-        language = transcription.get("language") or ""
-        prompt = transcription.get("prompt") or ""
-        if turn is None:
-            silence = 5000  # no turn detection: the client commits; the VAD waits as long as it may
-        elif isinstance(turn, dict):
-            silence = int(turn.get("silence_duration_ms") or 0)
-        if self.audio is not None and (rate, language, prompt, silence) != (
-            self.rate,
-            self.language,
-            self.prompt,
-            self.end_silence_ms,
-        ):
-            raise BadEvent(
-                "session_started",
-                "the audio format, language, prompt and turn detection are fixed once audio has started; open a new "
-                "session to change them",
-                "session",
-            )
-        self.rate, self.language, self.prompt, self.end_silence_ms = rate, language, prompt, silence
-        self.configured = True
-        await self.send(self._session_event("updated"), session=self.description())
+        self.settings = self.settings.updated(kind, event, started=self.audio is not None)
+        await self.send(self.settings.event("updated"), session=self.settings.describe())
 
     async def append(self, event: dict) -> None:
-        if not self.configured:
+        if not self.settings.configured:
             raise BadEvent(
                 "session_not_configured",
                 "input_audio_buffer.append came before session.update: send session.update (or "
@@ -260,11 +161,11 @@ class Session:
 
     async def commit(self, event: dict) -> None:
         if self.audio is None:
-            if self.dialect == "vllm":
+            if self.settings.dialect == "vllm":
                 return  # vLLM's clients commit once before their audio, to start
             raise BadEvent("input_audio_buffer_empty", "nothing to commit: no audio has been appended")
         await self.audio.put(FLUSH)
-        if self.dialect == "vllm" and event.get("final"):
+        if self.settings.dialect == "vllm" and event.get("final"):
             await self.audio.put(None)  # the end of the audio: transcription.done follows the last final
 
     async def clear(self) -> None:
@@ -288,16 +189,16 @@ class Session:
                 yield item
 
         options = StreamOptions(
-            language=self.language,
-            prompt=self.prompt,
+            language=self.settings.language,
+            prompt=self.settings.prompt,
             partials=True,
             post_processing=True,
-            end_silence_ms=self.end_silence_ms,
+            end_silence_ms=self.settings.end_silence_ms,
         )
         try:
-            async for event in self.client.stream(chunks(), sample_rate_hz=self.rate, options=options):
+            async for event in self.client.stream(chunks(), sample_rate_hz=self.settings.rate, options=options):
                 await self.relay(event)
-            if self.dialect == "vllm":
+            if self.settings.dialect == "vllm":
                 await self.send("transcription.done", text=" ".join(self.said), usage=None)
         except grpc.aio.AioRpcError as exc:
             await self.send(
@@ -328,7 +229,7 @@ class Session:
         elif isinstance(event, Final):
             await self._delta(event.utterance, event.text)
             self.said.append(event.text)
-            if self.dialect != "vllm":
+            if self.settings.dialect != "vllm":
                 await self.send(
                     "conversation.item.input_audio_transcription.completed",
                     item_id=item,
@@ -346,7 +247,7 @@ class Session:
             )
         elif isinstance(event, UtteranceFailed):
             failure = {"type": "transcription_error", "code": event.code, "message": event.message}
-            if self.dialect == "vllm":
+            if self.settings.dialect == "vllm":
                 await self.send("error", error=failure)
             else:
                 await self.send(
@@ -368,7 +269,7 @@ class Session:
             return
         growth = stable[len(sent) :]
         self.sent_text[utterance] = stable
-        if self.dialect == "vllm":
+        if self.settings.dialect == "vllm":
             lead = " " if self.said and not sent else ""
             await self.send("transcription.delta", delta=lead + growth)
         else:
