@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "samples" / "welcome.flac"
 SAMPLE_TEXT = " ".join((ROOT / "samples" / "welcome.txt").read_text().split())
 JFK = ROOT.parent / "shared" / "audio" / "jfk.flac"
+ALSA = JFK.parent / "alsa_channels.flac"
 JFK_TEXT = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
 
 
@@ -28,6 +29,21 @@ def internal_pcm(path: Path) -> bytes:
     """A file as the inner services hear it: 16 kHz mono LINEAR16."""
     samples, rate = audio.read_file(path)
     return audio.to_internal(samples, rate)
+
+
+def real(path: Path) -> bytes:
+    """Real human speech from ../shared/audio as the inner services hear it; the test skips without it."""
+    if not path.exists():
+        pytest.skip(f"real speech {path} is absent (it lives in ../shared beside the project's checkout)")
+    return internal_pcm(path)
+
+
+def noisy(pcm: bytes, snr_db: float, seed: int = 7) -> bytes:
+    """The audio mixed with white noise, the whole clip's power this many dB over the noise's."""
+    speech = np.frombuffer(pcm, "<i2").astype(np.float32)
+    noise = np.random.default_rng(seed).normal(0, 1, len(speech))
+    mixed = speech + noise * np.sqrt(np.mean(speech**2) / 10 ** (snr_db / 10))
+    return np.clip(mixed, -32768, 32767).astype("<i2").tobytes()
 
 
 @pytest.fixture(scope="session")

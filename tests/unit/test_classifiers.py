@@ -6,31 +6,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.conftest import JFK, chunks, internal_pcm
+from tests.conftest import ALSA, JFK, chunks, noisy, real
 from voxmesh.services.vad import classifiers
 from voxmesh.services.vad.segmenter import Segmenter, SegmenterConfig, SpeechEnded, SpeechStarted
 from voxmesh.services.vad.service import VadServicer
 from voxmesh.settings import VadSettings
 
-ALSA = JFK.parent / "alsa_channels.flac"
 
-
-def real(path):
-    if not path.exists():
-        pytest.skip(f"real speech {path} is absent (it lives in ../shared beside the project's checkout)")
-    return internal_pcm(path)
-
-
-def noisy(pcm: bytes, snr_db: float, seed: int = 7) -> bytes:
-    speech = np.frombuffer(pcm, "<i2").astype(np.float32)
-    noise = np.random.default_rng(seed).normal(0, 1, len(speech))
-    mixed = speech + noise * np.sqrt(np.mean(speech**2) / 10 ** (snr_db / 10))
-    return np.clip(mixed, -32768, 32767).astype("<i2").tobytes()
-
-
-def spans(pcm: bytes, engine_name: str = "silero") -> list[tuple[float, float]]:
+def spans(pcm: bytes, engine_name: str = "silero", **config) -> list[tuple[float, float]]:
+    """The utterances a segmenter with the engine finds, as (start, end) seconds."""
     engine = classifiers.load_engine(VadSettings(engine=engine_name))
-    segmenter = Segmenter(engine.stream(), SegmenterConfig(frame_ms=engine.frame_ms))
+    segmenter = Segmenter(engine.stream(), SegmenterConfig(frame_ms=engine.frame_ms, **config))
     events = [e for piece in chunks(pcm, 3200) for e in segmenter.push(piece)] + segmenter.flush()
     found, start = [], 0
     for event in events:

@@ -70,6 +70,26 @@ class VadSettings(ServiceSettings):
         5000, ge=10, description="The longest end silence (speech_end_ms) a stream may ask for in its endpointing."
     )
     merge_pause_ms: int = Field(1000, ge=10, description="Pause that ends an utterance shorter than min_utterance_s.")
+    noise_gate_db: float = Field(
+        0.0,
+        ge=0,
+        le=30,
+        description=(
+            "A frame the classifier calls speech is not speech unless its energy is this many dB over the stream's "
+            "noise floor (the lowest frame energy of the last 3 s), so steady noise is not taken for speech. "
+            "0: no gate."
+        ),
+    )
+    end_stretch: float = Field(
+        0.0,
+        ge=0,
+        le=3,
+        description=(
+            "While a stream's speech stands less than 20 dB over its noise floor, the end window (speech_end_ms) "
+            "grows, up to 1 + this times it at 5 dB or less, so that noisy speech is not cut at the pauses inside "
+            "a phrase. 0: a fixed end window."
+        ),
+    )
     audio_every_ms: int = Field(
         300,
         ge=0,

@@ -29,9 +29,11 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from itertools import islice
 from typing import TYPE_CHECKING
 
 from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH
+from voxmesh.services.vad.noise import NoiseFloor, frame_energies_db
 
 if TYPE_CHECKING:
     from voxmesh.services.vad.classifiers import Classifier
@@ -52,6 +54,12 @@ class SegmenterConfig:
     min_utterance_s: float = 0.0
     merge_pause_ms: int = 1000
     audio_every_ms: int = 0  # while speaking, audio is emitted once this much has gathered (0: every push)
+    noise_gate_db: float = 0.0  # a voiced frame less than this over the noise floor is not speech (0: no gate)
+    end_stretch: float = 0.0  # the end window grows by up to this fraction as speech sinks to the noise (noise.py)
+
+    @property
+    def follows_noise(self) -> bool:
+        return self.noise_gate_db > 0 or self.end_stretch > 0
 
     def frames(self, ms: float) -> int:
         return max(1, round(ms / self.frame_ms))
@@ -105,6 +113,8 @@ class Segmenter:
         self._frame_bytes = self.frame_samples * SAMPLE_WIDTH
         self._start_frames = config.frames(config.speech_start_ms)
         self._end_frames = config.frames(config.speech_end_ms)
+        self._end_frames_max = config.frames(config.speech_end_ms * (1 + config.end_stretch))
+        self.noise = NoiseFloor(config.frame_ms) if config.follows_noise else None
         self._max_samples = int(config.max_utterance_s * SAMPLE_RATE)
         self._min_samples = int(config.min_utterance_s * SAMPLE_RATE)
         self._merge_pause = config.frames(config.merge_pause_ms)
@@ -127,7 +137,7 @@ class Segmenter:
             self.utterances = next_utterance
             self._speaking = True
             self._utterance_start = open_since
-            self._window = deque(maxlen=self._end_frames)
+            self._window = deque(maxlen=self._end_frames_max)
 
     @property
     def settled(self) -> int:
@@ -155,6 +165,8 @@ class Segmenter:
             frames = bytes(self._pending[:whole])
             del self._pending[:whole]
             voiced = self.classifier.classify(frames)
+            if self.noise is not None:
+                voiced = self._follow_noise(frames, voiced)
             for index, offset in enumerate(range(0, whole, self._frame_bytes)):
                 self._frame(frames[offset : offset + self._frame_bytes], voiced[index], events)
         if len(self._out) >= self._out_every:
@@ -203,10 +215,11 @@ class Segmenter:
         self._unvoiced_run = 0 if voiced else self._unvoiced_run + 1
         length = self.position - self._utterance_start
         spoken = length - self._unvoiced_run * self.frame_samples  # up to the last voiced frame
-        unvoiced = len(self._window) - sum(self._window)
+        end_frames = self._end_window()
+        recent = sum(islice(reversed(self._window), end_frames))  # voiced frames in the end window
         if (
-            len(self._window) == self._end_frames
-            and unvoiced >= END_RATIO * self._end_frames
+            len(self._window) >= end_frames
+            and end_frames - recent >= END_RATIO * end_frames
             and (spoken >= self._min_samples or self._unvoiced_run >= self._merge_pause)
         ):
             self._end("silence", events)
@@ -214,6 +227,23 @@ class Segmenter:
             length >= self._split_from and self._unvoiced_run >= self._split_pause
         ):
             self._end("max_length", events)
+
+    def _follow_noise(self, frames: bytes, voiced: list[bool]) -> list[bool]:
+        """The classifier's answers, gated by the noise floor, which moves on with each frame."""
+        assert self.noise is not None
+        gate = self.config.noise_gate_db
+        kept = []
+        for energy, heard in zip(frame_energies_db(frames, self.frame_samples).tolist(), voiced, strict=True):
+            speech = heard and (gate <= 0 or energy >= self.noise.floor_db + gate)
+            self.noise.observe(energy, speech)
+            kept.append(speech)
+        return kept
+
+    def _end_window(self) -> int:
+        """Frames in the end window now: longer while speech stands low over the noise."""
+        if self.noise is None or self.config.end_stretch <= 0:
+            return self._end_frames
+        return self._end_frames + round((self._end_frames_max - self._end_frames) * self.noise.stretch())
 
     def _start(self, events: list[Event]) -> None:
         self.utterances += 1
@@ -225,7 +255,7 @@ class Segmenter:
         self._out_start = self._utterance_start
         self._out += kept
         self._kept.clear()
-        self._window = deque(maxlen=self._end_frames)
+        self._window = deque(maxlen=self._end_frames_max)
 
     def _append(self, pcm: bytes, start: int) -> None:
         if not self._out:

@@ -127,6 +127,8 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer, rpc.Servicer):
             min_utterance_s=settings.min_utterance_s,
             merge_pause_ms=settings.merge_pause_ms,
             audio_every_ms=settings.audio_every_ms,
+            noise_gate_db=settings.noise_gate_db,
+            end_stretch=settings.end_stretch,
         )
         self.started = False
         self.draining = False
