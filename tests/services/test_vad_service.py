@@ -35,6 +35,21 @@ async def test_sample_gives_start_audio_end_per_sentence(sample_pcm):
     assert through == sorted(through)
 
 
+async def test_a_caller_that_holds_its_audio_gets_the_same_spans_without_samples(sample_pcm):
+    audio = [vad_pb2.DetectRequest(audio=c) for c in chunks(sample_pcm, 3000)]
+    held = vad_pb2.DetectRequest(config=vad_pb2.DetectConfig(sample_rate_hz=16000, caller_holds_audio=True))
+    with_samples, spans_only = await detect([CONFIG, *audio]), await detect([held, *audio])
+
+    def spans(responses):
+        return [(r.utterance_id, r.WhichOneof("event"), r.start_s, r.end_s, r.settled_through_s) for r in responses]
+
+    assert spans(spans_only) == spans(with_samples)
+    pieces = [r for r in spans_only if r.WhichOneof("event") == "audio"]
+    assert pieces and all(r.audio.audio == b"" for r in pieces)
+    cut = b"".join(sample_pcm[round(r.start_s * 16000) * 2 : round(r.end_s * 16000) * 2] for r in pieces)
+    assert cut == b"".join(r.audio.audio for r in with_samples if r.WhichOneof("event") == "audio")
+
+
 @pytest.mark.parametrize(
     ("requests", "words"),
     [

@@ -232,7 +232,9 @@ class Chain:
         if utterance is None:
             return  # going_away, or an utterance the chain no longer has
         if kind == "audio":
-            utterance.hold(response.audio.audio, response.end_s, response.audio.pause_s)
+            # The spans come without samples (caller_holds_audio); a VAD that predates the field sends them.
+            pcm = response.audio.audio or self.vad.audio(response.start_s, response.end_s)
+            utterance.hold(pcm, response.end_s, response.audio.pause_s)
             await self.asr.sync(utterance)
         elif kind == "end" and utterance.end(response.end_s, now()):
             await self._emit(utterance.event(speech_ended=transcription_pb2.SpeechEnded(reason=response.end.reason)))

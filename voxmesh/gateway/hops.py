@@ -1,7 +1,8 @@
 """The chain's three hops, each a `Hop` (voxmesh/gateway/hop.py) that knows what its streams carry and what a new
 stream must be sent again after a failover.
 
-- VadHop: the client's audio. It keeps the audio the VAD has not settled (`settled_through_s`); a new VAD
+- VadHop: the client's audio. It keeps the audio the VAD has not settled (`settled_through_s`), and the VAD
+  answers with the spans of the utterances' audio, which the hop cuts from what it holds; a new VAD
   stream starts at the settled offset with the next utterance id, inside the open utterance when there is
   one, so times and ids continue, no utterance is announced twice and no sample is skipped. The new VAD
   first listens to the open utterance's audio and a few seconds before it (`warmup_s`): a classifier that
@@ -73,12 +74,20 @@ class VadHop(Hop):
             offset_s=self.settled / SAMPLE_RATE,
             next_utterance_id=self.next_utterance,
             warmup_s=(self.settled - self.start) / SAMPLE_RATE,
+            caller_holds_audio=True,
         )
         if self.open_since is not None:
             config.open_utterance.start_s = self.open_since / SAMPLE_RATE
         if self.chain.config.endpointing is not None:
             config.endpointing.CopyFrom(self.chain.config.endpointing)
         return vad_pb2.DetectRequest(config=config)
+
+    def audio(self, start_s: float, end_s: float) -> bytes:
+        """The held client audio of [start_s, end_s): the span of an utterance's audio the VAD announced
+        (it is not settled before that answer, so the buffer still holds it)."""
+        begin, end = samples(start_s) - self.start, samples(end_s) - self.start
+        assert 0 <= begin <= end <= len(self.buffer) // SAMPLE_WIDTH, "the VAD announced audio the gateway let go"
+        return bytes(self.buffer[begin * SAMPLE_WIDTH : end * SAMPLE_WIDTH])
 
     async def push(self, pcm: bytes) -> None:
         """Client audio (16 kHz mono): keep it until settled, send it when a stream is up."""

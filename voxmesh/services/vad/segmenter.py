@@ -75,12 +75,9 @@ class SpeechStarted:
 class SpeechAudio:
     utterance: int
     start: int
-    pcm: bytes
+    end: int
+    pcm: bytes = b""  # the samples of [start, end), unless the segmenter was told not to keep audio
     pause: int = 0  # samples of unvoiced audio at its end: the current pause, which may become the end
-
-    @property
-    def end(self) -> int:
-        return self.start + len(self.pcm) // SAMPLE_WIDTH
 
 
 @dataclass(frozen=True)
@@ -103,10 +100,12 @@ class Segmenter:
         next_utterance: int = 1,
         open_since: int | None = None,
         warmup: int = 0,
+        keep_audio: bool = True,
     ):
         """`offset`: the stream offset (samples) where segmenting starts. `warmup`: samples pushed before
         `offset`, only listened to. `next_utterance`: the id the next utterance gets. `open_since`:
-        continue inside utterance `next_utterance`, begun at that offset and already announced."""
+        continue inside utterance `next_utterance`, begun at that offset and already announced.
+        `keep_audio`: whether SpeechAudio events carry their samples (the caller may hold the audio itself)."""
         self.classifier = classifier
         self.config = config
         self.frame_samples = SAMPLE_RATE * config.frame_ms // 1000
@@ -130,9 +129,11 @@ class Segmenter:
         self._utterance_start = 0
         self._kept: deque[bytes] = deque(maxlen=config.frames(config.pre_roll_ms) + self._start_frames)
         self._window: deque[bool] = deque(maxlen=self._start_frames)
-        self._out = bytearray()
+        self._keep_audio = keep_audio
+        self._out = bytearray()  # the samples of the audio not emitted yet, when kept
         self._out_start = 0
-        self._out_every = SAMPLE_RATE * config.audio_every_ms // 1000 * SAMPLE_WIDTH
+        self._out_samples = 0  # how much audio is not emitted yet
+        self._out_every = SAMPLE_RATE * config.audio_every_ms // 1000
         if open_since is not None:
             self.utterances = next_utterance
             self._speaking = True
@@ -146,7 +147,7 @@ class Segmenter:
         if self.position <= self._listen_until:
             return self._listen_until
         if self._speaking:
-            return self._out_start if self._out else self.position  # audio not emitted yet is not settled
+            return self._out_start if self._out_samples else self.position  # audio not emitted yet is not settled
         return self.position - sum(len(frame) for frame in self._kept) // SAMPLE_WIDTH
 
     @property
@@ -169,7 +170,7 @@ class Segmenter:
                 voiced = self._follow_noise(frames, voiced)
             for index, offset in enumerate(range(0, whole, self._frame_bytes)):
                 self._frame(frames[offset : offset + self._frame_bytes], voiced[index], events)
-        if len(self._out) >= self._out_every:
+        if self._out_samples >= self._out_every:
             self._emit_audio(events)
         return events
 
@@ -253,20 +254,26 @@ class Segmenter:
         self._unvoiced_run = 0
         events.append(SpeechStarted(self.utterances, self._utterance_start))
         self._out_start = self._utterance_start
-        self._out += kept
+        self._out_samples = len(kept) // SAMPLE_WIDTH
+        if self._keep_audio:
+            self._out += kept
         self._kept.clear()
         self._window = deque(maxlen=self._end_frames_max)
 
     def _append(self, pcm: bytes, start: int) -> None:
-        if not self._out:
+        if not self._out_samples:
             self._out_start = start
-        self._out += pcm
+        self._out_samples += len(pcm) // SAMPLE_WIDTH
+        if self._keep_audio:
+            self._out += pcm
 
     def _emit_audio(self, events: list[Event]) -> None:
-        if self._out:
+        if self._out_samples:
             pause = self._unvoiced_run * self.frame_samples if self._speaking else 0
-            events.append(SpeechAudio(self.utterances, self._out_start, bytes(self._out), pause))
+            end = self._out_start + self._out_samples
+            events.append(SpeechAudio(self.utterances, self._out_start, end, bytes(self._out), pause))
             self._out.clear()
+            self._out_samples = 0
 
     def _end(self, reason: str, events: list[Event]) -> None:
         self._emit_audio(events)

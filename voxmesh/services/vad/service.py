@@ -9,7 +9,9 @@ runs), so that the event loop stays free for the other streams' messages.
 Every response says how far the stream is settled (`settled_through_s`), and a `progress` response says
 so when a second of audio has settled with nothing else to report, so that the caller can keep just the
 audio a failover would have to send again. A stream may continue another (config: offset, next utterance
-id, open utterance). When the service drains, each stream is told `going_away` with its next chunk.
+id, open utterance). When the service drains, each stream is told `going_away` with its next chunk. A
+caller that keeps its audio (`caller_holds_audio`, as the gateway does) gets the spans of its utterances'
+audio without the samples.
 """
 
 from __future__ import annotations
@@ -137,11 +139,13 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer, rpc.Servicer):
     def ready(self) -> bool:
         return self.started
 
-    def segmenter(self, endpointing: common_pb2.Endpointing | None = None, **start) -> Segmenter:
+    def segmenter(
+        self, endpointing: common_pb2.Endpointing | None = None, keep_audio: bool = True, **start
+    ) -> Segmenter:
         """A segmenter for a new stream, or for one that continues another (see check_resume), with the
-        stream's own endpointing."""
+        stream's own endpointing; `keep_audio`: whether its audio responses carry the samples."""
         config = self.config if endpointing is None else self.endpointing(endpointing)
-        return Segmenter(self.engine.stream(), config, **start)
+        return Segmenter(self.engine.stream(), config, keep_audio=keep_audio, **start)
 
     def endpointing(self, asked: common_pb2.Endpointing) -> SegmenterConfig:
         """The service's segmenter config with a stream's endpointing, refused outside the service's bounds."""
@@ -183,7 +187,7 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer, rpc.Servicer):
             return
         rpc.require_internal_rate(config.sample_rate_hz)
         endpointing = config.endpointing if config.HasField("endpointing") else None
-        segmenter = self.segmenter(endpointing, **check_resume(config))
+        segmenter = self.segmenter(endpointing, not config.caller_holds_audio, **check_resume(config))
         await rpc.accepted(context)
         told = segmenter.settled  # how far the responses sent so far have settled the stream
         going_away_sent = False
