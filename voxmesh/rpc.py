@@ -270,11 +270,19 @@ def _ended(method: str, code: str, began: float) -> None:
     log.info("call ended", extra={"method": method, "code": code, "seconds": round(time.perf_counter() - began, 3)})
 
 
-async def accepted(context: grpc.aio.ServicerContext) -> None:
-    """Say the stream's config was accepted, by sending the initial metadata now. The caller waits for it
-    before it sends more: a refused config then reaches it with its own status, and not as the INTERNAL
-    that grpc reports for a write to a call that has already ended."""
-    await context.send_initial_metadata(())
+# The ASR's Recognize answers its config with this initial metadata: when it wants an utterance's audio.
+# `as-spoken`: as it comes (a streaming engine, or partials); `at-end`: once the utterance has ended will do
+# (finals are decoded whole), so a caller may hold the audio and send it with the end, in fewer messages.
+AUDIO_WANTED = "voxmesh-audio-wanted"
+AS_SPOKEN, AT_END = "as-spoken", "at-end"
+
+
+async def accepted(context: grpc.aio.ServicerContext, *metadata: tuple[str, str]) -> None:
+    """Say the stream's config was accepted, by sending the initial metadata now (with what the service
+    tells the caller about the stream). The caller waits for it before it sends more: a refused config then
+    reaches it with its own status, and not as the INTERNAL that grpc reports for a write to a call that has
+    already ended."""
+    await context.send_initial_metadata(metadata)
 
 
 def require_internal_rate(sample_rate_hz: int) -> None:

@@ -131,3 +131,14 @@ def test_a_missing_model_path_fails_start_up_naming_it(tmp_path):
     missing = tmp_path / "no-such-model"
     with pytest.raises(errors.FailedPrecondition, match=str(missing)):
         WhisperEngine(AsrSettings(model=str(missing)))
+
+
+@pytest.mark.parametrize(("partials", "wanted"), [(False, "at-end"), (True, "as-spoken")])
+async def test_the_asr_says_when_it_wants_an_utterances_audio(partials, wanted):
+    service = AsrService(settings(AsrSettings))
+    async with running(service, service.settings) as address, channel_to(address) as channel:
+        call = asr_pb2_grpc.RecognizerStub(channel).Recognize()
+        await call.write(config(partials=partials))
+        assert ("voxmesh-audio-wanted", wanted) in tuple(await call.initial_metadata())
+        await call.done_writing()
+        assert [r async for r in call] == []

@@ -153,3 +153,33 @@ async def test_asr_failure_is_reported_per_utterance_not_lost(sample_pcm):
         assert sorted(answered) == sorted(ended), "each utterance gets exactly one final or one error"
     errors = [e.error for events in results for e in events if e.WhichOneof("event") == "error"]
     assert errors and {e.code for e in errors} == {"RESOURCE_EXHAUSTED"} and {e.stage for e in errors} == {"asr"}
+
+
+@pytest.mark.parametrize("partials", [False, True])
+async def test_without_partials_an_utterances_audio_goes_to_the_asr_with_its_end(sample_pcm, monkeypatch, partials):
+    from voxmesh.services.asr.redecode_session import RedecodeSession
+
+    received: list[tuple[int, str, int]] = []  # what the ASR's sessions were given, in order
+    audio, end = RedecodeSession.audio, RedecodeSession.end
+
+    def spy_audio(self, utterance_id, pcm, pause_s):
+        received.append((utterance_id, "audio", len(pcm)))
+        return audio(self, utterance_id, pcm, pause_s)
+
+    def spy_end(self, utterance_id):
+        received.append((utterance_id, "end", 0))
+        return end(self, utterance_id)
+
+    monkeypatch.setattr(RedecodeSession, "audio", spy_audio)
+    monkeypatch.setattr(RedecodeSession, "end", spy_end)
+    async with mesh() as (address, _):
+        events = await stream(address, [config(partials=partials), *audio_requests(sample_pcm)])
+    assert text.wer(SAMPLE_TEXT, " ".join(finals(events))) <= 0.1
+    for utterance in sorted({u for u, _, _ in received}):
+        mine = [(kind, size) for u, kind, size in received if u == utterance]
+        pieces, total = sum(kind == "audio" for kind, _ in mine), sum(size for _, size in mine)
+        assert mine[-1][0] == "end" and total > 0
+        if partials:
+            assert pieces > -(-total // 32000), "audio goes on as it is spoken, in 300 ms pieces"
+        else:
+            assert pieces == -(-total // 32000), "audio goes with the end, in messages of 1 s"

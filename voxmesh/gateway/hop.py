@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, cast
 import grpc
 from google.protobuf.message import Message
 
+from voxmesh import rpc
 from voxmesh.gateway import metrics
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ class Stream:
     call: grpc.aio.StreamStreamCall
     number: int
     retiring: bool = False  # its service is going away: it gets no new work
+    audio_at_end: bool = False  # the service wants an utterance's audio only with its end (rpc.AUDIO_WANTED)
     writing_done: bool = False
     reader: asyncio.Task | None = None
 
@@ -165,12 +167,13 @@ class Hop(abc.ABC):
         was_down = self.down_since
         try:
             await call.write(self._config())
-            await call.initial_metadata()  # the service accepted the config, or the call ended with why not
+            metadata = await call.initial_metadata()  # the service accepted the config, or the call ended with why not
             if call.done():
                 code = await call.code()
                 if code not in FAILOVER_CODES:
                     raise Refused(code, await call.details())
                 raise asyncio.InvalidStateError(f"the stream ended {code.name} as it opened")
+            stream.audio_at_end = (rpc.AUDIO_WANTED, rpc.AT_END) in tuple(metadata or ())
             async with self.lock:
                 self.streams.add(stream)
                 self.current, self.down_since = stream, None

@@ -7,10 +7,13 @@ stream must be sent again after a failover.
   one, so times and ids continue, no utterance is announced twice and no sample is skipped. The new VAD
   first listens to the open utterance's audio and a few seconds before it (`warmup_s`): a classifier that
   has not adapted to the speaker ends utterances early, and segments differently from the one it replaces.
-- AsrHop: each utterance's audio and end. Every utterance rides on one stream; when that stream is lost its
-  unanswered utterances are replayed on the next one (held audio, then the end if it came), and answers
-  from the lost stream are dropped. When the ASR goes away, its stream finishes the utterances it has and
-  new ones go to a new stream: the move happens at an utterance boundary.
+- AsrHop: each utterance's audio and end: as the VAD hands the audio on, or, when the ASR says it wants
+  the audio only at the end (finals decoded whole, no partials: rpc.AUDIO_WANTED), all of it with the end,
+  in 1 s messages, which saves the gateway and the ASR a message per 300 ms of speech. Every utterance rides
+  on one stream; when that stream is lost its unanswered utterances are replayed on the next one (held
+  audio, then the end if it came), and answers from the lost stream are dropped. When the ASR goes away,
+  its stream finishes the utterances it has and new ones go to a new stream: the move happens at an
+  utterance boundary.
 - LlmHop: finals to post-process, in order. A transcript without its done is sent again to the next stream,
   whose config carries the transcripts before it as context; what the client already has of its processed
   text is not sent twice (voxmesh/gateway/lifecycle.py's DeltaLedger).
@@ -230,6 +233,8 @@ class AsrHop(Hop):
                 return  # the next stream's replay sends it
             u.asr_stream, u.asr_sent, u.asr_end_sent = self.current, 0, False
         stream = u.asr_stream
+        if stream.audio_at_end and u.state is State.OPEN:
+            return  # its audio goes with its end, in a few large messages
         while u.asr_sent < len(u.audio):
             chunk = bytes(u.audio[u.asr_sent : u.asr_sent + MAX_CHUNK_BYTES])
             last = u.asr_sent + len(chunk) == len(u.audio)  # the pause is at the end of the held audio

@@ -48,7 +48,9 @@ class RecognizerServicer:
         """The first request carries only `config`; every later one an utterance's audio or its end.
         Several utterances may be open at once. Responses: partials while an utterance grows (when asked
         for), then one final or one error per utterance. When the client half-closes, the service answers
-        every utterance it has been sent before it ends the call.
+        every utterance it has been sent before it ends the call. The initial metadata that accepts the
+        config says when the service wants an utterance's audio: `voxmesh-audio-wanted: as-spoken` (a
+        streaming engine, or partials) or `at-end` (finals decoded whole: the audio may come with the end).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

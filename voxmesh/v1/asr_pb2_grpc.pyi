@@ -35,7 +35,9 @@ class RecognizerStub:
     """The first request carries only `config`; every later one an utterance's audio or its end.
     Several utterances may be open at once. Responses: partials while an utterance grows (when asked
     for), then one final or one error per utterance. When the client half-closes, the service answers
-    every utterance it has been sent before it ends the call.
+    every utterance it has been sent before it ends the call. The initial metadata that accepts the
+    config says when the service wants an utterance's audio: `voxmesh-audio-wanted: as-spoken` (a
+    streaming engine, or partials) or `at-end` (finals decoded whole: the audio may come with the end).
     """
 
 @_typing.type_check_only
@@ -45,7 +47,9 @@ class RecognizerAsyncStub(RecognizerStub):
     """The first request carries only `config`; every later one an utterance's audio or its end.
     Several utterances may be open at once. Responses: partials while an utterance grows (when asked
     for), then one final or one error per utterance. When the client half-closes, the service answers
-    every utterance it has been sent before it ends the call.
+    every utterance it has been sent before it ends the call. The initial metadata that accepts the
+    config says when the service wants an utterance's audio: `voxmesh-audio-wanted: as-spoken` (a
+    streaming engine, or partials) or `at-end` (finals decoded whole: the audio may come with the end).
     """
 
 class RecognizerServicer(metaclass=_abc_1.ABCMeta):
@@ -58,7 +62,9 @@ class RecognizerServicer(metaclass=_abc_1.ABCMeta):
         """The first request carries only `config`; every later one an utterance's audio or its end.
         Several utterances may be open at once. Responses: partials while an utterance grows (when asked
         for), then one final or one error per utterance. When the client half-closes, the service answers
-        every utterance it has been sent before it ends the call.
+        every utterance it has been sent before it ends the call. The initial metadata that accepts the
+        config says when the service wants an utterance's audio: `voxmesh-audio-wanted: as-spoken` (a
+        streaming engine, or partials) or `at-end` (finals decoded whole: the audio may come with the end).
         """
 
 def add_RecognizerServicer_to_server(servicer: RecognizerServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

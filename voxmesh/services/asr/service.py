@@ -66,7 +66,7 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer, rpc.Servicer):
         rpc.require_internal_rate(config.sample_rate_hz)
         language = self._check_language(config.language)
         hints = self._check_asks(config)
-        await rpc.accepted(context)
+        await rpc.accepted(context, (rpc.AUDIO_WANTED, self._audio_wanted(config)))
         out: Channel[asr_pb2.RecognizeResponse] = Channel(64)
         session = self._session(out.put, language, config, hints)
         session.continue_from(list(config.context))
@@ -86,6 +86,12 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer, rpc.Servicer):
             reader.cancel()
             session.cancel()
             await asyncio.gather(reader, return_exceptions=True)
+
+    def _audio_wanted(self, config: asr_pb2.RecognizeConfig) -> str:
+        """When the stream's audio is of use: as it is spoken (a streaming engine, or partials to re-decode),
+        or only once its utterance has ended (finals decoded whole)."""
+        _, scheduler = self._ready()
+        return rpc.AS_SPOKEN if isinstance(scheduler, RoundScheduler) or config.partial_results else rpc.AT_END
 
     def _check_asks(self, config: asr_pb2.RecognizeConfig) -> str:
         """Refuse what the engine cannot do for the stream; the hints text (phrases, then the prompt)."""
