@@ -14,6 +14,8 @@ speech?), for the run of whole frames each push completes.
 - An utterance that reaches `max_utterance_s` is split: in its last 20% at the first pause (90 ms of
   unvoiced frames), or at the limit when there is none. Audio after a split starts the next utterance's
   pre-roll, so no sample is lost or sent twice.
+- Noise (off unless `noise_gate_db` or `end_stretch` is set): the classifier's answers are gated by the
+  stream's noise floor, and the end window grows while speech stands low over it (noise.py).
 Audio of any chunk size is accepted; an incomplete frame waits for the next chunk. Offsets are in samples
 from the stream's start.
 
