@@ -244,8 +244,8 @@ class Segmenter:
 
     def _end_window(self) -> int:
         """Frames in the end window now: longer while speech stands low over the noise."""
-        if self.noise is None or self.config.end_stretch <= 0:
-            return self._end_frames
+        if self.noise is None:
+            return self._end_frames  # without end_stretch, the largest window is this one
         return self._end_frames + round((self._end_frames_max - self._end_frames) * self.noise.stretch())
 
     def _start(self, events: list[Event]) -> None:
