@@ -1,13 +1,16 @@
 """The mesh at scale, apart from the model: what the four services add to an engine of fixed cost.
 
     .venv/bin/python bench/mesh_scale.py [--streams 1,50,150,300] [--engine-ms 20] [--seconds 30]
-                                         [--spread-s 5] [--per-process 50] [--no-relay] [--profile]
-                                         [--env KEY=VALUE ...]
+                                         [--spread-s 5] [--aligned] [--seed 1] [--per-process 50]
+                                         [--no-relay] [--profile] [--env KEY=VALUE ...]
 
 The real stack (gateway, VAD, ASR servicer and scheduler, LLM with its rule-based engine), each its own
 process, except that the ASR's engine sleeps --engine-ms per batch (bench/sleep_asr.py injects it). N
 clients stream real speech (../shared/audio, looped to --seconds) at real-time pace in 100 ms chunks,
-their starts spread over --spread-s, from one load-generator process per --per-process streams.
+from one load-generator process per --per-process streams. Each starts at a random moment within --spread-s
+(seeded by --seed, printed), as independent live clients do, so their 100 ms ticks fall at random phases.
+--aligned snaps the starts to whole chunks instead: every stream's chunk then arrives at the same instant,
+the worst case, which no live traffic makes.
 
 Per final, at the client: mesh overhead = the final's arrival - the moment the client sent the audio
 through the utterance's end offset (so the VAD's and every hop's delay counts) - the engine's compute time.
@@ -45,7 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from relay import Relay  # noqa: E402
-from scale_load import CHUNK_S, drive  # noqa: E402
+from scale_load import CHUNK_S, drive, start_delays  # noqa: E402
 
 from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH  # noqa: E402
 from voxmesh.audio import read_file, to_internal  # noqa: E402
@@ -168,12 +171,11 @@ async def one_count(streams: int, args, pcm: bytes, work: Path) -> str:
         "VOXMESH_ASR_QUEUE_SIZE": str(max(64, streams * 2)),
     }
     env.update(item.split("=", 1) for item in args.env)
+    delays = start_delays(streams, args.spread_s, args.aligned, args.seed)
     stack = ScaleStack(gateway_port=0, log_dir=work / f"logs-{streams}", env=env, engine_ms=args.engine_ms)
     async with stack:
         before = {m.name: cpu_seconds(m.process.pid) for m in stack.members}
-        driving = asyncio.create_task(
-            asyncio.to_thread(drive, stack.gateway, "mesh", streams, args.per_process, args.spread_s, pcm)
-        )
+        driving = asyncio.create_task(asyncio.to_thread(drive, stack.gateway, "mesh", delays, args.per_process, pcm))
         profiles = {}
         if args.profile:
             await asyncio.sleep(args.spread_s + 1)
@@ -192,7 +194,7 @@ async def one_count(streams: int, args, pcm: bytes, work: Path) -> str:
         relay_server = Relay()
         try:
             relay_results, relay_generator_cpu = await asyncio.to_thread(
-                drive, relay_server.target, "relay", streams, args.per_process, args.spread_s, pcm
+                drive, relay_server.target, "relay", delays, args.per_process, pcm
             )
             round_trips = [o for r in relay_results for o in r.overheads]
             generators, relays = (
@@ -229,6 +231,8 @@ async def main() -> None:
     parser.add_argument("--engine-ms", type=float, default=20.0)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--spread-s", type=float, default=5.0)
+    parser.add_argument("--aligned", action="store_true", help="every stream's ticks at the same instant")
+    parser.add_argument("--seed", type=int, default=1, help="of the random starts")
     parser.add_argument("--per-process", type=int, default=50)
     parser.add_argument("--no-relay", action="store_true")
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for every service (repeatable)")
@@ -238,7 +242,8 @@ async def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="mesh-scale-"))
     print(
         f"engine: sleeps {args.engine_ms:g} ms per batch; streams of {args.seconds:g} s of real speech, "
-        f"real time, {CHUNK_S * 1000:g} ms chunks, starts spread over {args.spread_s:g} s, "
+        f"real time, {CHUNK_S * 1000:g} ms chunks, starts "
+        f"{'snapped to whole chunks' if args.aligned else f'at random (seed {args.seed})'} over {args.spread_s:g} s, "
         f"{args.per_process} streams per load-generator process; logs in {work}"
     )
     print()

@@ -1,12 +1,17 @@
 """The load generator of bench/mesh_scale.py: N live streams of real speech at real-time pace, in 100 ms chunks,
-their starts spread evenly, from processes of at most `per_process` streams each, through the mesh (what
-each final's overhead and busy wait were) or through the relay (each chunk's round trip)."""
+from processes of at most `per_process` streams each, through the mesh (what each final's overhead and busy
+wait were) or through the relay (each chunk's round trip).
+
+Each stream starts after its own delay (`start_delays`). Independent live clients start at random moments, so
+their 100 ms ticks fall at random phases; starts spaced evenly by a multiple of 100 ms would put every
+stream's chunks on the same instant, a burst no live traffic makes (kept as `aligned`, the worst case)."""
 
 from __future__ import annotations
 
 import asyncio
 import math
 import multiprocessing
+import random
 import resource
 import time
 from dataclasses import dataclass, field
@@ -17,6 +22,15 @@ from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH
 
 CHUNK_S = 0.1
 CHUNK_BYTES = int(CHUNK_S * SAMPLE_RATE) * SAMPLE_WIDTH
+
+
+def start_delays(streams: int, spread_s: float, aligned: bool, seed: int) -> list[float]:
+    """Each stream's start: uniform at random over `spread_s` (seeded), or, `aligned`, spread evenly but
+    snapped to whole chunks, so that every stream's ticks coincide."""
+    if aligned:
+        return [round(spread_s * i / max(1, streams) / CHUNK_S) * CHUNK_S for i in range(streams)]
+    rng = random.Random(seed)
+    return [rng.uniform(0.0, spread_s) for _ in range(streams)]
 
 
 @dataclass
@@ -107,7 +121,7 @@ async def relay_stream(call_factory, pcm: bytes, delay: float) -> StreamResult:
     return result
 
 
-async def generate(target: str, mode: str, streams: int, first: int, total: int, spread_s: float, pcm: bytes):
+async def generate(target: str, mode: str, delays: list[float], pcm: bytes):
     import grpc
 
     options = [("grpc.max_receive_message_length", 16 << 20)]
@@ -116,28 +130,28 @@ async def generate(target: str, mode: str, streams: int, first: int, total: int,
             from voxmesh.v1 import transcription_pb2_grpc
 
             stub = transcription_pb2_grpc.TranscriptionStub(channel)
-            jobs = [mesh_stream(stub, pcm, spread_s * (first + i) / max(1, total)) for i in range(streams)]
+            jobs = [mesh_stream(stub, pcm, delay) for delay in delays]
         else:
             echo = channel.stream_stream(RELAY_METHOD)
-            jobs = [relay_stream(echo, pcm, spread_s * (first + i) / max(1, total)) for i in range(streams)]
+            jobs = [relay_stream(echo, pcm, delay) for delay in delays]
         return await asyncio.gather(*jobs)
 
 
-def generator_process(target, mode, streams, first, total, spread_s, pcm, out) -> None:
-    results = asyncio.run(generate(target, mode, streams, first, total, spread_s, pcm))
+def generator_process(target, mode, delays, pcm, out) -> None:
+    results = asyncio.run(generate(target, mode, delays, pcm))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     out.put((results, usage.ru_utime + usage.ru_stime))
 
 
-def drive(target: str, mode: str, streams: int, per_process: int, spread_s: float, pcm: bytes):
-    """Run the streams from processes of at most `per_process` each; their results and CPU seconds."""
+def drive(target: str, mode: str, delays: list[float], per_process: int, pcm: bytes):
+    """Run one stream per start delay, from processes of at most `per_process` streams each; their results and
+    CPU seconds."""
     context = multiprocessing.get_context("spawn")
     out = context.Queue()
     processes = []
-    for first in range(0, streams, per_process):
-        count = min(per_process, streams - first)
+    for first in range(0, len(delays), per_process):
         process = context.Process(
-            target=generator_process, args=(target, mode, count, first, streams, spread_s, pcm, out)
+            target=generator_process, args=(target, mode, delays[first : first + per_process], pcm, out)
         )
         process.start()
         processes.append(process)
