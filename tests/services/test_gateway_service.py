@@ -157,6 +157,8 @@ async def test_asr_failure_is_reported_per_utterance_not_lost(sample_pcm):
 
 @pytest.mark.parametrize("partials", [False, True])
 async def test_without_partials_an_utterances_audio_goes_to_the_asr_with_its_end(sample_pcm, monkeypatch, partials):
+    from voxmesh.gateway.chain import Chain
+    from voxmesh.gateway.hops import AsrHop
     from voxmesh.services.asr.redecode_session import RedecodeSession
 
     received: list[tuple[int, str, int]] = []  # what the ASR's sessions were given, in order
@@ -170,8 +172,24 @@ async def test_without_partials_an_utterances_audio_goes_to_the_asr_with_its_end
         received.append((utterance_id, "end", 0))
         return end(self, utterance_id)
 
+    sent: list[tuple[int, str]] = []  # what the gateway did, in order: its writes to the ASR, the VAD's ends
+    write, on_vad = AsrHop.write, Chain.on_vad
+
+    async def spy_write(self, stream, request):
+        kind = request.WhichOneof("request")
+        if kind in ("audio", "end"):
+            sent.append((getattr(request, kind).utterance_id, kind))
+        return await write(self, stream, request)
+
+    async def spy_on_vad(self, response):
+        if response.WhichOneof("event") == "end":
+            sent.append((response.utterance_id, "vad end"))
+        return await on_vad(self, response)
+
     monkeypatch.setattr(RedecodeSession, "audio", spy_audio)
     monkeypatch.setattr(RedecodeSession, "end", spy_end)
+    monkeypatch.setattr(AsrHop, "write", spy_write)
+    monkeypatch.setattr(Chain, "on_vad", spy_on_vad)
     async with mesh() as (address, _):
         events = await stream(address, [config(partials=partials), *audio_requests(sample_pcm)])
     assert text.wer(SAMPLE_TEXT, " ".join(finals(events))) <= 0.1
@@ -182,4 +200,11 @@ async def test_without_partials_an_utterances_audio_goes_to_the_asr_with_its_end
         if partials:
             assert pieces > -(-total // 32000), "audio goes on as it is spoken, in 300 ms pieces"
         else:
-            assert pieces == -(-total // 32000), "audio goes with the end, in messages of 1 s"
+            assert pieces == -(-total // 32000), "audio goes in messages of 1 s"
+            sizes = [size for kind, size in mine if kind == "audio"]
+            assert all(size == 32000 for size in sizes[:-1]), "whole seconds, the rest at the end"
+            order = [kind for u, kind in sent if u == utterance]
+            after_end = len(order) - 1 - order.index("vad end")  # the gateway's writes after the VAD's end
+            assert after_end <= 3, "after the VAD's end: at most the last whole second and the rest, then the end"
+            if total >= 2 * 32000:
+                assert order[0] == "audio", "whole seconds go as soon as they are held, before the end"

@@ -67,7 +67,7 @@ class Stream:
     call: grpc.aio.StreamStreamCall
     number: int
     retiring: bool = False  # its service is going away: it gets no new work
-    audio_at_end: bool = False  # the service wants an utterance's audio only with its end (rpc.AUDIO_WANTED)
+    audio_at_end: bool = False  # the service uses an utterance's audio only at its end (rpc.AUDIO_WANTED): 1 s messages
     writing_done: bool = False
     reader: asyncio.Task | None = None
 

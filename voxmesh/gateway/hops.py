@@ -8,8 +8,10 @@ stream must be sent again after a failover.
   first listens to the open utterance's audio and a few seconds before it (`warmup_s`): a classifier that
   has not adapted to the speaker ends utterances early, and segments differently from the one it replaces.
 - AsrHop: each utterance's audio and end: as the VAD hands the audio on, or, when the ASR says it wants
-  the audio only at the end (finals decoded whole, no partials: rpc.AUDIO_WANTED), all of it with the end,
-  in 1 s messages, which saves the gateway and the ASR a message per 300 ms of speech. Every utterance rides
+  the audio only at the end (finals decoded whole, no partials: rpc.AUDIO_WANTED), in 1 s messages: each
+  whole second as soon as it is held, and the rest with the end. That saves the gateway and the ASR a
+  message per 300 ms of speech, and the end carries at most a second of audio with it (sending all of it
+  at the end had put up to 5 ms of writes between the VAD's end and the ASR's). Every utterance rides
   on one stream; when that stream is lost its unanswered utterances are replayed on the next one (held
   audio, then the end if it came), and answers from the lost stream are dropped. When the ASR goes away,
   its stream finishes the utterances it has and new ones go to a new stream: the move happens at an
@@ -233,9 +235,10 @@ class AsrHop(Hop):
                 return  # the next stream's replay sends it
             u.asr_stream, u.asr_sent, u.asr_end_sent = self.current, 0, False
         stream = u.asr_stream
-        if stream.audio_at_end and u.state is State.OPEN:
-            return  # its audio goes with its end, in a few large messages
+        whole_seconds = stream.audio_at_end and u.state is State.OPEN  # the rest goes with the end
         while u.asr_sent < len(u.audio):
+            if whole_seconds and len(u.audio) - u.asr_sent < MAX_CHUNK_BYTES:
+                break
             chunk = bytes(u.audio[u.asr_sent : u.asr_sent + MAX_CHUNK_BYTES])
             last = u.asr_sent + len(chunk) == len(u.audio)  # the pause is at the end of the held audio
             request = asr_pb2.RecognizeRequest(
