@@ -151,6 +151,20 @@ def test_whisper_prompts_with_at_most_the_last_context_tokens():
     assert WhisperEngine(settings(AsrSettings, context_tokens=0)).capabilities.context is False
 
 
+def test_whisper_decodes_hurried_live_finals_with_the_busy_beam():
+    whisper = WhisperEngine(settings(AsrSettings, beam_size=5, busy_beam_size=2, partial_beam_size=1))
+    audio = np.zeros(1600, dtype=np.float32)
+    assert whisper._beam(AsrRequest(audio, "en", final=True)) == 5
+    assert whisper._beam(AsrRequest(audio, "en", final=True, hurry=True)) == 2
+    assert whisper._beam(AsrRequest(audio, "en", final=False, hurry=True)) == 1
+
+
+async def test_the_service_hands_hurry_above_to_its_scheduler(engine):
+    service = AsrService(settings(AsrSettings, hurry_above=0.4))
+    async with running(service, service.settings):
+        assert service.servicer.scheduler.hurry_above == 0.4
+
+
 async def test_a_stream_continued_on_a_new_call_starts_from_the_finals_it_is_given(engine):
     await run_streams({"a": [0.05, 0.06]}, context=("and so my fellow", "americans"))
     finals = [(answer, context) for answer, final, context in engine.seen if final]

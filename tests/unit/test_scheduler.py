@@ -22,6 +22,7 @@ class RecordingEngine:
     def __init__(self, max_batch_size: int = 4, fail_on: set[float] = frozenset()):
         self.capabilities = EngineCapabilities(streaming=False, max_batch_size=max_batch_size, languages=None)
         self.batches: list[list[str]] = []
+        self.hurried: list[bool] = []  # each request's hurry, in the order the engine saw them
         self.gate = threading.Event()
         self.gate.set()
         self.fail_on = fail_on
@@ -32,6 +33,7 @@ class RecordingEngine:
         if any(r.audio[0] in self.fail_on for r in batch):
             raise RuntimeError("out of memory")
         self.batches.append(tags)
+        self.hurried.extend(r.hurry for r in batch)
         return [AsrResult(text=t, language="en") for t in tags]
 
 
@@ -273,4 +275,32 @@ async def test_an_idle_engine_starts_at_once_and_what_queued_while_it_was_busy_s
     assert answers[0].busy_wait_s == 0.0, "nothing was computing when request 0 arrived"
     for answer in answers[1:]:
         assert 0.04 <= answer.busy_wait_s <= answer.queue_wait_s, "their wait was the engine computing request 0"
+    await scheduler.close()
+
+
+async def test_past_hurry_above_live_finals_are_hurried_and_partials_and_recorded_finals_are_not():
+    engine = RecordingEngine(max_batch_size=1)
+    scheduler = await scheduler_for(engine, hurry_above=0.02)
+    seen = MetricsDelta()
+    await scheduler.submit(request(0), stream="call")
+    assert engine.hurried == [False], "an idle engine decodes the full way"
+    scheduler.live_busy.set(1)  # as if the engine had computed for live streams for the next 0.4 s
+    await asyncio.sleep(0.4)
+    scheduler.live_busy.set(0)
+    assert scheduler.utilization() > 0.02
+    await scheduler.submit(request(1), stream="call")
+    await scheduler.submit(request(2, final=False), stream="call")
+    await scheduler.submit(request(3), stream="file", recorded=True)
+    assert engine.hurried == [False, True, False, False]
+    assert seen.value("voxmesh_asr_hurried_total") == 1
+    await scheduler.close()
+
+
+async def test_a_scheduler_never_hurries_with_hurry_above_at_1():
+    engine = RecordingEngine(max_batch_size=1)
+    scheduler = await scheduler_for(engine)  # the constructor's default: never
+    scheduler.live_busy.set(1)
+    await asyncio.sleep(0.2)
+    await scheduler.submit(request(0), stream="call")
+    assert engine.hurried == [False]
     await scheduler.close()

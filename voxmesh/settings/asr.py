@@ -45,6 +45,25 @@ class AsrSettings(ServiceSettings):
     cpu_threads: int = Field(0, ge=0, description="whisper: CPU threads per decode (0: CTranslate2's default).")
     beam_size: int = Field(5, ge=1, description="Beam width of final transcripts.")
     partial_beam_size: int = Field(1, ge=1, description="Beam width of partial re-decodes (cheaper than finals).")
+    hurry_above: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description=(
+            "When the engine has computed for live streams more than this share of the last 10 s (the share the "
+            "gateway admits new live streams below, 0.5 by default), live finals decode the cheaper way (whisper: "
+            "busy_beam_size; voxtral engines have none), so that the queue of an engine near its capacity drains "
+            "instead of growing; 1: never. Recorded streams' finals keep the full way."
+        ),
+    )
+    busy_beam_size: int = Field(
+        1,
+        ge=1,
+        description=(
+            "whisper: beam width of live finals while the engine is busier than hurry_above. A batch of finals "
+            "costs about its size times its beam width; set it to beam_size to keep the full beam always."
+        ),
+    )
     partial_interval_s: float = Field(
         1.0,
         gt=0,

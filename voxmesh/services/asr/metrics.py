@@ -25,4 +25,8 @@ COMPUTE = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 REQUESTS = Counter("voxmesh_asr_requests_total", "Requests to the engine, by kind and outcome.", ["kind", "outcome"])
+HURRIED = Counter(
+    "voxmesh_asr_hurried_total",
+    "Live finals decoded the cheaper way because the engine was busier than hurry_above.",
+)
 AUDIO_SECONDS = Counter("voxmesh_asr_audio_seconds_total", "Seconds of utterance audio received.")

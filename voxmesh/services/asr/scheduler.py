@@ -15,7 +15,9 @@ failure's traceback (which holds the batch's activations and cache) is gone and 
 on the engine thread; a single request that still runs out is answered RESOURCE_EXHAUSTED. Any other
 failure answers its batch's requests with the error (INTERNAL), unsplit. Either way the worker goes on.
 `live_busy` follows when the engine computes for live streams: its average is what the gateway admits new
-live streams by.
+live streams by. When that average is above `hurry_above`, live finals go to the engine with `hurry` set,
+and an engine with a cheaper way to decode uses it (whisper: a narrower beam): past its capacity the
+engine's queue would grow without end, and every final would wait longer than the one before.
 Each answer says how long its request waited, and how much of that wait the engine was computing other
 requests (`busy_wait_s`, the engine's contention, apart from the mesh's own delay).
 """
@@ -28,7 +30,7 @@ import sys
 import time
 from collections import OrderedDict, deque
 from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from voxmesh import errors
 from voxmesh.engine_thread import EngineThread
@@ -123,8 +125,10 @@ class _Turns:
 
 
 class BatchScheduler:
-    def __init__(self, engine: BatchAsrEngine, *, queue_size: int, max_batch_size: int):
+    def __init__(self, engine: BatchAsrEngine, *, queue_size: int, max_batch_size: int, hurry_above: float = 1.0):
         self.engine = engine
+        self.hurry_above = hurry_above
+        self.hurrying = False
         self.queue_size = queue_size
         self.max_batch_size = max(1, min(max_batch_size, engine.capabilities.max_batch_size))
         self._busy_s = 0.0  # seconds the engine has computed, batches done
@@ -239,7 +243,7 @@ class BatchScheduler:
         failure: str | None = None
         out_of_memory = False
         try:
-            results = await self._thread.call(self.engine.transcribe, [j.request for j in jobs])
+            results = await self._thread.call(self.engine.transcribe, self._requests(jobs))
         except Exception as exc:
             # Only words leave this block: the exception's traceback holds the failed batch's frames, and
             # with them its tensors, which must be freed before anything runs again.
@@ -262,6 +266,21 @@ class BatchScheduler:
             metrics.REQUESTS.labels(job.kind, "done").inc()
             if not job.future.done():
                 job.future.set_result(Transcript(result, compute, wait, busy_wait, len(jobs)))
+
+    def _requests(self, jobs: list[_Job]) -> list[AsrRequest]:
+        """The batch's requests, live finals marked `hurry` while the engine is busier than hurry_above."""
+        hurry = self.utilization() > self.hurry_above
+        if hurry != self.hurrying:
+            self.hurrying = hurry
+            log.info(
+                "live finals decode the cheaper way" if hurry else "live finals decode the full way again",
+                extra={"utilization": round(self.utilization(), 3), "hurry_above": self.hurry_above},
+            )
+        if not hurry:
+            return [job.request for job in jobs]
+        hurried = [job.request.final and not job.recorded for job in jobs]
+        metrics.HURRIED.inc(sum(hurried))
+        return [replace(job.request, hurry=True) if h else job.request for job, h in zip(jobs, hurried, strict=True)]
 
     async def _recover(self, jobs: list[_Job], failure: str, out_of_memory: bool) -> None:
         if not out_of_memory:

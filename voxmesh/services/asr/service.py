@@ -182,6 +182,7 @@ class AsrService:
                 cast(BatchAsrEngine, engine),  # an engine that does not stream transcribes whole utterances
                 queue_size=self.settings.queue_size,
                 max_batch_size=self.settings.max_batch_size,
+                hurry_above=self.settings.hurry_above,
             )
         scheduler.start()
         self.servicer.engine = engine

@@ -37,6 +37,8 @@ class AsrRequest:
     # speaker is likely to say, joined; a free-text prompt).
     words: bool = False
     hints: str = ""
+    # The engine is behind (the scheduler's hurry_above): decode the cheaper way where the engine has one.
+    hurry: bool = False
 
 
 Item = TypeVar("Item")

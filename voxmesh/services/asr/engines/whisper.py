@@ -109,6 +109,7 @@ class WhisperEngine:
         self.context_audio = min(WINDOW_SAMPLES, int(settings.context_audio_s * SAMPLE_RATE))
         self.beam_size = settings.beam_size
         self.partial_beam_size = settings.partial_beam_size
+        self.busy_beam_size = settings.busy_beam_size
         log.info("model loaded", extra={"model": path, "device": device, "compute_type": settings.compute_type})
 
     def warmup(self) -> None:
@@ -137,7 +138,9 @@ class WhisperEngine:
         return [answer or self._one(request, plan) for (request, plan), answer in zip(planned, answers, strict=True)]
 
     def _beam(self, request: AsrRequest) -> int:
-        return self.beam_size if request.final else self.partial_beam_size
+        if not request.final:
+            return self.partial_beam_size
+        return self.busy_beam_size if request.hurry else self.beam_size
 
     def _language(self, request: AsrRequest) -> str | None:
         return request.language or ("en" if self.capabilities.languages == frozenset({"en"}) else None)
