@@ -275,6 +275,10 @@ def _ended(method: str, code: str, began: float) -> None:
 # (finals are decoded whole), so a caller may hold the audio and send it with the end, in fewer messages.
 AUDIO_WANTED = "voxmesh-audio-wanted"
 AS_SPOKEN, AT_END = "as-spoken", "at-end"
+# ... and this: its UtteranceEnd takes the utterance's last audio, so the end and the rest of the audio go in
+# one message (a service that predates the field does not say it, and would drop that audio).
+END_TAKES_AUDIO = "voxmesh-end-takes-audio"
+YES = "yes"
 
 
 async def accepted(context: grpc.aio.ServicerContext, *metadata: tuple[str, str]) -> None:

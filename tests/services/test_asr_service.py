@@ -40,6 +40,18 @@ async def test_one_utterance_of_real_speech_gives_one_final(jfk_pcm):
     assert responses[0].audio_s == pytest.approx(len(jfk_pcm) / 32000)
 
 
+async def test_an_end_that_carries_the_last_audio_is_heard_with_the_rest(jfk_pcm):
+    half = len(jfk_pcm) // 4 * 2
+    last = asr_pb2.RecognizeRequest(end=asr_pb2.UtteranceEnd(utterance_id=1, audio=jfk_pcm[half:]))
+    responses = await recognize([config(), audio(1, jfk_pcm[:half]), last])
+    assert [r.WhichOneof("result") for r in responses] == ["final"]
+    assert responses[0].audio_s == pytest.approx(len(jfk_pcm) / 32000), "the end's audio is the utterance's"
+    assert text.wer(JFK_TEXT, responses[0].final.text) <= 0.1
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await recognize([config(), asr_pb2.RecognizeRequest(end=asr_pb2.UtteranceEnd(utterance_id=1, audio=b"\0"))])
+    assert status_of(caught)[0] == grpc.StatusCode.INVALID_ARGUMENT and "whole number" in status_of(caught)[1]
+
+
 async def test_partials_while_the_utterance_grows_then_the_final(jfk_pcm):
     requests = [config(partials=True), *(audio(1, c) for c in chunks(jfk_pcm[: 16000 * 2 * 6], 16000)), end(1)]
     responses = await recognize(requests, paced=0.4, partial_interval_s=1.0)  # 0.5 s chunks, near real time
@@ -139,6 +151,7 @@ async def test_the_asr_says_when_it_wants_an_utterances_audio(partials, wanted):
     async with running(service, service.settings) as address, channel_to(address) as channel:
         call = asr_pb2_grpc.RecognizerStub(channel).Recognize()
         await call.write(config(partials=partials))
-        assert ("voxmesh-audio-wanted", wanted) in tuple(await call.initial_metadata())
+        said = tuple(await call.initial_metadata())
+        assert ("voxmesh-audio-wanted", wanted) in said and ("voxmesh-end-takes-audio", "yes") in said
         await call.done_writing()
         assert [r async for r in call] == []

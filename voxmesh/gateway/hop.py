@@ -68,6 +68,7 @@ class Stream:
     number: int
     retiring: bool = False  # its service is going away: it gets no new work
     audio_at_end: bool = False  # the service uses an utterance's audio only at its end (rpc.AUDIO_WANTED): 1 s messages
+    end_takes_audio: bool = False  # an utterance's end may carry its last audio (rpc.END_TAKES_AUDIO)
     writing_done: bool = False
     reader: asyncio.Task | None = None
 
@@ -173,7 +174,9 @@ class Hop(abc.ABC):
                 if code not in FAILOVER_CODES:
                     raise Refused(code, await call.details())
                 raise asyncio.InvalidStateError(f"the stream ended {code.name} as it opened")
-            stream.audio_at_end = (rpc.AUDIO_WANTED, rpc.AT_END) in tuple(metadata or ())
+            said = tuple(metadata or ())
+            stream.audio_at_end = (rpc.AUDIO_WANTED, rpc.AT_END) in said
+            stream.end_takes_audio = (rpc.END_TAKES_AUDIO, rpc.YES) in said
             async with self.lock:
                 self.streams.add(stream)
                 self.current, self.down_since = stream, None

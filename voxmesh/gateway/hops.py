@@ -10,8 +10,9 @@ stream must be sent again after a failover.
 - AsrHop: each utterance's audio and end: as the VAD hands the audio on, or, when the ASR says it wants
   the audio only at the end (finals decoded whole, no partials: rpc.AUDIO_WANTED), in 1 s messages: each
   whole second as soon as it is held, and the rest with the end. That saves the gateway and the ASR a
-  message per 300 ms of speech, and the end carries at most a second of audio with it (sending all of it
-  at the end had put up to 5 ms of writes between the VAD's end and the ASR's). Every utterance rides
+  message per 300 ms of speech, and leaves at most a second of audio to send once the end is known
+  (sending all of it then had put up to 5 ms of writes between the VAD's end and the ASR's). An ASR that
+  says so (rpc.END_TAKES_AUDIO) takes that last second in the end message itself. Every utterance rides
   on one stream; when that stream is lost its unanswered utterances are replayed on the next one (held
   audio, then the end if it came), and answers from the lost stream are dropped. When the ASR goes away,
   its stream finishes the utterances it has and new ones go to a new stream: the move happens at an
@@ -236,8 +237,10 @@ class AsrHop(Hop):
             u.asr_stream, u.asr_sent, u.asr_end_sent = self.current, 0, False
         stream = u.asr_stream
         whole_seconds = stream.audio_at_end and u.state is State.OPEN  # the rest goes with the end
+        in_the_end = stream.end_takes_audio and u.state is State.ENDED and not u.asr_end_sent
         while u.asr_sent < len(u.audio):
-            if whole_seconds and len(u.audio) - u.asr_sent < MAX_CHUNK_BYTES:
+            rest = len(u.audio) - u.asr_sent
+            if (whole_seconds and rest < MAX_CHUNK_BYTES) or (in_the_end and rest <= MAX_CHUNK_BYTES):
                 break
             chunk = bytes(u.audio[u.asr_sent : u.asr_sent + MAX_CHUNK_BYTES])
             last = u.asr_sent + len(chunk) == len(u.audio)  # the pause is at the end of the held audio
@@ -250,9 +253,10 @@ class AsrHop(Hop):
         if u.state is State.ENDED and not u.asr_end_sent:
             if u.end_sent_at is None:
                 u.end_sent_at = now()
-            if not await self.write(stream, asr_pb2.RecognizeRequest(end=asr_pb2.UtteranceEnd(utterance_id=u.id))):
+            end = asr_pb2.UtteranceEnd(utterance_id=u.id, audio=bytes(u.audio[u.asr_sent :]) if in_the_end else b"")
+            if not await self.write(stream, asr_pb2.RecognizeRequest(end=end)):
                 return
-            u.asr_end_sent = True
+            u.asr_sent, u.asr_end_sent = len(u.audio), True
             if stream.retiring and not self._on(stream, State.OPEN):
                 await self.half_close(stream)
 

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from voxmesh.v1 import common_pb2 as voxmesh_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14voxmesh/v1/asr.proto\x12\nvoxmesh.v1\x1a\x17voxmesh/v1/common.proto\"\xc6\x01\n\x0fRecognizeConfig\x12\x16\n\x0esample_rate_hz\x18\x01 \x01(\x05\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x17\n\x0fpartial_results\x18\x03 \x01(\x08\x12\x10\n\x08recorded\x18\x04 \x01(\x08\x12\x0f\n\x07\x63ontext\x18\x05 \x03(\t\x12\x14\n\x0cword_timings\x18\x06 \x01(\x08\x12\'\n\x07phrases\x18\x07 \x03(\x0b\x32\x16.voxmesh.v1.PhraseHint\x12\x0e\n\x06prompt\x18\x08 \x01(\t\"F\n\x0eUtteranceAudio\x12\x14\n\x0cutterance_id\x18\x01 \x01(\r\x12\r\n\x05\x61udio\x18\x02 \x01(\x0c\x12\x0f\n\x07pause_s\x18\x03 \x01(\x01\"$\n\x0cUtteranceEnd\x12\x14\n\x0cutterance_id\x18\x01 \x01(\r\"\xa2\x01\n\x10RecognizeRequest\x12-\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1b.voxmesh.v1.RecognizeConfigH\x00\x12+\n\x05\x61udio\x18\x02 \x01(\x0b\x32\x1a.voxmesh.v1.UtteranceAudioH\x00\x12\'\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x18.voxmesh.v1.UtteranceEndH\x00\x42\t\n\x07request\"\xb7\x02\n\x11RecognizeResponse\x12\x14\n\x0cutterance_id\x18\x01 \x01(\r\x12\x0f\n\x07\x61udio_s\x18\x02 \x01(\x01\x12\x1a\n\x12\x65ngine_utilization\x18\x03 \x01(\x01\x12\x1b\n\x13\x65ngine_live_streams\x18\x04 \x01(\x01\x12\x30\n\x07partial\x18\n \x01(\x0b\x32\x1d.voxmesh.v1.PartialTranscriptH\x00\x12,\n\x05\x66inal\x18\x0b \x01(\x0b\x32\x1b.voxmesh.v1.FinalTranscriptH\x00\x12+\n\x05\x65rror\x18\x0c \x01(\x0b\x32\x1a.voxmesh.v1.UtteranceErrorH\x00\x12+\n\ngoing_away\x18\r \x01(\x0b\x32\x15.voxmesh.v1.GoingAwayH\x00\x42\x08\n\x06result2Z\n\nRecognizer\x12L\n\tRecognize\x12\x1c.voxmesh.v1.RecognizeRequest\x1a\x1d.voxmesh.v1.RecognizeResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14voxmesh/v1/asr.proto\x12\nvoxmesh.v1\x1a\x17voxmesh/v1/common.proto\"\xc6\x01\n\x0fRecognizeConfig\x12\x16\n\x0esample_rate_hz\x18\x01 \x01(\x05\x12\x10\n\x08language\x18\x02 \x01(\t\x12\x17\n\x0fpartial_results\x18\x03 \x01(\x08\x12\x10\n\x08recorded\x18\x04 \x01(\x08\x12\x0f\n\x07\x63ontext\x18\x05 \x03(\t\x12\x14\n\x0cword_timings\x18\x06 \x01(\x08\x12\'\n\x07phrases\x18\x07 \x03(\x0b\x32\x16.voxmesh.v1.PhraseHint\x12\x0e\n\x06prompt\x18\x08 \x01(\t\"F\n\x0eUtteranceAudio\x12\x14\n\x0cutterance_id\x18\x01 \x01(\r\x12\r\n\x05\x61udio\x18\x02 \x01(\x0c\x12\x0f\n\x07pause_s\x18\x03 \x01(\x01\"3\n\x0cUtteranceEnd\x12\x14\n\x0cutterance_id\x18\x01 \x01(\r\x12\r\n\x05\x61udio\x18\x02 \x01(\x0c\"\xa2\x01\n\x10RecognizeRequest\x12-\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x1b.voxmesh.v1.RecognizeConfigH\x00\x12+\n\x05\x61udio\x18\x02 \x01(\x0b\x32\x1a.voxmesh.v1.UtteranceAudioH\x00\x12\'\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x18.voxmesh.v1.UtteranceEndH\x00\x42\t\n\x07request\"\xb7\x02\n\x11RecognizeResponse\x12\x14\n\x0cutterance_id\x18\x01 \x01(\r\x12\x0f\n\x07\x61udio_s\x18\x02 \x01(\x01\x12\x1a\n\x12\x65ngine_utilization\x18\x03 \x01(\x01\x12\x1b\n\x13\x65ngine_live_streams\x18\x04 \x01(\x01\x12\x30\n\x07partial\x18\n \x01(\x0b\x32\x1d.voxmesh.v1.PartialTranscriptH\x00\x12,\n\x05\x66inal\x18\x0b \x01(\x0b\x32\x1b.voxmesh.v1.FinalTranscriptH\x00\x12+\n\x05\x65rror\x18\x0c \x01(\x0b\x32\x1a.voxmesh.v1.UtteranceErrorH\x00\x12+\n\ngoing_away\x18\r \x01(\x0b\x32\x15.voxmesh.v1.GoingAwayH\x00\x42\x08\n\x06result2Z\n\nRecognizer\x12L\n\tRecognize\x12\x1c.voxmesh.v1.RecognizeRequest\x1a\x1d.voxmesh.v1.RecognizeResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,11 +37,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_UTTERANCEAUDIO']._serialized_start=262
   _globals['_UTTERANCEAUDIO']._serialized_end=332
   _globals['_UTTERANCEEND']._serialized_start=334
-  _globals['_UTTERANCEEND']._serialized_end=370
-  _globals['_RECOGNIZEREQUEST']._serialized_start=373
-  _globals['_RECOGNIZEREQUEST']._serialized_end=535
-  _globals['_RECOGNIZERESPONSE']._serialized_start=538
-  _globals['_RECOGNIZERESPONSE']._serialized_end=849
-  _globals['_RECOGNIZER']._serialized_start=851
-  _globals['_RECOGNIZER']._serialized_end=941
+  _globals['_UTTERANCEEND']._serialized_end=385
+  _globals['_RECOGNIZEREQUEST']._serialized_start=388
+  _globals['_RECOGNIZEREQUEST']._serialized_end=550
+  _globals['_RECOGNIZERESPONSE']._serialized_start=553
+  _globals['_RECOGNIZERESPONSE']._serialized_end=864
+  _globals['_RECOGNIZER']._serialized_start=866
+  _globals['_RECOGNIZER']._serialized_end=956
 # @@protoc_insertion_point(module_scope)

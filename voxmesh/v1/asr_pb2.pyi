@@ -38,10 +38,12 @@ class UtteranceAudio(_message.Message):
     def __init__(self, utterance_id: _Optional[int] = ..., audio: _Optional[bytes] = ..., pause_s: _Optional[float] = ...) -> None: ...
 
 class UtteranceEnd(_message.Message):
-    __slots__ = ("utterance_id",)
+    __slots__ = ("utterance_id", "audio")
     UTTERANCE_ID_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_FIELD_NUMBER: _ClassVar[int]
     utterance_id: int
-    def __init__(self, utterance_id: _Optional[int] = ...) -> None: ...
+    audio: bytes
+    def __init__(self, utterance_id: _Optional[int] = ..., audio: _Optional[bytes] = ...) -> None: ...
 
 class RecognizeRequest(_message.Message):
     __slots__ = ("config", "audio", "end")

@@ -51,6 +51,7 @@ class RecognizerServicer:
         every utterance it has been sent before it ends the call. The initial metadata that accepts the
         config says when the service wants an utterance's audio: `voxmesh-audio-wanted: as-spoken` (a
         streaming engine, or partials) or `at-end` (finals decoded whole: the audio may come with the end).
+        It also says `voxmesh-end-takes-audio: yes`: an UtteranceEnd may carry the utterance's last audio.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

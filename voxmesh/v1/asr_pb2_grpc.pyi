@@ -38,6 +38,7 @@ class RecognizerStub:
     every utterance it has been sent before it ends the call. The initial metadata that accepts the
     config says when the service wants an utterance's audio: `voxmesh-audio-wanted: as-spoken` (a
     streaming engine, or partials) or `at-end` (finals decoded whole: the audio may come with the end).
+    It also says `voxmesh-end-takes-audio: yes`: an UtteranceEnd may carry the utterance's last audio.
     """
 
 @_typing.type_check_only
@@ -50,6 +51,7 @@ class RecognizerAsyncStub(RecognizerStub):
     every utterance it has been sent before it ends the call. The initial metadata that accepts the
     config says when the service wants an utterance's audio: `voxmesh-audio-wanted: as-spoken` (a
     streaming engine, or partials) or `at-end` (finals decoded whole: the audio may come with the end).
+    It also says `voxmesh-end-takes-audio: yes`: an UtteranceEnd may carry the utterance's last audio.
     """
 
 class RecognizerServicer(metaclass=_abc_1.ABCMeta):
@@ -65,6 +67,7 @@ class RecognizerServicer(metaclass=_abc_1.ABCMeta):
         every utterance it has been sent before it ends the call. The initial metadata that accepts the
         config says when the service wants an utterance's audio: `voxmesh-audio-wanted: as-spoken` (a
         streaming engine, or partials) or `at-end` (finals decoded whole: the audio may come with the end).
+        It also says `voxmesh-end-takes-audio: yes`: an UtteranceEnd may carry the utterance's last audio.
         """
 
 def add_RecognizerServicer_to_server(servicer: RecognizerServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -66,7 +66,7 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer, rpc.Servicer):
         rpc.require_internal_rate(config.sample_rate_hz)
         language = self._check_language(config.language)
         hints = self._check_asks(config)
-        await rpc.accepted(context, (rpc.AUDIO_WANTED, self._audio_wanted(config)))
+        await rpc.accepted(context, (rpc.AUDIO_WANTED, self._audio_wanted(config)), (rpc.END_TAKES_AUDIO, rpc.YES))
         out: Channel[asr_pb2.RecognizeResponse] = Channel(64)
         session = self._session(out.put, language, config, hints)
         session.continue_from(list(config.context))
@@ -146,6 +146,9 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer, rpc.Servicer):
                     rpc.require_whole_samples(message.audio)
                     session.audio(message.utterance_id, message.audio, message.pause_s)
                 else:
+                    if message.audio:  # the utterance's last audio, with its end
+                        rpc.require_whole_samples(message.audio)
+                        session.audio(message.utterance_id, message.audio, 0.0)
                     session.end(message.utterance_id)
             await session.drain()
             await out.close()
