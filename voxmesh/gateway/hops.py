@@ -11,7 +11,7 @@ stream must be sent again after a failover.
   the audio only at the end (finals decoded whole, no partials: rpc.AUDIO_WANTED), in 1 s messages: each
   whole second as soon as it is held, and the rest with the end. That saves the gateway and the ASR a
   message per 300 ms of speech, and leaves at most a second of audio to send once the end is known
-  (sending all of it then had put up to 5 ms of writes between the VAD's end and the ASR's). An ASR that
+  (sending all of it then put every write of it between the VAD's end and the ASR's). An ASR that
   says so (rpc.END_TAKES_AUDIO) takes that last second in the end message itself. Every utterance rides
   on one stream; when that stream is lost its unanswered utterances are replayed on the next one (held
   audio, then the end if it came), and answers from the lost stream are dropped. When the ASR goes away,
