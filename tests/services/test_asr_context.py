@@ -10,6 +10,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from tests.conftest import ALSA, real
 from tests.services.conftest import channel_to, running, settings
 from tests.services.conftest import recognize_config as config
 from tests.services.conftest import utterance_audio as audio
@@ -149,6 +150,16 @@ def test_whisper_prompts_with_at_most_the_last_context_tokens():
     assert whisper.model.hf_tokenizer.decode(prompt).strip().endswith("word199")
     assert whisper._prompt("") is None
     assert WhisperEngine(settings(AsrSettings, context_tokens=0)).capabilities.context is False
+
+
+def test_a_prompt_that_ends_in_the_words_the_audio_starts_with_does_not_cost_them():
+    # alsa_channels says "side left, side right" twice; the second time starts this utterance (the mesh's own
+    # cut, 15.72-20.64 s), after a context that ends in the first. Whisper, prompted with it, skips them.
+    audio = pcm_to_float(real(ALSA))[int(15.72 * 16000) : int(20.64 * 16000)]
+    context = "Front, center, front, left, front, right rear, center, rear, left, rear, right, side, left side, right"
+    whisper = WhisperEngine(settings(AsrSettings))
+    words = text.words(whisper.transcribe([AsrRequest(audio, "en", final=True, context=context)])[0].text)
+    assert "side" in words and words[-2:] == ["front", "right"], words
 
 
 def test_whisper_decodes_hurried_live_finals_with_the_busy_beam():

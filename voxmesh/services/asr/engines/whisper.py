@@ -41,6 +41,8 @@ log = logging.getLogger("voxmesh.asr.whisper")
 WINDOW_SAMPLES = 29 * SAMPLE_RATE  # lead and utterance together stay inside one 30 s Whisper window
 LEAD_GAP = np.zeros(SAMPLE_RATE // 5, np.float32)  # silence between the lead's utterances and this one
 MAX_WORDS_PER_S = 6  # beyond this (plus a few), a continuation is taken for a hallucination
+MIN_WORDS_PER_S = 1.0  # below this, a final decoded with context over SPARSE_AFTER_S is decoded again without
+SPARSE_AFTER_S = 2.0
 MAX_COMPRESSION_RATIO = 2.4  # Whisper's own bound for text that repeats itself
 LOW_LOGPROB = -1.0  # Whisper's own bound: an answer less likely than this per token is decoded again
 # Finals of several streams share one CTranslate2 call up to this many: on the 2-core machine four
@@ -117,7 +119,9 @@ class WhisperEngine:
         self.transcribe([AsrRequest(noise, None, final=True)])
 
     def transcribe(self, batch: Sequence[AsrRequest]) -> list[AsrResult]:
-        results = self._transcribe(batch)
+        results = [
+            self._unless_sparse(request, result) for request, result in zip(batch, self._transcribe(batch), strict=True)
+        ]
         timed = [i for i, request in enumerate(batch) if request.words and results[i].text]
         if timed:
             words = self._align([batch[i].audio for i in timed], [results[i] for i in timed])
@@ -136,6 +140,25 @@ class WhisperEngine:
         )
         # a request the batched decode did not answer well is decoded alone, with faster-whisper's fallbacks
         return [answer or self._one(request, plan) for (request, plan), answer in zip(planned, answers, strict=True)]
+
+    def _unless_sparse(self, request: AsrRequest, result: AsrResult) -> AsrResult:
+        """Whisper skips the words its audio starts with when its prompt ends in them: a speaker who says the
+        same thing twice, the first time in the utterance before. A final decoded with the stream's context
+        whose answer is far sparser than speech is decoded again without it, and that answer is kept when it
+        has more words and is at least as confident."""
+        seconds = len(request.audio) / SAMPLE_RATE
+        if not request.final or not (request.context or request.lead) or seconds < SPARSE_AFTER_S:
+            return result
+        if len(text.words(result.text)) >= MIN_WORDS_PER_S * seconds:
+            return result
+        bare = self._decode(
+            request.audio, self._language(request), self._beam(request), self._prompt("", request.hints)
+        )
+        more = len(text.words(bare.text)) > len(text.words(result.text))
+        if more and (bare.confidence or 0.0) >= (result.confidence or 0.0) and not repetitive(bare.text):
+            log.debug("a sparse answer decoded again without context", extra={"text": result.text, "again": bare.text})
+            return bare
+        return result
 
     def _beam(self, request: AsrRequest) -> int:
         if not request.final:
