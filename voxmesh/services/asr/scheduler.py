@@ -269,12 +269,13 @@ class BatchScheduler:
 
     def _requests(self, jobs: list[_Job]) -> list[AsrRequest]:
         """The batch's requests, live finals marked `hurry` while the engine is busier than hurry_above."""
-        hurry = self.utilization() > self.hurry_above
+        utilization = self.utilization()
+        hurry = utilization > self.hurry_above
         if hurry != self.hurrying:
             self.hurrying = hurry
             log.info(
                 "live finals decode the cheaper way" if hurry else "live finals decode the full way again",
-                extra={"utilization": round(self.utilization(), 3), "hurry_above": self.hurry_above},
+                extra={"utilization": round(utilization, 3), "hurry_above": self.hurry_above},
             )
         if not hurry:
             return [job.request for job in jobs]

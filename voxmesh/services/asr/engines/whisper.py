@@ -149,13 +149,17 @@ class WhisperEngine:
         seconds = len(request.audio) / SAMPLE_RATE
         if not request.final or not (request.context or request.lead) or seconds < SPARSE_AFTER_S:
             return result
-        if len(text.words(result.text)) >= MIN_WORDS_PER_S * seconds:
+        found = len(text.words(result.text))
+        if found >= MIN_WORDS_PER_S * seconds:
             return result
         bare = self._decode(
             request.audio, self._language(request), self._beam(request), self._prompt("", request.hints)
         )
-        more = len(text.words(bare.text)) > len(text.words(result.text))
-        if more and (bare.confidence or 0.0) >= (result.confidence or 0.0) and not repetitive(bare.text):
+        if (
+            len(text.words(bare.text)) > found
+            and (bare.confidence or 0.0) >= (result.confidence or 0.0)
+            and not repetitive(bare.text)
+        ):
             log.debug("a sparse answer decoded again without context", extra={"text": result.text, "again": bare.text})
             return bare
         return result
