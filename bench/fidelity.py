@@ -4,7 +4,7 @@ whole file, on clean and noisy speech.
     .venv/bin/python bench/fidelity.py [--configs NAME,...] [--try NAME:KEY=VALUE,...] [--snr clean,20,10,5]
                                        [--noise white,babble]
                                        [--files a.wav b.flac --references refs.tsv] [--seed 1]
-                                       [--latency] [--vad-streams 50]
+                                       [--latency] [--latency-rounds 3] [--vad-streams 50]
 
 Clips:
 - real human speech from ../shared/audio (jfk.flac, alsa_channels.flac), with their reference text;
@@ -24,7 +24,10 @@ defaults (beam 5, conditioned on previous text), the same model and compute type
 against the reference text.
 
 It also prints the VAD's cost: seconds of classifier time per second of audio, per engine, in this process;
-with --latency, speech end -> final p50 and p95 on the clean clips streamed in real time, per configuration;
+with --latency, speech end -> final p50 and p95 on the clean clips streamed in real time, per configuration:
+--latency-rounds rounds, each running every configuration once in turn on a fresh stack, so that a slow
+spell of the machine falls on every configuration alike, and each configuration's p95 as a ratio to the
+first configuration's, pooled and per round;
 with --vad-streams N, the VAD hop's latency with N live streams on one VAD process, per engine (from sending
 a chunk to the response computed from it, by its input_through_s).
 """
@@ -188,6 +191,7 @@ async def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--show", action="store_true", help="print every transcript")
     parser.add_argument("--latency", action="store_true", help="speech end -> final in real time, clean clips")
+    parser.add_argument("--latency-rounds", type=int, default=3, help="rounds of every configuration in turn")
     parser.add_argument("--vad-streams", type=int, default=0, help="live streams for the VAD hop figure")
     args = parser.parse_args()
 
@@ -227,7 +231,6 @@ async def main() -> None:
             sf.write(path, audio, SAMPLE_RATE, subtype="PCM_16")
             files[(clip.name, kind, snr)] = path
             rows.append([clip, kind, snr, seed, text.wer(clip.reference, offline(model, audio)), {}])
-    latencies: dict[str, list[float]] = {}
     for config in configs:
         env = CONFIGS[config]
         async with LocalStack(gateway_port=0, log_dir=work / "logs", env=env) as stack:
@@ -237,12 +240,17 @@ async def main() -> None:
                 row[5][config] = text.wer(clip.reference, transcript)
                 if args.show:
                     print(f"    {config} | {clip.name} | {kind} {snr}: {transcript}", flush=True)
-            if args.latency:
-                latencies[config] = []
-                for clip in clips:
-                    _, measured = await through_mesh(stack.gateway, files[(clip.name, "clean", None)], "realtime")
-                    latencies[config] += measured
         print(f"  ran {config}", flush=True)
+    latencies: dict[str, list[list[float]]] = {config: [] for config in configs} if args.latency else {}
+    for round_ in range(args.latency_rounds if args.latency else 0):
+        for config in configs:
+            async with LocalStack(gateway_port=0, log_dir=work / "logs", env=CONFIGS[config]) as stack:
+                measured = []
+                for clip in clips:
+                    _, these = await through_mesh(stack.gateway, files[(clip.name, "clean", None)], "realtime")
+                    measured += these
+            latencies[config].append(measured)
+            print(f"  latency round {round_ + 1}, {config}: p95 {p95(measured):.3f} s (n={len(measured)})", flush=True)
 
     print()
     print("| clip | noise | SNR dB | seed | offline | " + " | ".join(configs) + " |")
@@ -270,10 +278,15 @@ async def main() -> None:
     for engine, cost in vad_cost(clips).items():
         print(f"VAD classifier cost, {engine}: {cost * 1000:.2f} ms per second of audio per stream")
     if latencies:
-        for c, values in latencies.items():
+        base = configs[0]
+        for c, rounds in latencies.items():
+            values = [v for measured in rounds for v in measured]
+            ratios = [p95(measured) / p95(first) for measured, first in zip(rounds, latencies[base], strict=True)]
             print(
                 f"speech end -> final, clean clips in real time, {c}: p50 {statistics.median(values):.3f} s, "
-                f"p95 {p95(values):.3f} s (n={len(values)})"
+                f"p95 {p95(values):.3f} s (n={len(values)}); p95 / {base}'s: "
+                f"{p95(values) / p95([v for m in latencies[base] for v in m]):.2f} pooled, "
+                f"per round " + " ".join(f"{r:.2f}" for r in ratios)
             )
     if args.vad_streams:
         voice = np.concatenate([c.audio for c in clips])

@@ -275,3 +275,19 @@ def test_finals_of_several_streams_decoded_together_are_each_their_own(jfk_halve
     assert "americans" not in text.words(together[0].text), "the lead's words are not answered again"
     for pair in zip(together, alone, strict=True):
         assert text.wer(pair[1].text, pair[0].text) <= 0.1, pair
+
+
+@pytest.mark.parametrize(("seconds", "decodes"), [(3.0, 1), (4.5, 2)])
+def test_only_a_final_long_enough_for_its_word_rate_to_tell_is_decoded_again_when_sparse(seconds, decodes):
+    # every decode answers one word: sparse, but under 4 s that says nothing (a slow list is 2 words in 2.3 s)
+    whisper = WhisperEngine(settings(AsrSettings))
+    calls = []
+
+    def decode(*args, **kwargs) -> AsrResult:
+        calls.append(args)
+        return AsrResult("right", "en", confidence=0.8)
+
+    whisper._decode = decode  # type: ignore[method-assign]
+    audio = np.zeros(int(seconds * 16000), np.float32)
+    whisper.transcribe([AsrRequest(audio, "en", final=True, context="rear, left, rear, right")])
+    assert len(calls) == decodes
