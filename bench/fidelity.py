@@ -27,7 +27,7 @@ It also prints the VAD's cost: seconds of classifier time per second of audio, p
 with --latency, speech end -> final p50 and p95 on the clean clips streamed in real time, per configuration:
 --latency-rounds rounds, each running every configuration once in turn on a fresh stack, so that a slow
 spell of the machine falls on every configuration alike, and each configuration's p95 as a ratio to the
-first configuration's, pooled and per round;
+first configuration's, pooled and per round, and the ends at or above each p95 (which clip, which utterance);
 with --vad-streams N, the VAD hop's latency with N live streams on one VAD process, per engine (from sending
 a chunk to the response computed from it, by its input_through_s).
 """
@@ -72,12 +72,13 @@ def offline(model, audio: np.ndarray) -> str:
     return " ".join(s.text.strip() for s in segments)
 
 
-async def through_mesh(stack_target: str, path: Path, pace: str) -> tuple[str, list[float]]:
+async def through_mesh(stack_target: str, path: Path, pace: str) -> tuple[str, dict[int, float]]:
+    """The stream's transcript, and each utterance's speech end -> final in seconds."""
     from voxmesh.client import Client, StreamOptions
 
     finals: dict[int, str] = {}
     ended: dict[int, float] = {}
-    latencies = []
+    latencies: dict[int, float] = {}
     async with Client(stack_target) as client:
         options = StreamOptions(post_processing=False)
         async for event in client.stream_file(path, pace=pace, options=options):
@@ -86,7 +87,7 @@ async def through_mesh(stack_target: str, path: Path, pace: str) -> tuple[str, l
             elif event.type == "final":
                 finals[event.utterance] = event.text
                 if event.utterance in ended:
-                    latencies.append(time.monotonic() - ended.pop(event.utterance))
+                    latencies[event.utterance] = time.monotonic() - ended.pop(event.utterance)
             elif event.type == "error":
                 print(f"    error event: {event}", flush=True)
     return " ".join(finals[u] for u in sorted(finals)), latencies
@@ -242,13 +243,15 @@ async def main() -> None:
                     print(f"    {config} | {clip.name} | {kind} {snr}: {transcript}", flush=True)
         print(f"  ran {config}", flush=True)
     latencies: dict[str, list[list[float]]] = {config: [] for config in configs} if args.latency else {}
+    slowest: dict[str, list[tuple[float, str]]] = {config: [] for config in configs}  # (seconds, which end)
     for round_ in range(args.latency_rounds if args.latency else 0):
         for config in configs:
             async with LocalStack(gateway_port=0, log_dir=work / "logs", env=CONFIGS[config]) as stack:
                 measured = []
                 for clip in clips:
                     _, these = await through_mesh(stack.gateway, files[(clip.name, "clean", None)], "realtime")
-                    measured += these
+                    measured += these.values()
+                    slowest[config] += [(s, f"{clip.name} #{u} round {round_ + 1}") for u, s in these.items()]
             latencies[config].append(measured)
             print(f"  latency round {round_ + 1}, {config}: p95 {p95(measured):.3f} s (n={len(measured)})", flush=True)
 
@@ -288,6 +291,8 @@ async def main() -> None:
                 f"{p95(values) / p95([v for m in latencies[base] for v in m]):.2f} pooled, "
                 f"per round " + " ".join(f"{r:.2f}" for r in ratios)
             )
+            above = sorted(slowest[c], reverse=True)[: max(1, len(values) - int(0.95 * len(values)))]
+            print("  the ends at or above its p95: " + "; ".join(f"{s:.3f} s {which}" for s, which in above))
     if args.vad_streams:
         voice = np.concatenate([c.audio for c in clips])
         for ticks in ("spread", "aligned"):

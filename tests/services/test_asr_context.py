@@ -147,19 +147,24 @@ def test_whisper_prompts_with_at_most_the_last_context_tokens():
     context = " ".join(f"word{i}" for i in range(200))
     prompt = whisper._prompt(context)
     assert prompt is not None and len(prompt) == 8
-    assert whisper.model.hf_tokenizer.decode(prompt).strip().endswith("word199")
+    assert whisper.model.hf_tokenizer.decode(prompt).strip().endswith("word199."), "the prompt ends a sentence"
+    assert whisper.model.hf_tokenizer.decode(whisper._prompt("Is it?") or []).strip() == "Is it?"
     assert whisper._prompt("") is None
     assert WhisperEngine(settings(AsrSettings, context_tokens=0)).capabilities.context is False
 
 
 def test_a_prompt_that_ends_in_the_words_the_audio_starts_with_does_not_cost_them():
     # alsa_channels says "side left, side right" twice; the second time starts this utterance (the mesh's own
-    # cut, 15.72-20.64 s), after a context that ends in the first. Whisper, prompted with it, skips them.
+    # cut, 15.72-20.64 s), after a context that ends in the first. Whisper, prompted with it as text that runs
+    # on, skips them; prompted with it as a closed sentence, it hears them in one decode.
     audio = pcm_to_float(real(ALSA))[int(15.72 * 16000) : int(20.64 * 16000)]
     context = "Front, center, front, left, front, right rear, center, rear, left, rear, right, side, left side, right"
     whisper = WhisperEngine(settings(AsrSettings))
+    decode, decodes = whisper._decode, []
+    whisper._decode = lambda *args: decodes.append(args) or decode(*args)  # type: ignore[method-assign]
     words = text.words(whisper.transcribe([AsrRequest(audio, "en", final=True, context=context)])[0].text)
     assert "side" in words and words[-2:] == ["front", "right"], words
+    assert len(decodes) == 1, "heard without decoding again"
 
 
 def test_whisper_decodes_hurried_live_finals_with_the_busy_beam():

@@ -1,14 +1,14 @@
 """The embedded CPU engine: faster-whisper (CTranslate2).
 
-Context: a request's stream context is Whisper's previous-text prompt. With a lead (the stream's latest
-utterances), an utterance shorter than `context_audio_s` is decoded after as many of the lead's utterances
-as fit in that much audio in all: the engine hears them again, forces their final text as the decoder's
-prefix and keeps what follows it. A short piece cut out of noisy speech is thus decoded as the continuation
-of the speech before it, much as Whisper decodes a whole file. Whisper's encoder always takes a 30 s window,
-so the lead costs no encoder time; CTranslate2 steps through the forced prefix token by token, so it costs
-decoder time in proportion to its words, which the bound keeps near what a long utterance costs alone. If
-the answer does not continue the prefix, says more than the audio can hold, or loops, the utterance is
-decoded alone with the prompt instead.
+Context: a request's stream context is Whisper's previous-text prompt, closed as a sentence. With a lead
+(the stream's latest utterances), an utterance shorter than `context_audio_s` is decoded after as many of
+the lead's utterances as fit in that much audio in all: the engine hears them again, forces their final
+text as the decoder's prefix and keeps what follows it. A short piece cut out of noisy speech is thus
+decoded as the continuation of the speech before it, much as Whisper decodes a whole file. Whisper's encoder
+always takes a 30 s window, so the lead costs no encoder time; CTranslate2 steps through the forced prefix
+token by token, so it costs decoder time in proportion to its words, which the bound keeps near what a long
+utterance costs alone. If the answer does not continue the prefix, says more than the audio can hold, or
+loops, the utterance is decoded alone with the prompt instead.
 
 Asks: the words of a request for word timings are timed after its decode, by aligning the decoded text to
 the utterance's audio (Whisper's cross-attention, faster-whisper's `find_alignment`), in one batched call:
@@ -146,9 +146,10 @@ class WhisperEngine:
 
     def _unless_sparse(self, request: AsrRequest, result: AsrResult) -> AsrResult:
         """Whisper skips the words its audio starts with when its prompt ends in them: a speaker who says the
-        same thing twice, the first time in the utterance before. A final decoded with the stream's context
-        whose answer is far sparser than speech is decoded again without it, and that answer is kept when it
-        has more words and is at least as confident."""
+        same thing twice, the first time in the utterance before. A prompt closed as a sentence (`_closed`)
+        avoids that where it was seen; as a safety net, a final decoded with the stream's context whose answer
+        is far sparser than speech is decoded again without it, and that answer is kept when it has more words
+        and is at least as confident."""
         seconds = len(request.audio) / SAMPLE_RATE
         if not request.final or not (request.context or request.lead) or seconds < SPARSE_AFTER_S:
             return result
@@ -309,12 +310,19 @@ class WhisperEngine:
         encode = self.model.hf_tokenizer.encode
         head = encode(" " + hints.strip(), add_special_tokens=False).ids[:HINT_TOKENS] if hints else []
         tail = []
-        if context and self.context_tokens:
-            tail = encode(" " + context.strip(), add_special_tokens=False).ids[-self.context_tokens :]
+        if context.strip() and self.context_tokens:
+            tail = encode(" " + _closed(context.strip()), add_special_tokens=False).ids[-self.context_tokens :]
         return head + tail or None
 
     def close(self) -> None:
         del self.model
+
+
+def _closed(context: str) -> str:
+    """The stream's text as a prompt that ends a sentence. The next utterance begins after a pause; a prompt
+    that stops mid-phrase ("side, left side, right") is read as speech that runs on into the audio, and
+    Whisper skips the audio's first words where they repeat the prompt's last ones."""
+    return context if context.endswith((".", "?", "!")) else context.rstrip(",;:-") + "."
 
 
 def _joined_punctuation(aligned: list[dict]) -> tuple[Word, ...]:
