@@ -148,7 +148,8 @@ def test_whisper_prompts_with_at_most_the_last_context_tokens():
     prompt = whisper._prompt(context)
     assert prompt is not None and len(prompt) == 8
     assert whisper.model.hf_tokenizer.decode(prompt).strip().endswith("word199."), "the prompt ends a sentence"
-    assert whisper.model.hf_tokenizer.decode(whisper._prompt("Is it?") or []).strip() == "Is it?"
+    for closed in ("Is it?", 'He said "yes."', "Wait…"):
+        assert whisper.model.hf_tokenizer.decode(whisper._prompt(closed) or []).strip() == closed
     assert whisper._prompt("") is None
     assert WhisperEngine(settings(AsrSettings, context_tokens=0)).capabilities.context is False
 

@@ -52,6 +52,8 @@ LOW_LOGPROB = -1.0  # Whisper's own bound: an answer less likely than this per t
 # utterances of 4 s took 1.35 s together against 1.82 s one by one; eight gained nothing more (2.91 s
 # against 2.97 s) while every answer in the batch waited for the last.
 MAX_BATCH = 4
+SENTENCE_ENDS = (".", "?", "!", "…")
+CLOSING_MARKS = "\"')]\u201d\u2019"  # may follow a sentence's end: 'he said "yes."'
 HINT_TOKENS = 120  # a stream's phrase hints and prompt, at most; with the context, within Whisper's 223
 
 
@@ -322,7 +324,9 @@ def _closed(context: str) -> str:
     """The stream's text as a prompt that ends a sentence. The next utterance begins after a pause; a prompt
     that stops mid-phrase ("side, left side, right") is read as speech that runs on into the audio, and
     Whisper skips the audio's first words where they repeat the prompt's last ones."""
-    return context if context.endswith((".", "?", "!")) else context.rstrip(",;:-") + "."
+    if context.rstrip(CLOSING_MARKS).endswith(SENTENCE_ENDS):
+        return context
+    return context.rstrip(",;:-") + "."
 
 
 def _joined_punctuation(aligned: list[dict]) -> tuple[Word, ...]:
