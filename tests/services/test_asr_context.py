@@ -151,6 +151,9 @@ def test_whisper_prompts_with_at_most_the_last_context_tokens():
     for closed in ("Is it?", 'He said "yes."', "Wait…"):
         assert whisper.model.hf_tokenizer.decode(whisper._prompt(closed) or []).strip() == closed
     assert whisper._prompt("") is None
+    decode = whisper.model.hf_tokenizer.decode
+    assert decode(whisper._prompt("", hints="Voxmesh, Kubernetes") or []).strip() == "Voxmesh, Kubernetes."
+    assert decode(whisper._prompt("so on", hints="Voxmesh, Kubernetes") or []).strip() == "Voxmesh, Kubernetes so on."
     assert WhisperEngine(settings(AsrSettings, context_tokens=0)).capabilities.context is False
 
 

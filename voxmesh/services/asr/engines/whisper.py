@@ -308,13 +308,13 @@ class WhisperEngine:
 
     def _prompt(self, context: str, hints: str = "") -> list[int] | None:
         """Whisper's previous-text prompt: the stream's hints (phrases, its prompt), then the last
-        `context_tokens` tokens of its recent text."""
+        `context_tokens` tokens of its recent text; whichever comes last closes its sentence. Whisper writes
+        as its prompt does: after hints with no closing mark its answer came back without punctuation."""
         encode = self.model.hf_tokenizer.encode
-        head = encode(" " + hints.strip(), add_special_tokens=False).ids[:HINT_TOKENS] if hints else []
-        tail = []
-        if context.strip() and self.context_tokens:
-            tail = encode(" " + _closed(context.strip()), add_special_tokens=False).ids[-self.context_tokens :]
-        return head + tail or None
+        context, hints = (context.strip() if self.context_tokens else ""), hints.strip()
+        head = encode(" " + (hints if context else _closed(hints)), add_special_tokens=False).ids if hints else []
+        tail = encode(" " + _closed(context), add_special_tokens=False).ids[-self.context_tokens :] if context else []
+        return head[:HINT_TOKENS] + tail or None
 
     def close(self) -> None:
         del self.model
