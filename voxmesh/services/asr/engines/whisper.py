@@ -320,13 +320,13 @@ class WhisperEngine:
         del self.model
 
 
-def _closed(context: str) -> str:
-    """The stream's text as a prompt that ends a sentence. The next utterance begins after a pause; a prompt
-    that stops mid-phrase ("side, left side, right") is read as speech that runs on into the audio, and
-    Whisper skips the audio's first words where they repeat the prompt's last ones."""
-    if context.rstrip(CLOSING_MARKS).endswith(SENTENCE_ENDS):
-        return context
-    return context.rstrip(",;:-") + "."
+def _closed(said: str) -> str:
+    """Prompt text (a stream's text, or its hints) that ends a sentence. The next utterance begins after a
+    pause; a prompt that stops mid-phrase ("side, left side, right") is read as speech that runs on into the
+    audio, and Whisper skips the audio's first words where they repeat the prompt's last ones."""
+    if said.rstrip(CLOSING_MARKS).endswith(SENTENCE_ENDS):
+        return said
+    return said.rstrip(",;:-") + "."
 
 
 def _joined_punctuation(aligned: list[dict]) -> tuple[Word, ...]:
