@@ -171,6 +171,14 @@ def test_a_prompt_that_ends_in_the_words_the_audio_starts_with_does_not_cost_the
     assert len(decodes) == 1, "heard without decoding again"
 
 
+def test_whisper_punctuates_after_hints_that_end_the_prompt(jfk_pcm):
+    # Whisper writes as its prompt does: after hints with no closing mark it answered with no punctuation
+    whisper = WhisperEngine(settings(AsrSettings))
+    request = AsrRequest(pcm_to_float(jfk_pcm), "en", final=True, hints="fellow Americans")
+    said = whisper.transcribe([request])[0].text
+    assert any(mark in said for mark in ".,?!"), said
+
+
 def test_whisper_decodes_hurried_live_finals_with_the_busy_beam():
     whisper = WhisperEngine(settings(AsrSettings, beam_size=5, busy_beam_size=2, partial_beam_size=1))
     audio = np.zeros(1600, dtype=np.float32)
