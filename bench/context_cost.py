@@ -31,7 +31,9 @@ sys.path.insert(0, str(ROOT))
 from fidelity_clips import human_clips, synthetic_clips  # noqa: E402
 
 from voxmesh import SAMPLE_RATE  # noqa: E402
+from voxmesh.audio import float_to_pcm  # noqa: E402
 from voxmesh.services.asr.redecode_session import RedecodeSession  # noqa: E402
+from voxmesh.services.asr.service import context_bounds  # noqa: E402
 from voxmesh.services.vad.segmenter import SpeechAudio, SpeechEnded, SpeechStarted  # noqa: E402
 from voxmesh.services.vad.service import VadServicer  # noqa: E402
 from voxmesh.settings import AsrSettings, VadSettings  # noqa: E402
@@ -41,7 +43,7 @@ CHUNK = SAMPLE_RATE // 10 * 2  # 100 ms of 16-bit samples, as a live client send
 
 def utterances(segmenter, audio: np.ndarray) -> list[bytes]:
     """The audio of each utterance the segmenter finds, in order."""
-    pcm, events, found = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes(), [], []
+    pcm, events, found = float_to_pcm(audio), [], []
     for offset in range(0, len(pcm), CHUNK):
         events += segmenter.push(pcm[offset : offset + CHUNK])
     events += segmenter.flush()
@@ -89,6 +91,7 @@ def main() -> None:
     print("| clip | utterance | seconds | lead heard | decodes | with context ms | no context ms |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     with_context, without = [], []
+    context_chars, lead_samples = context_bounds(settings, engine.capabilities)  # as the ASR service's
     for clip in clips:
         session = RedecodeSession(
             None,  # no scheduler and no emit: only the session's requests and memory are used
@@ -97,8 +100,8 @@ def main() -> None:
             language="en",
             partials=False,
             partial_interval_s=1.0,
-            context_chars=8 * settings.context_tokens,  # as the ASR service sizes it
-            lead_samples=int(settings.context_audio_s * SAMPLE_RATE) if engine.capabilities.context_audio else 0,
+            context_chars=context_chars,
+            lead_samples=lead_samples,
             max_utterance_s=settings.max_utterance_s,
         )
         for number, pcm in enumerate(utterances(vad.segmenter(), clip.audio), start=1):

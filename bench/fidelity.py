@@ -53,6 +53,7 @@ sys.path.insert(0, str(ROOT))
 from fidelity_clips import Clip, human_clips, mixed, synthetic_clips, user_clips  # noqa: E402
 
 from voxmesh import SAMPLE_RATE, text  # noqa: E402
+from voxmesh.audio import float_to_pcm  # noqa: E402
 
 # name: environment of the local stack (what is not named is the default: webrtcvad, context on, no merging)
 MERGE = {"VOXMESH_VAD_MIN_UTTERANCE_S": "3"}
@@ -103,7 +104,7 @@ def vad_cost(clips: list[Clip]) -> dict[str, float]:
     from voxmesh.settings import VadSettings
 
     audio = np.concatenate([c.audio for c in clips])
-    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+    pcm = float_to_pcm(audio)
     costs = {}
     for engine_name in classifiers.ENGINES:
         engine = classifiers.load_engine(VadSettings(engine=engine_name))
@@ -135,7 +136,7 @@ async def vad_hop(engine: str, streams: int, seconds: float, audio: np.ndarray, 
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
+    pcm = float_to_pcm(audio)
     chunk = SAMPLE_RATE // 10 * 2
     latencies: list[float] = []
     try:

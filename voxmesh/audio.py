@@ -74,15 +74,16 @@ class PcmConverter:
             samples = samples.reshape(-1, 2).mean(axis=1)
         if self._resampler is None:
             return samples.astype("<i2").tobytes()
-        return _to_int16(self._resampler.resample_chunk(samples.astype(np.float32) / 32768.0))
+        return float_to_pcm(self._resampler.resample_chunk(samples.astype(np.float32) / 32768.0))
 
     def flush(self) -> bytes:
         if self._resampler is None:
             return b""
-        return _to_int16(self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+        return float_to_pcm(self._resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
 
 
-def _to_int16(samples: np.ndarray) -> bytes:
+def float_to_pcm(samples: np.ndarray) -> bytes:
+    """Float samples in [-1, 1) as 16-bit PCM bytes, clipped: the inverse of pcm_to_float."""
     return np.clip(np.round(samples * 32768.0), -32768, 32767).astype("<i2").tobytes()
 
 
@@ -152,13 +153,13 @@ class RecordingDecoder:
                 if read > self.max_frames:
                     break  # the data goes on past what the header said: the header's length is the limit
                 mono = block.astype(np.float32).mean(axis=1) / 32768.0
-                yield _to_int16(resampler.resample_chunk(mono) if resampler else mono)
+                yield float_to_pcm(resampler.resample_chunk(mono) if resampler else mono)
         except (soundfile.LibsndfileError, RuntimeError) as exc:
             raise _unreadable(exc) from exc
         finally:
             self._file.close()
         if resampler is not None:
-            yield _to_int16(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+            yield float_to_pcm(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
 
 
 def to_internal(samples: np.ndarray, rate: int) -> bytes:
@@ -166,7 +167,7 @@ def to_internal(samples: np.ndarray, rate: int) -> bytes:
     mono = samples.astype(np.float32).mean(axis=1) / 32768.0
     if rate != SAMPLE_RATE:
         mono = soxr.resample(mono, rate, SAMPLE_RATE)
-    return _to_int16(mono)
+    return float_to_pcm(mono)
 
 
 def from_internal(pcm: bytes) -> np.ndarray:

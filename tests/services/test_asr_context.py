@@ -145,13 +145,13 @@ async def test_context_is_bounded_and_can_be_turned_off(engine):
 def test_whisper_prompts_with_at_most_the_last_context_tokens():
     whisper = WhisperEngine(settings(AsrSettings, context_tokens=8))
     context = " ".join(f"word{i}" for i in range(200))
+    decode = whisper.model.hf_tokenizer.decode
     prompt = whisper._prompt(context)
     assert prompt is not None and len(prompt) == 8
-    assert whisper.model.hf_tokenizer.decode(prompt).strip().endswith("word199."), "the prompt ends a sentence"
+    assert decode(prompt).strip().endswith("word199."), "the prompt ends a sentence"
     for closed in ("Is it?", 'He said "yes."', "Wait…"):
-        assert whisper.model.hf_tokenizer.decode(whisper._prompt(closed) or []).strip() == closed
+        assert decode(whisper._prompt(closed) or []).strip() == closed
     assert whisper._prompt("") is None
-    decode = whisper.model.hf_tokenizer.decode
     assert decode(whisper._prompt("", hints="Voxmesh, Kubernetes") or []).strip() == "Voxmesh, Kubernetes."
     assert decode(whisper._prompt("so on", hints="Voxmesh, Kubernetes") or []).strip() == "Voxmesh, Kubernetes so on."
     assert WhisperEngine(settings(AsrSettings, context_tokens=0)).capabilities.context is False

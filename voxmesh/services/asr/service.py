@@ -12,7 +12,7 @@ import grpc
 from voxmesh import SAMPLE_RATE, errors, rpc, tasks
 from voxmesh.channel import Channel
 from voxmesh.load import Window
-from voxmesh.services.asr.engines import AsrEngine, BatchAsrEngine, load_engine
+from voxmesh.services.asr.engines import AsrEngine, BatchAsrEngine, EngineCapabilities, load_engine
 from voxmesh.services.asr.live_session import LiveSession
 from voxmesh.services.asr.redecode_session import RedecodeSession
 from voxmesh.services.asr.rounds import RoundScheduler
@@ -22,6 +22,14 @@ from voxmesh.settings import AsrSettings
 from voxmesh.v1 import asr_pb2, asr_pb2_grpc, common_pb2
 
 log = logging.getLogger("voxmesh.asr")
+
+
+def context_bounds(settings: AsrSettings, capabilities: EngineCapabilities) -> tuple[int, int]:
+    """A RedecodeSession's bounds on a stream's context for an engine (`context_chars`, `lead_samples`):
+    characters of final text enough for its token bound (English BPE: about 4 characters a token), and
+    samples of the lead's audio; 0 where the engine takes none."""
+    context_chars = 8 * settings.context_tokens if capabilities.context else 0
+    return context_chars, int(settings.context_audio_s * SAMPLE_RATE) if capabilities.context_audio else 0
 
 
 class RecognizerServicer(asr_pb2_grpc.RecognizerServicer, rpc.Servicer):
@@ -122,6 +130,7 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer, rpc.Servicer):
             return LiveSession(
                 scheduler, emit, engine_name=engine.name, partials=partials, words=config.word_timings, **limits
             )
+        context_chars, lead_samples = context_bounds(self.settings, engine.capabilities)
         return RedecodeSession(
             scheduler,
             emit,
@@ -129,9 +138,8 @@ class RecognizerServicer(asr_pb2_grpc.RecognizerServicer, rpc.Servicer):
             language=language,
             partials=partials,
             partial_interval_s=self.settings.partial_interval_s,
-            # characters enough for the engine's token bound (English BPE: about 4 characters a token)
-            context_chars=8 * self.settings.context_tokens if engine.capabilities.context else 0,
-            lead_samples=int(self.settings.context_audio_s * SAMPLE_RATE) if engine.capabilities.context_audio else 0,
+            context_chars=context_chars,
+            lead_samples=lead_samples,
             words=config.word_timings,
             hints=hints,
             **limits,
