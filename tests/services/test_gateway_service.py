@@ -8,7 +8,7 @@ import grpc
 import pytest
 
 from tests.conftest import JFK_TEXT, SAMPLE_TEXT, chunks
-from tests.services.conftest import audio_requests, channel_to, finals, mesh, status_of
+from tests.services.conftest import audio_requests, channel_to, finals, mesh, run_stream, status_of
 from tests.services.conftest import stream_events as stream
 from tests.services.conftest import streaming_config as config
 from voxmesh import metrics as shared_metrics
@@ -209,3 +209,33 @@ async def test_without_partials_an_utterances_audio_goes_to_the_asr_with_its_end
             assert order[-1] == "end with audio" or total % 32000 == 0, "the end carries the last audio"
             if total >= 2 * 32000:
                 assert order[0] == "audio", "whole seconds go as soon as they are held, before the end"
+
+
+async def test_without_partials_the_vad_gets_speech_in_fewer_messages_and_says_the_same_bounds(sample_pcm, monkeypatch):
+    from voxmesh.gateway.hops import VadHop
+
+    sizes: list[int] = []  # the audio messages the gateway wrote to the VAD
+    write = VadHop.write
+
+    async def spy_write(self, stream, request):
+        if request.WhichOneof("request") == "audio":
+            sizes.append(len(request.audio))
+        return await write(self, stream, request)
+
+    monkeypatch.setattr(VadHop, "write", spy_write)
+    runs = {}
+    async with mesh() as (address, _):
+        for partials in (True, False):
+            sizes.clear()
+            events = await run_stream(address, sample_pcm, speed=5.0, partials=partials, post_processing=False)
+            bounds = [
+                (e.type, e.utterance, e.start_s, e.end_s) for e in events if e.type in ("speech_start", "speech_end")
+            ]
+            runs[partials] = (list(sizes), bounds, [e.text for e in events if e.type == "final"])
+    chunks_sent = -(-len(sample_pcm) // 3200)
+    with_partials, without = runs[True], runs[False]
+    assert sum(with_partials[0]) == sum(without[0]) == len(sample_pcm), "every sample reaches the VAD once"
+    assert len(with_partials[0]) >= 0.9 * chunks_sent, "with partials the audio goes as it comes"
+    assert len(without[0]) <= 0.7 * chunks_sent, "without, the audio before the VAD's next boundary goes together"
+    assert without[1] == with_partials[1] and len(without[1]) == 8, "the same starts and ends, at the same offsets"
+    assert text.wer(SAMPLE_TEXT, " ".join(without[2])) <= 0.1

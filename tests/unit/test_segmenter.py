@@ -283,3 +283,42 @@ def test_a_cut_ends_the_open_utterance_where_the_audio_ends_and_speech_after_it_
     ended = [(e.utterance, e.reason) for e in events if isinstance(e, SpeechEnded)]
     assert ended == [(1, "flush"), (2, "silence")]
     assert [e.utterance for e in events if isinstance(e, SpeechStarted)] == [1, 2]
+
+
+def boundaries_kept(segmenter: Segmenter, pcm: bytes, piece_bytes: int = 320) -> list[tuple[int, int]]:
+    """Push `pcm` in small pieces; check that no start or end comes before the input reaches the
+    `next_boundary` said before it. Returns (position, next_boundary) after each piece."""
+    said, bound = [], 0
+    for piece in chunks(pcm, piece_bytes):
+        events = segmenter.push(piece)
+        if any(isinstance(e, SpeechStarted | SpeechEnded) for e in events):
+            assert segmenter.position >= bound, "a start or an end came before the boundary said before it"
+        bound = segmenter.next_boundary
+        assert bound >= segmenter.position
+        said.append((segmenter.position, bound))
+    return said
+
+
+@pytest.mark.parametrize("clip", ["sample_pcm", "jfk_pcm"])
+def test_no_start_or_end_comes_before_the_next_boundary_it_said(clip, request):
+    pcm = request.getfixturevalue(clip)
+    said = boundaries_kept(Segmenter(real_vad()), pcm)
+    ahead = [bound - position for position, bound in said]
+    assert max(ahead) >= int(0.45 * RATE), "in speech, an end is at least most of the end window away"
+    assert min(ahead) == 480, "where a start or an end is one frame away, the next frame may bring it"
+
+
+def test_the_next_boundary_holds_at_the_length_limit_and_with_merging():
+    split = SegmenterConfig(max_utterance_s=2.0, pre_roll_ms=0)
+    boundaries_kept(Segmenter(loud, split), silence(0.3) + tone(5.0) + silence(1))
+    merged = SegmenterConfig(min_utterance_s=3.0, merge_pause_ms=700)
+    boundaries_kept(Segmenter(loud, merged), silence(0.5) + tone(0.8) + silence(0.6) + tone(1.0) + silence(1.5))
+
+
+def test_the_next_boundary_is_the_position_while_listening_to_a_warm_up_or_following_the_noise(jfk_pcm):
+    warm = Segmenter(real_vad(), offset=RATE, warmup=RATE)
+    warm.push(jfk_pcm[:RATE])  # half the warm-up
+    assert warm.next_boundary == warm.position
+    noisy = Segmenter(real_vad(), SegmenterConfig(end_stretch=1.0))
+    noisy.push(jfk_pcm[: 2 * RATE])
+    assert noisy.next_boundary == noisy.position

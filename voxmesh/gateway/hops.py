@@ -1,7 +1,10 @@
 """The chain's three hops, each a `Hop` (voxmesh/gateway/hop.py) that knows what its streams carry and what a new
 stream must be sent again after a failover.
 
-- VadHop: the client's audio. It keeps the audio the VAD has not settled (`settled_through_s`), and the VAD
+- VadHop: the client's audio. While the stream has no partials, the hop gathers the audio that comes before
+  the VAD's next start or end can fall (`next_boundary_s`) and sends it in one message: in speech, a message
+  per 400-500 ms instead of one per client chunk, and the chunk that can complete a start or an end goes at
+  once. It keeps the audio the VAD has not settled (`settled_through_s`), and the VAD
   answers with the spans of the utterances' audio, which the hop cuts from what it holds; a new VAD
   stream starts at the settled offset with the next utterance id, inside the open utterance when there is
   one, so times and ids continue, no utterance is announced twice and no sample is skipped. The new VAD
@@ -65,6 +68,7 @@ class VadHop(Hop):
         self.flushes: deque[int] = deque()  # where the client asked for the utterance to end, until settled
         self.flushed_to = offset - 1  # the current stream had the flushes up to here
         self.open_since: int | None = None  # start of the announced utterance the VAD is inside
+        self.boundary = offset  # the VAD's next start or end can fall no earlier (vad.proto: next_boundary_s)
         self.input_done = False
         self.finished = False  # the VAD answered all of the input
         self._room = asyncio.Event()
@@ -102,6 +106,8 @@ class VadHop(Hop):
             await self._room.wait()
         self.buffer += pcm
         self.received += len(pcm) // SAMPLE_WIDTH
+        if self.received < self.boundary and not self.chain.config.partials:
+            return  # the VAD can say nothing new before it: gathered, to go in one message
         async with self.lock:
             if self.current is not None:
                 await self._send(self.current)
@@ -120,7 +126,7 @@ class VadHop(Hop):
                 await self._send(self.current)
 
     async def _replay(self, stream: Stream) -> None:
-        self.sent, self.flushed_to = self.start, self.start - 1
+        self.sent, self.flushed_to, self.boundary = self.start, self.start - 1, self.start
         await self._send(stream)
 
     async def _send(self, stream: Stream) -> None:
@@ -148,6 +154,7 @@ class VadHop(Hop):
         if stream is not self.current:
             return  # a replaced stream's late answer: the new stream says it again
         self._observe_hop(response.input_through_s)
+        self.boundary = samples(response.next_boundary_s)
         await self.chain.on_vad(response)
         kind = response.WhichOneof("event")
         if kind == "start":

@@ -59,12 +59,13 @@ class SpeechEnd(_message.Message):
     def __init__(self, reason: _Optional[_Union[_common_pb2.SpeechEndReason, str]] = ...) -> None: ...
 
 class DetectResponse(_message.Message):
-    __slots__ = ("utterance_id", "start_s", "end_s", "input_through_s", "settled_through_s", "start", "audio", "end", "progress", "going_away")
+    __slots__ = ("utterance_id", "start_s", "end_s", "input_through_s", "settled_through_s", "next_boundary_s", "start", "audio", "end", "progress", "going_away")
     UTTERANCE_ID_FIELD_NUMBER: _ClassVar[int]
     START_S_FIELD_NUMBER: _ClassVar[int]
     END_S_FIELD_NUMBER: _ClassVar[int]
     INPUT_THROUGH_S_FIELD_NUMBER: _ClassVar[int]
     SETTLED_THROUGH_S_FIELD_NUMBER: _ClassVar[int]
+    NEXT_BOUNDARY_S_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
     AUDIO_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
@@ -75,12 +76,13 @@ class DetectResponse(_message.Message):
     end_s: float
     input_through_s: float
     settled_through_s: float
+    next_boundary_s: float
     start: SpeechStart
     audio: SpeechAudio
     end: SpeechEnd
     progress: DetectProgress
     going_away: _common_pb2.GoingAway
-    def __init__(self, utterance_id: _Optional[int] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., input_through_s: _Optional[float] = ..., settled_through_s: _Optional[float] = ..., start: _Optional[_Union[SpeechStart, _Mapping]] = ..., audio: _Optional[_Union[SpeechAudio, _Mapping]] = ..., end: _Optional[_Union[SpeechEnd, _Mapping]] = ..., progress: _Optional[_Union[DetectProgress, _Mapping]] = ..., going_away: _Optional[_Union[_common_pb2.GoingAway, _Mapping]] = ...) -> None: ...
+    def __init__(self, utterance_id: _Optional[int] = ..., start_s: _Optional[float] = ..., end_s: _Optional[float] = ..., input_through_s: _Optional[float] = ..., settled_through_s: _Optional[float] = ..., next_boundary_s: _Optional[float] = ..., start: _Optional[_Union[SpeechStart, _Mapping]] = ..., audio: _Optional[_Union[SpeechAudio, _Mapping]] = ..., end: _Optional[_Union[SpeechEnd, _Mapping]] = ..., progress: _Optional[_Union[DetectProgress, _Mapping]] = ..., going_away: _Optional[_Union[_common_pb2.GoingAway, _Mapping]] = ...) -> None: ...
 
 class DetectProgress(_message.Message):
     __slots__ = ()

@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 from itertools import islice
+from math import ceil
 from typing import TYPE_CHECKING
 
 from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH
@@ -155,6 +156,26 @@ class Segmenter:
     @property
     def speaking(self) -> bool:
         return self._speaking
+
+    @property
+    def next_boundary(self) -> int:
+        """The earliest input offset (samples) at which the next start or end can fall, whatever the audio
+        until then: each frame can add at most one voiced (or unvoiced) frame to a window, so a start needs at
+        least the voiced frames its window lacks, and an end the unvoiced ones. `position` while listening to
+        a warm-up, or while the noise floor moves the end window (its length is not known ahead)."""
+        if self.position < self._listen_until or self.noise is not None:
+            return self.position
+        if not self._speaking:
+            window, needed = self._start_frames, ceil(START_RATIO * self._start_frames)
+            lacking = needed - sum(self._window)
+        else:
+            window, needed = self._end_frames, ceil(END_RATIO * self._end_frames)
+            lacking = needed - (min(window, len(self._window)) - sum(islice(reversed(self._window), window)))
+        frames = max(0, lacking, window - len(self._window))
+        until = self.position + frames * self.frame_samples
+        if self._speaking:  # a split at the utterance's length limit comes no earlier than its search begins
+            until = min(until, self._utterance_start + self._split_from)
+        return max(self.position, until)
 
     def push(self, pcm: bytes) -> list[Event]:
         """Feed audio of any length; returns the events it completes."""

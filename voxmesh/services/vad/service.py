@@ -8,7 +8,9 @@ runs), so that the event loop stays free for the other streams' messages.
 
 Every response says how far the stream is settled (`settled_through_s`), and a `progress` response says
 so when a second of audio has settled with nothing else to report, so that the caller can keep just the
-audio a failover would have to send again. A stream may continue another (config: offset, next utterance
+audio a failover would have to send again. Every response also says where the next start or end can fall
+at the earliest (`next_boundary_s`, Segmenter.next_boundary), so that a caller may gather the audio before
+it into one message. A stream may continue another (config: offset, next utterance
 id, open utterance). When the service drains, each stream is told `going_away` with its next chunk. A
 caller that keeps its audio (`caller_holds_audio`, as the gateway does) gets the spans of its utterances'
 audio without the samples.
@@ -201,7 +203,7 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer, rpc.Servicer):
                 metrics.CHUNK_SECONDS.observe(time.perf_counter() - began)
                 metrics.AUDIO_SECONDS.inc(len(message) / (SAMPLE_WIDTH * SAMPLE_RATE))
             for event in events:
-                response = self._response(event, segmenter.position)
+                response = self._response(event, segmenter)
                 told = _samples(response.settled_through_s)
                 yield response
             if self.draining and not going_away_sent:
@@ -211,22 +213,27 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer, rpc.Servicer):
                 told = segmenter.settled
                 yield self._status(segmenter, progress=vad_pb2.DetectProgress())
         for event in segmenter.flush():
-            yield self._response(event, segmenter.position)
+            yield self._response(event, segmenter)
 
     def close(self) -> None:
         if self._workers is not None:
             self._workers.shutdown(wait=False, cancel_futures=True)
 
     @staticmethod
-    def _response(event, position: int) -> vad_pb2.DetectResponse:
+    def _response(event, segmenter: Segmenter) -> vad_pb2.DetectResponse:
         if isinstance(event, SpeechEnded):
             metrics.UTTERANCES.labels(event.reason).inc()
-        return to_proto(event, position)
+        response = to_proto(event, segmenter.position)
+        response.next_boundary_s = _seconds(segmenter.next_boundary)
+        return response
 
     @staticmethod
     def _status(segmenter: Segmenter, **event) -> vad_pb2.DetectResponse:
         return vad_pb2.DetectResponse(
-            input_through_s=_seconds(segmenter.position), settled_through_s=_seconds(segmenter.settled), **event
+            input_through_s=_seconds(segmenter.position),
+            settled_through_s=_seconds(segmenter.settled),
+            next_boundary_s=_seconds(segmenter.next_boundary),
+            **event,
         )
 
 

@@ -1,0 +1,105 @@
+"""The gateway's VAD hop keeps a client's flushes in their place in the audio: each goes after the audio
+sent before it, once per stream, and a new stream (a failover) gets again the ones not yet settled. It
+gathers the audio that comes before the VAD's next boundary into one message."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from voxmesh.gateway.hop import Stream
+from voxmesh.gateway.hops import VadHop
+from voxmesh.v1 import vad_pb2
+
+
+class Recording:
+    """A call that records what is written to it: ("audio", samples) or ("flush", None)."""
+
+    def __init__(self):
+        self.sent: list[tuple[str, int | None]] = []
+
+    async def write(self, request):
+        kind = request.WhichOneof("request")
+        self.sent.append((kind, len(request.audio) // 2 if kind == "audio" else None))
+
+    async def done_writing(self):
+        pass
+
+
+def hop(partials: bool = False) -> VadHop:
+    async def on_vad(response):
+        pass
+
+    chain = SimpleNamespace(config=SimpleNamespace(endpointing=None, partials=partials), on_vad=on_vad)
+    return VadHop(chain, 0, 1)  # type: ignore[arg-type]  # only what the hop reads of its chain
+
+
+async def test_a_flush_goes_after_the_audio_before_it_and_again_on_a_new_stream_until_settled():
+    vad = hop()
+    first = Stream(Recording(), 1)  # type: ignore[arg-type]
+    vad.current = first
+    await vad.push(bytes(2 * 1600))
+    await vad.flush()
+    await vad.push(bytes(2 * 800))
+    assert first.call.sent == [("audio", 1600), ("flush", None), ("audio", 800)]
+
+    second = Stream(Recording(), 2)  # type: ignore[arg-type]  # the VAD failed over before settling anything
+    vad.current = second
+    async with vad.lock:
+        await vad._replay(second)
+    assert second.call.sent == [("audio", 1600), ("flush", None), ("audio", 800)], "the flush again, in its place"
+
+    await vad._handle(second, vad_pb2.DetectResponse(settled_through_s=0.15))  # the VAD settled past the flush
+    third = Stream(Recording(), 3)  # type: ignore[arg-type]
+    vad.current = third
+    async with vad.lock:
+        await vad._replay(third)
+    assert ("flush", None) not in third.call.sent, "a settled flush is not sent again"
+
+
+CHUNK = bytes(2 * 1600)  # 100 ms
+
+
+async def test_audio_before_the_next_boundary_is_gathered_and_the_chunk_that_reaches_it_goes_at_once():
+    vad = hop()
+    stream = Stream(Recording(), 1)  # type: ignore[arg-type]
+    vad.current = stream
+    await vad.push(CHUNK)
+    assert stream.call.sent == [("audio", 1600)], "before the VAD said anything, each chunk goes"
+    await vad._handle(stream, vad_pb2.DetectResponse(input_through_s=0.1, next_boundary_s=0.45))
+    for _ in range(3):
+        await vad.push(CHUNK)
+    assert stream.call.sent == [("audio", 1600)], "audio up to 0.4 s cannot bring a start or an end: held"
+    await vad.push(CHUNK)
+    assert stream.call.sent == [("audio", 1600), ("audio", 6400)], "the chunk that reaches 0.45 s goes, in one message"
+    await vad.push(CHUNK)
+    assert stream.call.sent[-1] == ("audio", 1600), "past the boundary said, each chunk goes until the VAD says more"
+
+    await vad._handle(stream, vad_pb2.DetectResponse(input_through_s=0.6, next_boundary_s=1.5))
+    await vad.push(CHUNK)
+    await vad.flush()
+    assert stream.call.sent[-2:] == [("audio", 1600), ("flush", None)], "a flush sends what is held, then itself"
+    await vad.push(CHUNK)
+    await vad.end_input()
+    assert stream.call.sent[-1] == ("audio", 1600), "the end of input sends what is held"
+
+
+async def test_a_new_stream_gets_the_held_audio_and_the_hop_holds_nothing_with_partials():
+    vad = hop()
+    first = Stream(Recording(), 1)  # type: ignore[arg-type]
+    vad.current = first
+    await vad._handle(first, vad_pb2.DetectResponse(next_boundary_s=1.0))
+    await vad.push(CHUNK)
+    assert first.call.sent == []
+    second = Stream(Recording(), 2)  # type: ignore[arg-type]
+    vad.current = second
+    async with vad.lock:
+        await vad._replay(second)
+    await vad.push(CHUNK)
+    assert second.call.sent == [("audio", 1600), ("audio", 1600)], "a new VAD has said nothing yet: nothing is held"
+
+    live = hop(partials=True)  # partials want the audio as it comes
+    stream = Stream(Recording(), 1)  # type: ignore[arg-type]
+    live.current = stream
+    await live._handle(stream, vad_pb2.DetectResponse(next_boundary_s=1.0))
+    await live.push(CHUNK)
+    assert stream.call.sent == [("audio", 1600)]
