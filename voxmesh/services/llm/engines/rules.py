@@ -9,6 +9,7 @@ Rules, in order:
 3. Sentence casing: the first letter of each sentence is upper case, and so is the pronoun "I".
 4. Closing punctuation: a text that does not end in . ? or ! gets a full stop.
 It follows no instructions: a stream's instruction is noted in the result's reason and not applied.
+The clean text is ready at once, so it goes as one delta, then the done.
 """
 
 from __future__ import annotations
@@ -104,9 +105,11 @@ class RulesEngine:
 
     async def stream(self, request: LlmRequest) -> AsyncIterator[str | Done]:
         result = clean_up(request.text)
-        for i, word in enumerate(result.split(" ") if result else []):
-            yield word if i == 0 else " " + word
-            await asyncio.sleep(0)  # a real delta stream: let other streams run between words
+        if result:
+            # The whole text is ready at once, so it is one delta: word by word, each word was two more
+            # messages through the gateway (from the LLM, to the client) and no word came sooner.
+            yield result
+            await asyncio.sleep(0)  # the stream's writer may send it before the done is made
         reason = ""
         if request.instruction:
             reason = "the rules engine follows no instructions; the rule-based clean-up was applied instead"
