@@ -25,11 +25,14 @@ class Recording:
         pass
 
 
-def hop(partials: bool = False) -> VadHop:
+def hop(audio_at_end: bool = True) -> VadHop:
+    """A VAD hop whose chain's ASR stream takes the audio at the end (whisper without partials), or as spoken."""
+
     async def on_vad(response):
         pass
 
-    chain = SimpleNamespace(config=SimpleNamespace(endpointing=None, partials=partials), on_vad=on_vad)
+    asr = SimpleNamespace(current=Stream(Recording(), 1, audio_at_end=audio_at_end))  # type: ignore[arg-type]
+    chain = SimpleNamespace(config=SimpleNamespace(endpointing=None), on_vad=on_vad, asr=asr)
     return VadHop(chain, 0, 1)  # type: ignore[arg-type]  # only what the hop reads of its chain
 
 
@@ -83,7 +86,7 @@ async def test_audio_before_the_next_boundary_is_gathered_and_the_chunk_that_rea
     assert stream.call.sent[-1] == ("audio", 1600), "the end of input sends what is held"
 
 
-async def test_a_new_stream_gets_the_held_audio_and_the_hop_holds_nothing_with_partials():
+async def test_a_new_stream_gets_the_held_audio_and_nothing_is_held_for_an_asr_that_hears_audio_as_spoken():
     vad = hop()
     first = Stream(Recording(), 1)  # type: ignore[arg-type]
     vad.current = first
@@ -97,7 +100,7 @@ async def test_a_new_stream_gets_the_held_audio_and_the_hop_holds_nothing_with_p
     await vad.push(CHUNK)
     assert second.call.sent == [("audio", 1600), ("audio", 1600)], "a new VAD has said nothing yet: nothing is held"
 
-    live = hop(partials=True)  # partials want the audio as it comes
+    live = hop(audio_at_end=False)  # partials, or a streaming engine, want the audio as it comes
     stream = Stream(Recording(), 1)  # type: ignore[arg-type]
     live.current = stream
     await live._handle(stream, vad_pb2.DetectResponse(next_boundary_s=1.0))

@@ -1,15 +1,15 @@
 """The chain's three hops, each a `Hop` (voxmesh/gateway/hop.py) that knows what its streams carry and what a new
 stream must be sent again after a failover.
 
-- VadHop: the client's audio. While the stream has no partials, the hop gathers the audio that comes before
-  the VAD's next start or end can fall (`next_boundary_s`) and sends it in one message: in speech, a message
-  per 400-500 ms instead of one per client chunk, and the chunk that can complete a start or an end goes at
-  once. It keeps the audio the VAD has not settled (`settled_through_s`), and the VAD
-  answers with the spans of the utterances' audio, which the hop cuts from what it holds; a new VAD
-  stream starts at the settled offset with the next utterance id, inside the open utterance when there is
-  one, so times and ids continue, no utterance is announced twice and no sample is skipped. The new VAD
-  first listens to the open utterance's audio and a few seconds before it (`warmup_s`): a classifier that
-  has not adapted to the speaker ends utterances early, and segments differently from the one it replaces.
+- VadHop: the client's audio. While the ASR takes the audio at the end (rpc.AUDIO_WANTED), the hop gathers the
+  audio that comes before the VAD's next start or end can fall (`next_boundary_s`) and sends it in one message: in
+  speech, a message per 400-500 ms instead of one per client chunk, and the chunk that can complete a start or an
+  end goes at once. It keeps the audio the VAD has not settled (`settled_through_s`), and the VAD answers with the
+  spans of the utterances' audio, which the hop cuts from what it holds; a new VAD stream starts at the settled
+  offset with the next utterance id, inside the open utterance when there is one, so times and ids continue, no
+  utterance is announced twice and no sample is skipped. The new VAD first listens to the open utterance's audio
+  and a few seconds before it (`warmup_s`): a classifier that has not adapted to the speaker ends utterances early,
+  and segments differently from the one it replaces.
 - AsrHop: each utterance's audio and end: as the VAD hands the audio on, or, when the ASR says it wants
   the audio only at the end (finals decoded whole, no partials: rpc.AUDIO_WANTED), in 1 s messages: each
   whole second as soon as it is held, and the rest with the end. That saves the gateway and the ASR a
@@ -106,11 +106,18 @@ class VadHop(Hop):
             await self._room.wait()
         self.buffer += pcm
         self.received += len(pcm) // SAMPLE_WIDTH
-        if self.received < self.boundary and not self.chain.config.partials:
+        if self.received < self.boundary and self._gathers():
             return  # the VAD can say nothing new before it: gathered, to go in one message
         async with self.lock:
             if self.current is not None:
                 await self._send(self.current)
+
+    def _gathers(self) -> bool:
+        """Whether audio before the VAD's next boundary may wait for the rest: only while the ASR takes an
+        utterance's audio at its end (rpc.AUDIO_WANTED). An ASR that hears it as spoken (partials, or a
+        streaming engine, whose final comes from what it has already heard) gets it as it comes."""
+        asr = self.chain.asr.current
+        return asr is not None and asr.audio_at_end
 
     async def flush(self) -> None:
         """The client asked for the current utterance to end after the audio it sent so far."""

@@ -14,7 +14,6 @@ The clean text is ready at once, so it goes as one delta, then the done.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import AsyncIterator
 
@@ -109,7 +108,6 @@ class RulesEngine:
             # The whole text is ready at once, so it is one delta: word by word, each word was two more
             # messages through the gateway (from the LLM, to the client) and no word came sooner.
             yield result
-            await asyncio.sleep(0)  # the stream's writer may send it before the done is made
         reason = ""
         if request.instruction:
             reason = "the rules engine follows no instructions; the rule-based clean-up was applied instead"
