@@ -308,6 +308,21 @@ def test_no_start_or_end_comes_before_the_next_boundary_it_said(clip, request):
     assert min(ahead) == 480, "where a start or an end is one frame away, the next frame may bring it"
 
 
+def test_the_next_boundary_counts_only_the_frames_that_stay_in_the_window():
+    """Unvoiced frames before the window's voiced end leave it before they can count: with 8 unvoiced then
+    9 voiced frames in the 17-frame end window, an end is 16 frames away, not 8, and comes at the 16th."""
+    frame = RATE * 30 // 1000
+    segmenter = Segmenter(loud)
+    events = segmenter.push(tone(1.02) + silence(0.24) + tone(0.27))
+    assert [type(e) for e in events if not isinstance(e, SpeechAudio)] == [SpeechStarted]
+    assert segmenter.next_boundary == segmenter.position + 16 * frame
+    assert not [e for e in segmenter.push(silence(0.45)) if isinstance(e, SpeechEnded)], "15 frames: no end yet"
+    assert [e.reason for e in segmenter.push(silence(0.03)) if isinstance(e, SpeechEnded)] == ["silence"]
+    # In quiet, a voiced frame then 4 unvoiced: that frame leaves the start window (4 voiced of 5) first.
+    segmenter.push(silence(0.6) + tone(0.03) + silence(0.12))
+    assert segmenter.next_boundary == segmenter.position + 4 * frame
+
+
 def test_the_next_boundary_holds_at_the_length_limit_and_with_merging():
     split = SegmenterConfig(max_utterance_s=2.0, pre_roll_ms=0)
     boundaries_kept(Segmenter(loud, split), silence(0.3) + tone(5.0) + silence(1))

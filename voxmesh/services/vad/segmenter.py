@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from itertools import islice
+from itertools import accumulate, islice
 from math import ceil
 from typing import TYPE_CHECKING
 
@@ -160,18 +160,24 @@ class Segmenter:
     @property
     def next_boundary(self) -> int:
         """The earliest input offset (samples) at which the next start or end can fall, whatever the audio
-        until then: each frame can add at most one voiced (or unvoiced) frame to a window, so a start needs at
-        least the voiced frames its window lacks, and an end the unvoiced ones. `position` while listening to
+        until then. Frames leave a window oldest first: k frames from now, the window holds k new frames and
+        the newest (size - k) of today's, so a start needs k + (voiced frames among those) to reach its count,
+        and an end the same with unvoiced frames. In speech, a voiced frame at the window's new end thus puts
+        the end a whole window away, however many unvoiced frames lie before it. `position` while listening to
         a warm-up, or while the noise floor moves the end window (its length is not known ahead)."""
         if self.position < self._listen_until or self.noise is not None:
             return self.position
-        if not self._speaking:
-            window, needed = self._start_frames, ceil(START_RATIO * self._start_frames)
-            lacking = needed - sum(self._window)
+        if self._speaking:
+            size, needed, counted = self._end_frames, ceil(END_RATIO * self._end_frames), False
         else:
-            window, needed = self._end_frames, ceil(END_RATIO * self._end_frames)
-            lacking = needed - (min(window, len(self._window)) - sum(islice(reversed(self._window), window)))
-        frames = max(0, lacking, window - len(self._window))
+            size, needed, counted = self._start_frames, ceil(START_RATIO * self._start_frames), True
+        newest = [False, *(bool(frame) is counted for frame in islice(reversed(self._window), size))]
+        kept = list(accumulate(newest))  # kept[j]: the counted frames among the newest j
+        frames = next(
+            k
+            for k in range(size + 1)
+            if len(self._window) + k >= size and k + kept[min(size - k, len(self._window))] >= needed
+        )
         until = self.position + frames * self.frame_samples
         if self._speaking:  # a split at the utterance's length limit comes no earlier than its search begins
             until = min(until, self._utterance_start + self._split_from)
