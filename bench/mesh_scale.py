@@ -24,7 +24,9 @@ the load generator is what saturates first.
 
 It prints, per N: overhead p50/p99, p99 without the busy wait, the busy wait p99, finals delivered of
 speech ends seen, CPU ms per stream-second of audio per service and for the load generators, and the
-relay's p50/p99. Run it with nothing else on the machine.
+relay's p50/p99, and below the row the VAD's messages per stream-second (the chunks it read, from
+voxmesh_vad_chunk_processing_seconds, and its answers by kind, voxmesh_vad_answers_total). Run it with
+nothing else on the machine.
 
 --profile samples each service with py-spy (`pip install '.[bench]'`) while the streams run, and prints
 each one's top functions by own time and by time inside them (the first 15 s after the starts, at 100
@@ -41,8 +43,11 @@ import re
 import shutil
 import sys
 import tempfile
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -150,6 +155,23 @@ def top_functions(raw: Path, count: int = 8) -> tuple[int, list[str]]:
 # ---- report ------------------------------------------------------------------------------------------------
 
 
+def vad_exchange(metrics_url: str, stream_seconds: float) -> str:
+    """The VAD's messages per stream-second, from its /metrics: the chunks it read and its answers by kind."""
+    body = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
+    chunks, answers = 0.0, {}
+    for family in text_string_to_metric_families(body):
+        for sample in family.samples:
+            if sample.name == "voxmesh_vad_chunk_processing_seconds_count":
+                chunks += sample.value
+            elif sample.name == "voxmesh_vad_answers_total":
+                answers[sample.labels["kind"]] = sample.value
+    kinds = ", ".join(f"{kind} {count / stream_seconds:.2f}" for kind, count in sorted(answers.items()))
+    return (
+        f"VAD messages per stream-second: chunks read {chunks / stream_seconds:.2f}, "
+        f"answers {sum(answers.values()) / stream_seconds:.2f} ({kinds})"
+    )
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -182,6 +204,7 @@ async def one_count(streams: int, args, pcm: bytes, work: Path) -> str:
             profiles = await profile(stack, work / f"profile-{streams}", min(15.0, args.seconds - 2))
         results, generator_cpu = await driving
         cpu = {m.name: cpu_seconds(m.process.pid) - before[m.name] for m in stack.members}
+        vad_messages = vad_exchange(stack.metrics_url("vad"), seconds)
     overheads = [o for r in results for o in r.overheads]
     busy = [b for r in results for b in r.busy_waits]
     without_busy = [o - b for r in results for o, b in zip(r.overheads, r.busy_waits, strict=True)]
@@ -213,6 +236,7 @@ async def one_count(streams: int, args, pcm: bytes, work: Path) -> str:
         f"| {streams} | {ms(pct(overheads, 0.5))} | {ms(pct(overheads, 0.99))} | {ms(pct(without_busy, 0.99))} "
         f"| {ms(pct(busy, 0.99))} | {finals} of {ends} | {per_second} / {generators:.2f} | {relay} |"
     )
+    print(f"    {streams} streams: {vad_messages}", flush=True)
     for problem in (errors[:3], refused[:3]):
         for line in problem:
             print(f"    {streams} streams: {line}", flush=True)

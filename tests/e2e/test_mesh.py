@@ -89,7 +89,13 @@ async def test_metrics_endpoints_show_every_histogram_observed(stack, sample_pcm
             "voxmesh_gateway_mesh_overhead_seconds_count{}",
             "voxmesh_gateway_audio_seconds_total{}",
         ],
-        "vad": ["voxmesh_vad_chunk_processing_seconds_count{}", "voxmesh_vad_utterances_total{reason=silence}"],
+        "vad": [
+            "voxmesh_vad_chunk_processing_seconds_count{}",
+            "voxmesh_vad_utterances_total{reason=silence}",
+            "voxmesh_vad_answers_total{kind=start}",
+            "voxmesh_vad_answers_total{kind=audio}",
+            "voxmesh_vad_answers_total{kind=end}",
+        ],
         "asr": [
             "voxmesh_asr_compute_seconds_count{kind=final}",
             "voxmesh_asr_batch_size_count{}",

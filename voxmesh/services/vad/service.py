@@ -225,10 +225,13 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer, rpc.Servicer):
             metrics.UTTERANCES.labels(event.reason).inc()
         response = to_proto(event, segmenter.position)
         response.next_boundary_s = _seconds(segmenter.next_boundary)
+        metrics.ANSWERS.labels(response.WhichOneof("event")).inc()
         return response
 
     @staticmethod
     def _status(segmenter: Segmenter, **event) -> vad_pb2.DetectResponse:
+        (kind,) = event  # progress or going_away
+        metrics.ANSWERS.labels(kind).inc()
         return vad_pb2.DetectResponse(
             input_through_s=_seconds(segmenter.position),
             settled_through_s=_seconds(segmenter.settled),
