@@ -23,8 +23,9 @@ into a transcript. "Offline" is faster-whisper's `WhisperModel.transcribe` on th
 defaults (beam 5, conditioned on previous text), the same model and compute type as the service. WER is
 against the reference text.
 
-It also prints the VAD's cost: seconds of classifier time per second of audio, per engine, in this process;
-with --latency, speech end -> final p50 and p95 on the clean clips streamed in real time, per configuration:
+It also prints the utterances each configuration cut per level (count, mean length, longest), and the
+VAD's cost: seconds of classifier time per second of audio, per engine, in this process; with --latency,
+speech end -> final p50 and p95 on the clean clips streamed in real time, per configuration:
 --latency-rounds rounds, each running every configuration once in turn on a fresh stack, so that a slow
 spell of the machine falls on every configuration alike, and each configuration's p95 as a ratio to the
 first configuration's, pooled and per round, and the ends at or above each p95 (which clip, which utterance);
@@ -73,25 +74,31 @@ def offline(model, audio: np.ndarray) -> str:
     return " ".join(s.text.strip() for s in segments)
 
 
-async def through_mesh(stack_target: str, path: Path, pace: str) -> tuple[str, dict[int, float]]:
-    """The stream's transcript, and each utterance's speech end -> final in seconds."""
+async def through_mesh(stack_target: str, path: Path, pace: str) -> tuple[str, dict[int, float], list[float]]:
+    """The stream's transcript, each utterance's speech end -> final in seconds, and the utterances' lengths
+    (start to end, seconds)."""
     from voxmesh.client import Client, StreamOptions
 
     finals: dict[int, str] = {}
     ended: dict[int, float] = {}
     latencies: dict[int, float] = {}
+    starts: dict[int, float] = {}
+    lengths: list[float] = []
     async with Client(stack_target) as client:
         options = StreamOptions(post_processing=False)
         async for event in client.stream_file(path, pace=pace, options=options):
-            if event.type == "speech_end":
+            if event.type == "speech_start":
+                starts[event.utterance] = event.start_s
+            elif event.type == "speech_end":
                 ended[event.utterance] = time.monotonic()
+                lengths.append(event.end_s - starts.pop(event.utterance, event.start_s))
             elif event.type == "final":
                 finals[event.utterance] = event.text
                 if event.utterance in ended:
                     latencies[event.utterance] = time.monotonic() - ended.pop(event.utterance)
             elif event.type == "error":
                 print(f"    error event: {event}", flush=True)
-    return " ".join(finals[u] for u in sorted(finals)), latencies
+    return " ".join(finals[u] for u in sorted(finals)), latencies, lengths
 
 
 def p95(values: list[float]) -> float:
@@ -224,7 +231,7 @@ async def main() -> None:
     model = WhisperModel(model_path, device="cpu", compute_type="int8")
     print(f"offline: faster-whisper {label} int8, beam 5, conditioned on previous text; WER vs the reference")
     work = Path(tempfile.mkdtemp(prefix="fidelity-"))
-    rows = []  # (clip, condition, seed, offline wer, {config: wer})
+    rows = []  # (clip, condition, seed, offline wer, {config: wer}, {config: utterance lengths})
     files = {}
     for clip in clips:
         for kind, snr, seed in conditions:
@@ -232,14 +239,15 @@ async def main() -> None:
             path = work / f"{len(files)}.wav"
             sf.write(path, audio, SAMPLE_RATE, subtype="PCM_16")
             files[(clip.name, kind, snr)] = path
-            rows.append([clip, kind, snr, seed, text.wer(clip.reference, offline(model, audio)), {}])
+            rows.append([clip, kind, snr, seed, text.wer(clip.reference, offline(model, audio)), {}, {}])
     for config in configs:
         env = CONFIGS[config]
         async with LocalStack(gateway_port=0, log_dir=work / "logs", env=env) as stack:
             for row in rows:
                 clip, kind, snr = row[0], row[1], row[2]
-                transcript, _ = await through_mesh(stack.gateway, files[(clip.name, kind, snr)], "fast")
+                transcript, _, lengths = await through_mesh(stack.gateway, files[(clip.name, kind, snr)], "fast")
                 row[5][config] = text.wer(clip.reference, transcript)
+                row[6][config] = lengths
                 if args.show:
                     print(f"    {config} | {clip.name} | {kind} {snr}: {transcript}", flush=True)
         print(f"  ran {config}", flush=True)
@@ -250,7 +258,7 @@ async def main() -> None:
             async with LocalStack(gateway_port=0, log_dir=work / "logs", env=CONFIGS[config]) as stack:
                 measured = []
                 for clip in clips:
-                    _, these = await through_mesh(stack.gateway, files[(clip.name, "clean", None)], "realtime")
+                    _, these, _ = await through_mesh(stack.gateway, files[(clip.name, "clean", None)], "realtime")
                     measured += these.values()
                     slowest[config] += [(s, f"{clip.name} #{u} round {round_ + 1}") for u, s in these.items()]
             latencies[config].append(measured)
@@ -260,7 +268,7 @@ async def main() -> None:
     print("| clip | noise | SNR dB | seed | offline | " + " | ".join(configs) + " |")
     print("| --- | --- | --- | --- | --- | " + " | ".join("---" for _ in configs) + " |")
     gaps: dict[tuple[str, str], list[float]] = {}
-    for clip, kind, snr, seed, offline_wer, mesh in rows:
+    for clip, kind, snr, seed, offline_wer, mesh, _ in rows:
         cells = " | ".join(f"{mesh[c]:.3f}" for c in configs)
         level = "clean" if snr is None else f"{snr:g}"
         print(f"| {clip.name} | {kind} | {level} | {seed if snr is not None else '-'} | {offline_wer:.3f} | {cells} |")
@@ -273,6 +281,16 @@ async def main() -> None:
         means = [f"offline {statistics.mean(min(r[4], 1.0) for r in at):.3f}"]
         means += [f"{c} {statistics.mean(min(r[5][c], 1.0) for r in at):.3f}" for c in configs]
         print(f"  {level}: " + ", ".join(means))
+    print()
+    print("utterances per level, every clip (count, mean length, longest): a configuration that hears noise as speech")
+    print("decodes long pieces, as offline does, but each final then waits for the whole piece")
+    for level in dict.fromkeys(level for _, level in gaps):
+        at = [r for r in rows if ("clean" if r[2] is None else f"{r[2]:g}") == level]
+        cells = []
+        for c in configs:
+            lengths = [length for r in at for length in r[6][c]]
+            cells.append(f"{c} {len(lengths)}, {statistics.mean(lengths or [0]):.1f} s, {max(lengths or [0]):.1f} s")
+        print(f"  {level}: " + "; ".join(cells))
     print()
     print("mesh WER - offline WER, worst clip per level (the goal: <= 0.01 clean, 20 and 10 dB):")
     for c in configs:
