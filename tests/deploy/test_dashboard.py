@@ -65,6 +65,7 @@ def test_latencies_users_feel_show_p50_p95_p99(metric):
         "voxmesh_asr_batch_size_bucket",  # ASR batch sizes
         "voxmesh_asr_queue_depth",  # queue depth
         "voxmesh_llm_pending",
+        "voxmesh_vad_answers_total",  # the VAD's messages per second of audio
     ],
 )
 def test_dashboard_shows(needle):
