@@ -82,16 +82,13 @@ async def through_mesh(stack_target: str, path: Path, pace: str) -> tuple[str, d
     finals: dict[int, str] = {}
     ended: dict[int, float] = {}
     latencies: dict[int, float] = {}
-    starts: dict[int, float] = {}
     lengths: list[float] = []
     async with Client(stack_target) as client:
         options = StreamOptions(post_processing=False)
         async for event in client.stream_file(path, pace=pace, options=options):
-            if event.type == "speech_start":
-                starts[event.utterance] = event.start_s
-            elif event.type == "speech_end":
+            if event.type == "speech_end":  # it carries the utterance's span
                 ended[event.utterance] = time.monotonic()
-                lengths.append(event.end_s - starts.pop(event.utterance, event.start_s))
+                lengths.append(event.end_s - event.start_s)
             elif event.type == "final":
                 finals[event.utterance] = event.text
                 if event.utterance in ended:

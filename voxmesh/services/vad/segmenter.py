@@ -171,8 +171,8 @@ class Segmenter:
             size, needed, counted = self._end_frames, ceil(END_RATIO * self._end_frames), False
         else:
             size, needed, counted = self._start_frames, ceil(START_RATIO * self._start_frames), True
-        newest = [False, *(bool(frame) is counted for frame in islice(reversed(self._window), size))]
-        kept = list(accumulate(newest))  # kept[j]: the counted frames among the newest j
+        newest = (bool(frame) is counted for frame in islice(reversed(self._window), size))
+        kept = list(accumulate(newest, initial=0))  # kept[j]: the counted frames among the newest j
         frames = next(k for k in range(size + 1) if len(self._window) + k >= size and k + kept[size - k] >= needed)
         until = self.position + frames * self.frame_samples
         if self._speaking:  # a split at the utterance's length limit comes no earlier than its search begins
