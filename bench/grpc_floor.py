@@ -1,12 +1,16 @@
 """The floor under every hop of the mesh: what Python's grpc.aio costs per message, with nothing else to do.
 
     .venv/bin/python bench/grpc_floor.py [--streams 100] [--seconds 15] [--loops asyncio,uvloop]
+                                         [--transports grpc,voxmesh]
 
 A server process answers every request of a bidirectional stream with one response (the VAD's messages:
 100 ms of audio in, a small answer out); a client process runs --streams live streams, each sending one
-request every 100 ms and reading its answer. It prints the server's CPU per message (requests and responses
-together) and the round trip, per event loop of the server (`uvloop` only where it is installed). The mesh's
-services pay this per message before any work of their own (see bench/README.md, mesh_scale.py).
+request every 100 ms and reading its answer. It prints the server's CPU and context switches per message
+(requests and responses together) and the round trip, per event loop of the server (`uvloop` only where it
+is installed) and per transport of the server: `grpc` is grpcio's own default (its EventEngine endpoints),
+`voxmesh` the GRPC_EXPERIMENTS that voxmesh sets (voxmesh/__init__.py). The client, which imports grpc
+before voxmesh, is on grpc's own default, or on the GRPC_EXPERIMENTS it is run with. The
+mesh's services pay this per message before any work of their own (see bench/README.md, mesh_scale.py).
 """
 
 from __future__ import annotations
@@ -24,11 +28,13 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from proc_stats import context_switches, cpu_seconds
+
+from voxmesh import GRPC_EXPERIMENTS_DEFAULT
 from voxmesh.stack import free_port
 from voxmesh.v1 import vad_pb2, vad_pb2_grpc
 
 CHUNK = bytes(3200)  # 100 ms of 16 kHz LINEAR16
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 class Echo(vad_pb2_grpc.VoiceActivityServicer):
@@ -66,9 +72,7 @@ async def drive(port: int, streams: int, seconds: float) -> list[float]:
     return sorted(round_trips)
 
 
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+TRANSPORTS = {"grpc": "", "voxmesh": GRPC_EXPERIMENTS_DEFAULT}  # the server's GRPC_EXPERIMENTS
 
 
 def main() -> None:
@@ -76,6 +80,7 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--loops", default="asyncio,uvloop")
+    parser.add_argument("--transports", default="grpc,voxmesh", help="the server's: grpc, voxmesh (see above)")
     parser.add_argument("--serve", help=argparse.SUPPRESS)  # internal: LOOP:PORT, run the server
     args = parser.parse_args()
     if args.serve:
@@ -87,28 +92,36 @@ def main() -> None:
         asyncio.run(serve(int(port)))
         return
     print(f"{args.streams} streams, one 100 ms request and one answer each per 100 ms, {args.seconds:g} s")
-    print("| server event loop | messages | server CPU per message | round trip p50 | p99 |")
-    print("| --- | --- | --- | --- | --- |")
+    print(
+        "| server event loop | server transport | messages | server CPU per message | context switches per message "
+        "| round trip p50 | p99 | client CPU per message |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for loop in args.loops.split(","):
         if loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
-            print("| uvloop | not installed (pip install uvloop) | | | |")
+            print("| uvloop | | not installed (pip install uvloop) | | | | | |")
             continue
-        port = free_port("127.0.0.1", 0, set())
-        server = subprocess.Popen([sys.executable, __file__, "--serve", f"{loop}:{port}"])
-        try:
-            time.sleep(1.0)  # the server starts
-            before = cpu_seconds(server.pid)
-            round_trips = asyncio.run(drive(port, args.streams, args.seconds))
-            used = cpu_seconds(server.pid) - before
-        finally:
-            server.terminate()
-            server.wait(10)
-        messages = 2 * len(round_trips)
-        p50, p99 = round_trips[len(round_trips) // 2], round_trips[int(len(round_trips) * 0.99)]
-        print(
-            f"| {loop} | {messages} | {used / messages * 1e6:.0f} us | {p50 * 1e3:.2f} ms | {p99 * 1e3:.2f} ms |",
-            flush=True,
-        )
+        for transport in args.transports.split(","):
+            port = free_port("127.0.0.1", 0, set())
+            env = {**os.environ, "GRPC_EXPERIMENTS": TRANSPORTS[transport]}
+            server = subprocess.Popen([sys.executable, __file__, "--serve", f"{loop}:{port}"], env=env)
+            try:
+                time.sleep(1.0)  # the server starts
+                before, switched = cpu_seconds(server.pid), context_switches(server.pid)
+                client_before = time.process_time()
+                round_trips = asyncio.run(drive(port, args.streams, args.seconds))
+                client_used = time.process_time() - client_before
+                used, switched = cpu_seconds(server.pid) - before, context_switches(server.pid) - switched
+            finally:
+                server.terminate()
+                server.wait(10)
+            messages = 2 * len(round_trips)
+            p50, p99 = round_trips[len(round_trips) // 2], round_trips[int(len(round_trips) * 0.99)]
+            print(
+                f"| {loop} | {transport} | {messages} | {used / messages * 1e6:.0f} us | {switched / messages:.1f} "
+                f"| {p50 * 1e3:.2f} ms | {p99 * 1e3:.2f} ms | {client_used / messages * 1e6:.0f} us |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -25,8 +25,9 @@ the load generator is what saturates first.
 It prints, per N: overhead p50/p99, p99 without the busy wait, the busy wait p99, finals delivered of
 speech ends seen, CPU ms per stream-second of audio per service and for the load generators, and the
 relay's p50/p99, and below the row the VAD's messages per stream-second (the chunks it read, from
-voxmesh_vad_chunk_processing_seconds, and its answers by kind, voxmesh_vad_answers_total). Run it with
-nothing else on the machine.
+voxmesh_vad_chunk_processing_seconds, and its answers by kind, voxmesh_vad_answers_total) and each
+service's context switches per stream-second (/proc: every time one of its threads slept or was put off
+the CPU). Run it with nothing else on the machine.
 
 --profile samples each service with py-spy (`pip install '.[bench]'`) while the streams run, and prints
 each one's top functions by own time and by time inside them (the first 15 s after the starts, at 100
@@ -38,7 +39,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
-import os
 import re
 import shutil
 import sys
@@ -52,6 +52,7 @@ from prometheus_client.parser import text_string_to_metric_families
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from proc_stats import context_switches, cpu_seconds  # noqa: E402
 from relay import Relay  # noqa: E402
 from scale_load import CHUNK_S, drive, start_delays  # noqa: E402
 
@@ -60,7 +61,6 @@ from voxmesh.audio import read_file, to_internal  # noqa: E402
 from voxmesh.stack import LocalStack, Member  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "audio"
-TICK = os.sysconf("SC_CLK_TCK")
 OUTER = re.compile(r"\((runpy|<frozen runpy>|runners|base_events|events|threading|selectors|thread|tasks)\.py\)$|\(<")
 
 
@@ -86,11 +86,6 @@ def speech(seconds: float) -> bytes:
     one = b"".join(pieces)
     size = int(seconds * SAMPLE_RATE) * SAMPLE_WIDTH
     return (one * math.ceil(size / len(one)))[:size]
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 # ---- profile ----------------------------------------------------------------------------------------------
@@ -197,6 +192,7 @@ async def one_count(streams: int, args, pcm: bytes, work: Path) -> str:
     stack = ScaleStack(gateway_port=0, log_dir=work / f"logs-{streams}", env=env, engine_ms=args.engine_ms)
     async with stack:
         before = {m.name: cpu_seconds(m.process.pid) for m in stack.members}
+        switches_before = {m.name: context_switches(m.process.pid) for m in stack.members}
         driving = asyncio.create_task(asyncio.to_thread(drive, stack.gateway, "mesh", delays, args.per_process, pcm))
         profiles = {}
         if args.profile:
@@ -204,6 +200,7 @@ async def one_count(streams: int, args, pcm: bytes, work: Path) -> str:
             profiles = await profile(stack, work / f"profile-{streams}", min(15.0, args.seconds - 2))
         results, generator_cpu = await driving
         cpu = {m.name: cpu_seconds(m.process.pid) - before[m.name] for m in stack.members}
+        switched = {m.name: context_switches(m.process.pid) - switches_before[m.name] for m in stack.members}
         vad_messages = vad_exchange(stack.metrics_url("vad"), seconds)
     overheads = [o for r in results for o in r.overheads]
     busy = [b for r in results for b in r.busy_waits]
@@ -237,6 +234,10 @@ async def one_count(streams: int, args, pcm: bytes, work: Path) -> str:
         f"| {ms(pct(busy, 0.99))} | {finals} of {ends} | {per_second} / {generators:.2f} | {relay} |"
     )
     print(f"    {streams} streams: {vad_messages}", flush=True)
+    switches = " / ".join(f"{switched[name] / seconds:.1f}" for name in ("gateway", "vad", "asr", "llm"))
+    print(
+        f"    {streams} streams: context switches per stream-second: gateway / vad / asr / llm {switches}", flush=True
+    )
     for problem in (errors[:3], refused[:3]):
         for line in problem:
             print(f"    {streams} streams: {line}", flush=True)
