@@ -25,9 +25,11 @@ the load generator is what saturates first.
 It prints, per N: overhead p50/p99, p99 without the busy wait, the busy wait p99, finals delivered of
 speech ends seen, CPU ms per stream-second of audio per service and for the load generators, and the
 relay's p50/p99, and below the row the VAD's messages per stream-second (the chunks it read, from
-voxmesh_vad_chunk_processing_seconds, and its answers by kind, voxmesh_vad_answers_total) and each
+voxmesh_vad_chunk_processing_seconds, and its answers by kind, voxmesh_vad_answers_total), each
 service's context switches per stream-second (/proc: every time one of its threads slept or was put off
-the CPU). Run it with nothing else on the machine.
+the CPU), and where the mean overhead goes, from the gateway's and the ASR's histograms (the VAD's hop,
+the gateway's own speech end -> final less compute, and of that the ASR's hop less compute and busy wait).
+Run it with nothing else on the machine.
 
 --profile samples each service with py-spy (`pip install '.[bench]'`) while the streams run, and prints
 each one's top functions by own time and by time inside them (the first 15 s after the starts, at 100
@@ -167,6 +169,42 @@ def vad_exchange(metrics_url: str, stream_seconds: float) -> str:
     )
 
 
+def scrape(metrics_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a service's /metrics, by name and labels."""
+    body = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(body)
+        for sample in family.samples
+    }
+
+
+def mean_of(samples: dict, histogram: str, **labels: str) -> float:
+    key = tuple(sorted(labels.items()))
+    count = samples.get((f"{histogram}_count", key), 0.0)
+    return samples.get((f"{histogram}_sum", key), 0.0) / count if count else float("nan")
+
+
+def overhead_parts(gateway_url: str, asr_url: str, overheads: list[float]) -> str:
+    """Where the mean overhead at the client goes, from the services' own histograms (means, so the parts
+    add up): the VAD's hop, the gateway from the VAD's end answer to the final (the ASR's hop less the
+    engine's compute and the wait behind other batches within it), and the rest: the client's two legs and
+    the gateway passing the end's chunk on."""
+    gateway, asr = scrape(gateway_url), scrape(asr_url)
+    at_client = sum(overheads) / len(overheads) if overheads else float("nan")
+    vad_hop = mean_of(gateway, "voxmesh_gateway_hop_seconds", hop="vad")
+    at_gateway = mean_of(gateway, "voxmesh_gateway_mesh_overhead_seconds")
+    asr_hop = mean_of(gateway, "voxmesh_gateway_hop_seconds", hop="asr")
+    compute = mean_of(asr, "voxmesh_asr_compute_seconds", kind="final")
+    busy = mean_of(asr, "voxmesh_asr_busy_wait_seconds", kind="final")
+    return (
+        f"mean overhead at the client {ms(at_client)} ms: VAD hop {ms(vad_hop)}, speech end at the gateway -> "
+        f"final there {ms(at_gateway)} (of it the ASR's hop less compute and busy wait "
+        f"{ms(asr_hop - compute - busy)}), the rest {ms(at_client - vad_hop - at_gateway)} (client legs and "
+        "the gateway passing the chunk on)"
+    )
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -202,6 +240,9 @@ async def one_count(streams: int, args, pcm: bytes, work: Path) -> str:
         cpu = {m.name: cpu_seconds(m.process.pid) - before[m.name] for m in stack.members}
         switched = {m.name: context_switches(m.process.pid) - switches_before[m.name] for m in stack.members}
         vad_messages = vad_exchange(stack.metrics_url("vad"), seconds)
+        parts = overhead_parts(
+            stack.metrics_url("gateway"), stack.metrics_url("asr"), [o for r in results for o in r.overheads]
+        )
     overheads = [o for r in results for o in r.overheads]
     busy = [b for r in results for b in r.busy_waits]
     without_busy = [o - b for r in results for o, b in zip(r.overheads, r.busy_waits, strict=True)]
@@ -234,6 +275,7 @@ async def one_count(streams: int, args, pcm: bytes, work: Path) -> str:
         f"| {ms(pct(busy, 0.99))} | {finals} of {ends} | {per_second} / {generators:.2f} | {relay} |"
     )
     print(f"    {streams} streams: {vad_messages}", flush=True)
+    print(f"    {streams} streams: {parts}", flush=True)
     switches = " / ".join(f"{switched[name] / seconds:.1f}" for name in ("gateway", "vad", "asr", "llm"))
     print(
         f"    {streams} streams: context switches per stream-second: gateway / vad / asr / llm {switches}", flush=True
