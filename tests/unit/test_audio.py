@@ -85,3 +85,12 @@ def test_decoding_in_blocks_gives_what_decoding_the_whole_file_gives(jfk_path):
     samples = np.frombuffer(whole, "<i2").astype(np.float64)
     decoded = np.frombuffer(blocks, "<i2")[: len(samples)].astype(np.float64)
     assert np.abs(samples[: len(decoded)] - decoded).max() <= 2, "the same samples, up to rounding"
+
+
+def test_pcm_to_float_scales_each_sample_and_lets_the_bytearray_grow_after():
+    pcm = bytearray(np.array([-32768, -16384, 0, 1, 16384, 32767], dtype="<i2").tobytes())
+    samples = audio.pcm_to_float(pcm)
+    assert samples.dtype == np.float32
+    assert samples.tolist() == [-1.0, -0.5, 0.0, 1 / 32768, 0.5, 32767 / 32768]
+    pcm += bytes(4)  # an utterance's audio keeps arriving after a partial's conversion
+    assert len(pcm) == 16 and len(samples) == 6
