@@ -26,10 +26,11 @@ It prints, per N: overhead p50/p99, p99 without the busy wait, the busy wait p99
 speech ends seen, CPU ms per stream-second of audio per service and for the load generators, and the
 relay's p50/p99, and below the row the VAD's messages per stream-second (the chunks it read, from
 voxmesh_vad_chunk_processing_seconds, and its answers by kind, voxmesh_vad_answers_total), each
-service's context switches per stream-second (/proc: every time one of its threads slept or was put off
-the CPU), and where the mean overhead goes, from the gateway's and the ASR's histograms (the VAD's hop,
-the gateway's own speech end -> final less compute, and of that the ASR's hop less compute and busy wait).
-Run it with nothing else on the machine.
+service's context switches and page faults per stream-second (/proc: every time one of its threads slept
+or was put off the CPU; every page of memory touched for the first time since it was mapped), and where
+the mean overhead goes, from the gateway's and the ASR's histograms (the VAD's hop, the gateway's own speech
+end -> final less compute, and of that the ASR's hop less compute and busy wait). Run it with nothing else
+on the machine.
 
 --profile samples each service with py-spy (`pip install '.[bench]'`) while the streams run, and prints
 each one's top functions by own time and by time inside them (the first 15 s after the starts, at 100
@@ -54,7 +55,7 @@ from prometheus_client.parser import text_string_to_metric_families
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from proc_stats import context_switches, cpu_seconds  # noqa: E402
+from proc_stats import context_switches, cpu_seconds, page_faults  # noqa: E402
 from relay import Relay  # noqa: E402
 from scale_load import CHUNK_S, drive, start_delays  # noqa: E402
 
@@ -231,6 +232,7 @@ async def one_count(streams: int, args, pcm: bytes, work: Path) -> str:
     async with stack:
         before = {m.name: cpu_seconds(m.process.pid) for m in stack.members}
         switches_before = {m.name: context_switches(m.process.pid) for m in stack.members}
+        faults_before = {m.name: page_faults(m.process.pid) for m in stack.members}
         driving = asyncio.create_task(asyncio.to_thread(drive, stack.gateway, "mesh", delays, args.per_process, pcm))
         profiles = {}
         if args.profile:
@@ -239,6 +241,7 @@ async def one_count(streams: int, args, pcm: bytes, work: Path) -> str:
         results, generator_cpu = await driving
         cpu = {m.name: cpu_seconds(m.process.pid) - before[m.name] for m in stack.members}
         switched = {m.name: context_switches(m.process.pid) - switches_before[m.name] for m in stack.members}
+        faulted = {m.name: page_faults(m.process.pid) - faults_before[m.name] for m in stack.members}
         vad_messages = vad_exchange(stack.metrics_url("vad"), seconds)
         parts = overhead_parts(
             stack.metrics_url("gateway"), stack.metrics_url("asr"), [o for r in results for o in r.overheads]
@@ -276,9 +279,13 @@ async def one_count(streams: int, args, pcm: bytes, work: Path) -> str:
     )
     print(f"    {streams} streams: {vad_messages}", flush=True)
     print(f"    {streams} streams: {parts}", flush=True)
-    switches = " / ".join(f"{switched[name] / seconds:.1f}" for name in ("gateway", "vad", "asr", "llm"))
+    services = ("gateway", "vad", "asr", "llm")
+    switches = " / ".join(f"{switched[name] / seconds:.1f}" for name in services)
+    faults = " / ".join(f"{faulted[name] / seconds:.1f}" for name in services)
     print(
-        f"    {streams} streams: context switches per stream-second: gateway / vad / asr / llm {switches}", flush=True
+        f"    {streams} streams: per stream-second, gateway / vad / asr / llm: context switches {switches}, "
+        f"page faults {faults}",
+        flush=True,
     )
     for problem in (errors[:3], refused[:3]):
         for line in problem:

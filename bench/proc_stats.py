@@ -14,6 +14,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
 
 
+def page_faults(pid: int) -> int:
+    """Minor page faults of the process: each is a page of memory touched for the first time since it was
+    mapped, a kernel entry of a microsecond or more."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[7])  # minflt
+
+
 def context_switches(pid: int) -> int:
     """Context switches of the process's live threads, voluntary and not: each is a thread that slept or was
     put off the CPU, so a message handed from thread to thread shows here."""
