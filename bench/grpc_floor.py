@@ -28,7 +28,7 @@ import grpc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from proc_stats import context_switches, cpu_seconds
+from proc_stats import usage
 
 from voxmesh import GRPC_EXPERIMENTS_DEFAULT
 from voxmesh.stack import free_port
@@ -107,11 +107,11 @@ def main() -> None:
             server = subprocess.Popen([sys.executable, __file__, "--serve", f"{loop}:{port}"], env=env)
             try:
                 time.sleep(1.0)  # the server starts
-                before, switched = cpu_seconds(server.pid), context_switches(server.pid)
-                client_before = time.process_time()
+                before, client_before = usage(server.pid), time.process_time()
                 round_trips = asyncio.run(drive(port, args.streams, args.seconds))
                 client_used = time.process_time() - client_before
-                used, switched = cpu_seconds(server.pid) - before, context_switches(server.pid) - switched
+                after = usage(server.pid)
+                used, switched = after[0] - before[0], after[1] - before[1]
             finally:
                 server.terminate()
                 server.wait(10)

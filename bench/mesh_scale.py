@@ -55,7 +55,7 @@ from prometheus_client.parser import text_string_to_metric_families
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from proc_stats import context_switches, cpu_seconds, page_faults  # noqa: E402
+from proc_stats import cpu_seconds, usage  # noqa: E402
 from relay import Relay  # noqa: E402
 from scale_load import CHUNK_S, drive, start_delays  # noqa: E402
 
@@ -153,23 +153,6 @@ def top_functions(raw: Path, count: int = 8) -> tuple[int, list[str]]:
 # ---- report ------------------------------------------------------------------------------------------------
 
 
-def vad_exchange(metrics_url: str, stream_seconds: float) -> str:
-    """The VAD's messages per stream-second, from its /metrics: the chunks it read and its answers by kind."""
-    body = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
-    chunks, answers = 0.0, {}
-    for family in text_string_to_metric_families(body):
-        for sample in family.samples:
-            if sample.name == "voxmesh_vad_chunk_processing_seconds_count":
-                chunks += sample.value
-            elif sample.name == "voxmesh_vad_answers_total":
-                answers[sample.labels["kind"]] = sample.value
-    kinds = ", ".join(f"{kind} {count / stream_seconds:.2f}" for kind, count in sorted(answers.items()))
-    return (
-        f"VAD messages per stream-second: chunks read {chunks / stream_seconds:.2f}, "
-        f"answers {sum(answers.values()) / stream_seconds:.2f} ({kinds})"
-    )
-
-
 def scrape(metrics_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """Every sample of a service's /metrics, by name and labels."""
     body = urllib.request.urlopen(metrics_url, timeout=5).read().decode()
@@ -178,6 +161,20 @@ def scrape(metrics_url: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], fl
         for family in text_string_to_metric_families(body)
         for sample in family.samples
     }
+
+
+def vad_exchange(metrics_url: str, stream_seconds: float) -> str:
+    """The VAD's messages per stream-second, from its /metrics: the chunks it read and its answers by kind."""
+    samples = scrape(metrics_url)
+    chunks = samples.get(("voxmesh_vad_chunk_processing_seconds_count", ()), 0.0)
+    answers = {
+        dict(labels)["kind"]: value for (name, labels), value in samples.items() if name == "voxmesh_vad_answers_total"
+    }
+    kinds = ", ".join(f"{kind} {count / stream_seconds:.2f}" for kind, count in sorted(answers.items()))
+    return (
+        f"VAD messages per stream-second: chunks read {chunks / stream_seconds:.2f}, "
+        f"answers {sum(answers.values()) / stream_seconds:.2f} ({kinds})"
+    )
 
 
 def mean_of(samples: dict, histogram: str, **labels: str) -> float:
@@ -230,23 +227,21 @@ async def one_count(streams: int, args, pcm: bytes, work: Path) -> str:
     delays = start_delays(streams, args.spread_s, args.aligned, args.seed)
     stack = ScaleStack(gateway_port=0, log_dir=work / f"logs-{streams}", env=env, engine_ms=args.engine_ms)
     async with stack:
-        before = {m.name: cpu_seconds(m.process.pid) for m in stack.members}
-        switches_before = {m.name: context_switches(m.process.pid) for m in stack.members}
-        faults_before = {m.name: page_faults(m.process.pid) for m in stack.members}
+        before = {m.name: usage(m.process.pid) for m in stack.members}
         driving = asyncio.create_task(asyncio.to_thread(drive, stack.gateway, "mesh", delays, args.per_process, pcm))
         profiles = {}
         if args.profile:
             await asyncio.sleep(args.spread_s + 1)
             profiles = await profile(stack, work / f"profile-{streams}", min(15.0, args.seconds - 2))
         results, generator_cpu = await driving
-        cpu = {m.name: cpu_seconds(m.process.pid) - before[m.name] for m in stack.members}
-        switched = {m.name: context_switches(m.process.pid) - switches_before[m.name] for m in stack.members}
-        faulted = {m.name: page_faults(m.process.pid) - faults_before[m.name] for m in stack.members}
+        # per service: CPU seconds, context switches, page faults over the run
+        spent = {
+            m.name: [now - then for now, then in zip(usage(m.process.pid), before[m.name], strict=True)]
+            for m in stack.members
+        }
+        overheads = [o for r in results for o in r.overheads]
         vad_messages = vad_exchange(stack.metrics_url("vad"), seconds)
-        parts = overhead_parts(
-            stack.metrics_url("gateway"), stack.metrics_url("asr"), [o for r in results for o in r.overheads]
-        )
-    overheads = [o for r in results for o in r.overheads]
+        parts = overhead_parts(stack.metrics_url("gateway"), stack.metrics_url("asr"), overheads)
     busy = [b for r in results for b in r.busy_waits]
     without_busy = [o - b for r in results for o, b in zip(r.overheads, r.busy_waits, strict=True)]
     ends = sum(r.ends for r in results)
@@ -271,7 +266,8 @@ async def one_count(streams: int, args, pcm: bytes, work: Path) -> str:
             )
         finally:
             relay_server.stop()
-    per_second = " / ".join(f"{cpu[name] / seconds * 1000:.2f}" for name in ("gateway", "vad", "asr", "llm"))
+    services = ("gateway", "vad", "asr", "llm")
+    per_second = " / ".join(f"{spent[name][0] / seconds * 1000:.2f}" for name in services)
     generators = generator_cpu / seconds * 1000
     row = (
         f"| {streams} | {ms(pct(overheads, 0.5))} | {ms(pct(overheads, 0.99))} | {ms(pct(without_busy, 0.99))} "
@@ -279,9 +275,8 @@ async def one_count(streams: int, args, pcm: bytes, work: Path) -> str:
     )
     print(f"    {streams} streams: {vad_messages}", flush=True)
     print(f"    {streams} streams: {parts}", flush=True)
-    services = ("gateway", "vad", "asr", "llm")
-    switches = " / ".join(f"{switched[name] / seconds:.1f}" for name in services)
-    faults = " / ".join(f"{faulted[name] / seconds:.1f}" for name in services)
+    switches = " / ".join(f"{spent[name][1] / seconds:.1f}" for name in services)
+    faults = " / ".join(f"{spent[name][2] / seconds:.1f}" for name in services)
     print(
         f"    {streams} streams: per stream-second, gateway / vad / asr / llm: context switches {switches}, "
         f"page faults {faults}",

@@ -8,17 +8,21 @@ from pathlib import Path
 TICK = os.sysconf("SC_CLK_TCK")
 
 
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command's name, from `state` on."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def cpu_seconds(pid: int) -> float:
     """User and system CPU seconds of every thread of the process."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    fields = _stat(pid)
     return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
 
 
 def page_faults(pid: int) -> int:
     """Minor page faults of the process: each is a page of memory touched for the first time since it was
     mapped, a kernel entry of a microsecond or more."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[7])  # minflt
+    return int(_stat(pid)[7])  # minflt
 
 
 def context_switches(pid: int) -> int:
@@ -32,3 +36,8 @@ def context_switches(pid: int) -> int:
             continue
         total += sum(int(line.split()[1]) for line in lines if "ctxt_switches:" in line)
     return total
+
+
+def usage(pid: int) -> tuple[float, int, int]:
+    """CPU seconds, context switches and page faults so far, to subtract one reading from a later one."""
+    return cpu_seconds(pid), context_switches(pid), page_faults(pid)
