@@ -33,6 +33,34 @@ async def test_sample_through_the_whole_chain(sample_pcm):
         assert final.end_s > final.start_s and final.final.engine_compute_s > 0
 
 
+async def test_a_final_goes_to_the_client_before_the_post_processor(sample_pcm, monkeypatch):
+    from voxmesh.gateway.chain import Chain
+    from voxmesh.gateway.hops import LlmHop
+
+    order: list[tuple[int, str]] = []  # (utterance, where the gateway sent its final), in the order it sent them
+    run, write = Chain.run, LlmHop.write
+
+    async def spy_run(self, audio):
+        async for event in run(self, audio):
+            if event.WhichOneof("event") == "final":
+                order.append((event.utterance_id, "client"))
+            yield event
+
+    async def spy_write(self, stream, request):
+        if request.WhichOneof("request") == "transcript":
+            order.append((request.transcript.utterance_id, "llm"))
+        return await write(self, stream, request)
+
+    monkeypatch.setattr(Chain, "run", spy_run)
+    monkeypatch.setattr(LlmHop, "write", spy_write)
+    async with mesh() as (address, _):
+        events = await stream(address, [config(), *audio_requests(sample_pcm)])
+    utterances = sorted({u for u, _ in order})
+    assert len(utterances) == len(finals(events)) == 4
+    for utterance in utterances:
+        assert [where for u, where in order if u == utterance] == ["client", "llm"]
+
+
 async def test_stereo_44k_is_converted_once_and_transcribed(jfk_path):
     from voxmesh import audio
 
@@ -193,10 +221,13 @@ async def test_without_partials_an_utterances_audio_goes_to_the_asr_with_its_end
     async with mesh() as (address, _):
         events = await stream(address, [config(partials=partials), *audio_requests(sample_pcm)])
     assert text.wer(SAMPLE_TEXT, " ".join(finals(events))) <= 0.1
+    spans = {e.utterance_id: (e.start_s, e.end_s) for e in events if e.WhichOneof("event") == "final"}
     for utterance in sorted({u for u, _, _ in received}):
         mine = [(kind, size) for u, kind, size in received if u == utterance]
         pieces, total = sum(kind == "audio" for kind, _ in mine), sum(size for _, size in mine)
         assert mine[-1][0] == "end" and total > 0
+        start_s, end_s = spans[utterance]  # the VAD's bounds; its last piece of audio came with its end
+        assert total == 2 * (round(end_s * 16000) - round(start_s * 16000)), "all of the utterance's audio, once"
         if partials:
             assert pieces > -(-total // 32000), "audio goes on as it is spoken, in 300 ms pieces"
         else:

@@ -50,12 +50,43 @@ async def test_a_caller_that_holds_its_audio_gets_the_same_spans_without_samples
     assert cut == b"".join(r.audio.audio for r in with_samples if r.WhichOneof("event") == "audio")
 
 
+async def test_an_end_that_carries_its_audio_is_the_last_piece_and_the_end_in_one_response(sample_pcm):
+    audio = [vad_pb2.DetectRequest(audio=c) for c in chunks(sample_pcm, 3000)]
+    held = vad_pb2.DetectConfig(sample_rate_hz=16000, caller_holds_audio=True)
+    apart = await detect([vad_pb2.DetectRequest(config=held), *audio])
+    held.end_carries_audio = True
+    folded = await detect([vad_pb2.DetectRequest(config=held), *audio])
+
+    ends = [r for r in folded if r.WhichOneof("event") == "end"]
+    assert len(ends) == 4 and len(folded) == len(apart) - len(ends)  # one response fewer per utterance
+    assert all(r.start_s < r.end_s for r in ends)  # each brought its utterance's last piece
+
+    def audio_spans(responses):  # (utterance, start, end) of all the audio, merged where pieces touch
+        merged: list[list] = []
+        for r in responses:
+            if r.WhichOneof("event") in ("audio", "end") and r.start_s < r.end_s:
+                if merged and merged[-1][0] == r.utterance_id and merged[-1][2] == r.start_s:
+                    merged[-1][2] = r.end_s
+                else:
+                    merged.append([r.utterance_id, r.start_s, r.end_s])
+        return merged
+
+    assert audio_spans(folded) == audio_spans(apart)
+    assert [(r.utterance_id, r.end_s, r.end.reason) for r in ends] == [
+        (r.utterance_id, r.end_s, r.end.reason) for r in apart if r.WhichOneof("event") == "end"
+    ]
+
+
 @pytest.mark.parametrize(
     ("requests", "words"),
     [
         ([vad_pb2.DetectRequest(audio=b"\0\0")], "first message"),
         ([vad_pb2.DetectRequest(config=vad_pb2.DetectConfig(sample_rate_hz=8000))], "16000"),
         ([CONFIG, CONFIG], "only in the first message"),
+        (
+            [vad_pb2.DetectRequest(config=vad_pb2.DetectConfig(sample_rate_hz=16000, end_carries_audio=True))],
+            "only with caller_holds_audio",
+        ),
         ([CONFIG, vad_pb2.DetectRequest(audio=b"\0\0\0")], "whole number of samples"),
         ([vad_pb2.DetectRequest(config=vad_pb2.DetectConfig(sample_rate_hz=16000, offset_s=-1))], "positive offset"),
         (

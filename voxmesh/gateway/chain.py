@@ -236,7 +236,11 @@ class Chain:
             pcm = response.audio.audio or self.vad.audio(response.start_s, response.end_s)
             utterance.hold(pcm, response.end_s, response.audio.pause_s)
             await self.asr.sync(utterance)
-        elif kind == "end" and utterance.end(response.end_s, now()):
+        elif kind == "end":
+            if response.start_s < response.end_s and utterance.ended_at is None:  # its last audio (end_carries_audio)
+                utterance.hold(self.vad.audio(response.start_s, response.end_s), response.end_s)
+            if not utterance.end(response.end_s, now()):
+                return
             await self._emit(utterance.event(speech_ended=transcription_pb2.SpeechEnded(reason=response.end.reason)))
             await self.asr.sync(utterance)
             self._retire(utterance)
@@ -324,8 +328,10 @@ class Chain:
     # -- utterances -------------------------------------------------------------------------------
 
     async def _release(self) -> None:
-        """Send out finals and errors in utterance order, each once every earlier one is out."""
+        """Send out finals and errors in utterance order, each once every earlier one is out; then the finals
+        to post-process to the LLM."""
         async with self._releasing:
+            to_process: list[ChainUtterance] = []
             while self._unreleased:
                 utterance = self.utterances.get(self._unreleased[0])
                 if utterance is not None and utterance.resolved_at is None:
@@ -340,9 +346,15 @@ class Chain:
                     if self._llm_failure:
                         await self._emit_processing_failed(utterance, self._llm_failure)
                     else:
-                        assert self.llm is not None  # PROCESSING only with post-processing
-                        await self.llm.submit(utterance)
+                        to_process.append(utterance)
                 self._retire(utterance)
+            if to_process:
+                assert self.llm is not None  # PROCESSING only with post-processing
+                # The client's events go first: this task's write to the LLM would run before the task that
+                # writes them to the client, and hold the final back by that write's own work.
+                await asyncio.sleep(0)
+                for utterance in to_process:
+                    await self.llm.submit(utterance)
         await self._maybe_end()
 
     async def _emit_processing_failed(self, utterance: ChainUtterance, reason: str) -> None:

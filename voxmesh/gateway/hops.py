@@ -5,11 +5,12 @@ stream must be sent again after a failover.
   audio that comes before the VAD's next start or end can fall (`next_boundary_s`) and sends it in one message: in
   speech, a message per 400-500 ms instead of one per client chunk, and the chunk that can complete a start or an
   end goes at once. It keeps the audio the VAD has not settled (`settled_through_s`), and the VAD answers with the
-  spans of the utterances' audio, which the hop cuts from what it holds; a new VAD stream starts at the settled
-  offset with the next utterance id, inside the open utterance when there is one, so times and ids continue, no
-  utterance is announced twice and no sample is skipped. The new VAD first listens to the open utterance's audio
-  and a few seconds before it (`warmup_s`): a classifier that has not adapted to the speaker ends utterances early,
-  and segments differently from the one it replaces.
+  spans of the utterances' audio, which the hop cuts from what it holds; an utterance's last span comes with its
+  end (`end_carries_audio`), one answer where the end would wait for the span's to be written. A new VAD stream
+  starts at the settled offset with the next utterance id, inside the open utterance when there is one, so times
+  and ids continue, no utterance is announced twice and no sample is skipped. The new VAD first listens to the
+  open utterance's audio and a few seconds before it (`warmup_s`): a classifier that has not adapted to the
+  speaker ends utterances early, and segments differently from the one it replaces.
 - AsrHop: each utterance's audio and end: as the VAD hands the audio on, or, when the ASR says it wants
   the audio only at the end (finals decoded whole, no partials: rpc.AUDIO_WANTED), in 1 s messages: each
   whole second as soon as it is held, and the rest with the end. That saves the gateway and the ASR a
@@ -85,6 +86,7 @@ class VadHop(Hop):
             next_utterance_id=self.next_utterance,
             warmup_s=(self.settled - self.start) / SAMPLE_RATE,
             caller_holds_audio=True,
+            end_carries_audio=True,
         )
         if self.open_since is not None:
             config.open_utterance.start_s = self.open_since / SAMPLE_RATE

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from voxmesh.v1 import common_pb2 as voxmesh_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14voxmesh/v1/vad.proto\x12\nvoxmesh.v1\x1a\x17voxmesh/v1/common.proto\"\xe2\x01\n\x0c\x44\x65tectConfig\x12\x16\n\x0esample_rate_hz\x18\x01 \x01(\x05\x12\x10\n\x08offset_s\x18\x02 \x01(\x01\x12\x19\n\x11next_utterance_id\x18\x03 \x01(\r\x12\x31\n\x0eopen_utterance\x18\x04 \x01(\x0b\x32\x19.voxmesh.v1.OpenUtterance\x12\x10\n\x08warmup_s\x18\x05 \x01(\x01\x12,\n\x0b\x65ndpointing\x18\x06 \x01(\x0b\x32\x17.voxmesh.v1.Endpointing\x12\x1a\n\x12\x63\x61ller_holds_audio\x18\x07 \x01(\x08\" \n\rOpenUtterance\x12\x0f\n\x07start_s\x18\x01 \x01(\x01\"{\n\rDetectRequest\x12*\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x18.voxmesh.v1.DetectConfigH\x00\x12\x0f\n\x05\x61udio\x18\x02 \x01(\x0cH\x00\x12\"\n\x05\x66lush\x18\x03 \x01(\x0b\x32\x11.voxmesh.v1.FlushH\x00\x42\t\n\x07request\"\r\n\x0bSpeechStart\"-\n\x0bSpeechAudio\x12\r\n\x05\x61udio\x18\x01 \x01(\x0c\x12\x0f\n\x07pause_s\x18\x02 \x01(\x01\"8\n\tSpeechEnd\x12+\n\x06reason\x18\x01 \x01(\x0e\x32\x1b.voxmesh.v1.SpeechEndReason\"\xf3\x02\n\x0e\x44\x65tectResponse\x12\x14\n\x0cutterance_id\x18\x01 \x01(\r\x12\x0f\n\x07start_s\x18\x02 \x01(\x01\x12\r\n\x05\x65nd_s\x18\x03 \x01(\x01\x12\x17\n\x0finput_through_s\x18\x04 \x01(\x01\x12\x19\n\x11settled_through_s\x18\x05 \x01(\x01\x12\x17\n\x0fnext_boundary_s\x18\x06 \x01(\x01\x12(\n\x05start\x18\n \x01(\x0b\x32\x17.voxmesh.v1.SpeechStartH\x00\x12(\n\x05\x61udio\x18\x0b \x01(\x0b\x32\x17.voxmesh.v1.SpeechAudioH\x00\x12$\n\x03\x65nd\x18\x0c \x01(\x0b\x32\x15.voxmesh.v1.SpeechEndH\x00\x12.\n\x08progress\x18\r \x01(\x0b\x32\x1a.voxmesh.v1.DetectProgressH\x00\x12+\n\ngoing_away\x18\x0e \x01(\x0b\x32\x15.voxmesh.v1.GoingAwayH\x00\x42\x07\n\x05\x65vent\"\x10\n\x0e\x44\x65tectProgress2T\n\rVoiceActivity\x12\x43\n\x06\x44\x65tect\x12\x19.voxmesh.v1.DetectRequest\x1a\x1a.voxmesh.v1.DetectResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14voxmesh/v1/vad.proto\x12\nvoxmesh.v1\x1a\x17voxmesh/v1/common.proto\"\xfd\x01\n\x0c\x44\x65tectConfig\x12\x16\n\x0esample_rate_hz\x18\x01 \x01(\x05\x12\x10\n\x08offset_s\x18\x02 \x01(\x01\x12\x19\n\x11next_utterance_id\x18\x03 \x01(\r\x12\x31\n\x0eopen_utterance\x18\x04 \x01(\x0b\x32\x19.voxmesh.v1.OpenUtterance\x12\x10\n\x08warmup_s\x18\x05 \x01(\x01\x12,\n\x0b\x65ndpointing\x18\x06 \x01(\x0b\x32\x17.voxmesh.v1.Endpointing\x12\x1a\n\x12\x63\x61ller_holds_audio\x18\x07 \x01(\x08\x12\x19\n\x11\x65nd_carries_audio\x18\x08 \x01(\x08\" \n\rOpenUtterance\x12\x0f\n\x07start_s\x18\x01 \x01(\x01\"{\n\rDetectRequest\x12*\n\x06\x63onfig\x18\x01 \x01(\x0b\x32\x18.voxmesh.v1.DetectConfigH\x00\x12\x0f\n\x05\x61udio\x18\x02 \x01(\x0cH\x00\x12\"\n\x05\x66lush\x18\x03 \x01(\x0b\x32\x11.voxmesh.v1.FlushH\x00\x42\t\n\x07request\"\r\n\x0bSpeechStart\"-\n\x0bSpeechAudio\x12\r\n\x05\x61udio\x18\x01 \x01(\x0c\x12\x0f\n\x07pause_s\x18\x02 \x01(\x01\"8\n\tSpeechEnd\x12+\n\x06reason\x18\x01 \x01(\x0e\x32\x1b.voxmesh.v1.SpeechEndReason\"\xf3\x02\n\x0e\x44\x65tectResponse\x12\x14\n\x0cutterance_id\x18\x01 \x01(\r\x12\x0f\n\x07start_s\x18\x02 \x01(\x01\x12\r\n\x05\x65nd_s\x18\x03 \x01(\x01\x12\x17\n\x0finput_through_s\x18\x04 \x01(\x01\x12\x19\n\x11settled_through_s\x18\x05 \x01(\x01\x12\x17\n\x0fnext_boundary_s\x18\x06 \x01(\x01\x12(\n\x05start\x18\n \x01(\x0b\x32\x17.voxmesh.v1.SpeechStartH\x00\x12(\n\x05\x61udio\x18\x0b \x01(\x0b\x32\x17.voxmesh.v1.SpeechAudioH\x00\x12$\n\x03\x65nd\x18\x0c \x01(\x0b\x32\x15.voxmesh.v1.SpeechEndH\x00\x12.\n\x08progress\x18\r \x01(\x0b\x32\x1a.voxmesh.v1.DetectProgressH\x00\x12+\n\ngoing_away\x18\x0e \x01(\x0b\x32\x15.voxmesh.v1.GoingAwayH\x00\x42\x07\n\x05\x65vent\"\x10\n\x0e\x44\x65tectProgress2T\n\rVoiceActivity\x12\x43\n\x06\x44\x65tect\x12\x19.voxmesh.v1.DetectRequest\x1a\x1a.voxmesh.v1.DetectResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,21 +33,21 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'voxmesh.v1.vad_pb2', _globa
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DETECTCONFIG']._serialized_start=62
-  _globals['_DETECTCONFIG']._serialized_end=288
-  _globals['_OPENUTTERANCE']._serialized_start=290
-  _globals['_OPENUTTERANCE']._serialized_end=322
-  _globals['_DETECTREQUEST']._serialized_start=324
-  _globals['_DETECTREQUEST']._serialized_end=447
-  _globals['_SPEECHSTART']._serialized_start=449
-  _globals['_SPEECHSTART']._serialized_end=462
-  _globals['_SPEECHAUDIO']._serialized_start=464
-  _globals['_SPEECHAUDIO']._serialized_end=509
-  _globals['_SPEECHEND']._serialized_start=511
-  _globals['_SPEECHEND']._serialized_end=567
-  _globals['_DETECTRESPONSE']._serialized_start=570
-  _globals['_DETECTRESPONSE']._serialized_end=941
-  _globals['_DETECTPROGRESS']._serialized_start=943
-  _globals['_DETECTPROGRESS']._serialized_end=959
-  _globals['_VOICEACTIVITY']._serialized_start=961
-  _globals['_VOICEACTIVITY']._serialized_end=1045
+  _globals['_DETECTCONFIG']._serialized_end=315
+  _globals['_OPENUTTERANCE']._serialized_start=317
+  _globals['_OPENUTTERANCE']._serialized_end=349
+  _globals['_DETECTREQUEST']._serialized_start=351
+  _globals['_DETECTREQUEST']._serialized_end=474
+  _globals['_SPEECHSTART']._serialized_start=476
+  _globals['_SPEECHSTART']._serialized_end=489
+  _globals['_SPEECHAUDIO']._serialized_start=491
+  _globals['_SPEECHAUDIO']._serialized_end=536
+  _globals['_SPEECHEND']._serialized_start=538
+  _globals['_SPEECHEND']._serialized_end=594
+  _globals['_DETECTRESPONSE']._serialized_start=597
+  _globals['_DETECTRESPONSE']._serialized_end=968
+  _globals['_DETECTPROGRESS']._serialized_start=970
+  _globals['_DETECTPROGRESS']._serialized_end=986
+  _globals['_VOICEACTIVITY']._serialized_start=988
+  _globals['_VOICEACTIVITY']._serialized_end=1072
 # @@protoc_insertion_point(module_scope)

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class DetectConfig(_message.Message):
-    __slots__ = ("sample_rate_hz", "offset_s", "next_utterance_id", "open_utterance", "warmup_s", "endpointing", "caller_holds_audio")
+    __slots__ = ("sample_rate_hz", "offset_s", "next_utterance_id", "open_utterance", "warmup_s", "endpointing", "caller_holds_audio", "end_carries_audio")
     SAMPLE_RATE_HZ_FIELD_NUMBER: _ClassVar[int]
     OFFSET_S_FIELD_NUMBER: _ClassVar[int]
     NEXT_UTTERANCE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -15,6 +15,7 @@ class DetectConfig(_message.Message):
     WARMUP_S_FIELD_NUMBER: _ClassVar[int]
     ENDPOINTING_FIELD_NUMBER: _ClassVar[int]
     CALLER_HOLDS_AUDIO_FIELD_NUMBER: _ClassVar[int]
+    END_CARRIES_AUDIO_FIELD_NUMBER: _ClassVar[int]
     sample_rate_hz: int
     offset_s: float
     next_utterance_id: int
@@ -22,7 +23,8 @@ class DetectConfig(_message.Message):
     warmup_s: float
     endpointing: _common_pb2.Endpointing
     caller_holds_audio: bool
-    def __init__(self, sample_rate_hz: _Optional[int] = ..., offset_s: _Optional[float] = ..., next_utterance_id: _Optional[int] = ..., open_utterance: _Optional[_Union[OpenUtterance, _Mapping]] = ..., warmup_s: _Optional[float] = ..., endpointing: _Optional[_Union[_common_pb2.Endpointing, _Mapping]] = ..., caller_holds_audio: _Optional[bool] = ...) -> None: ...
+    end_carries_audio: bool
+    def __init__(self, sample_rate_hz: _Optional[int] = ..., offset_s: _Optional[float] = ..., next_utterance_id: _Optional[int] = ..., open_utterance: _Optional[_Union[OpenUtterance, _Mapping]] = ..., warmup_s: _Optional[float] = ..., endpointing: _Optional[_Union[_common_pb2.Endpointing, _Mapping]] = ..., caller_holds_audio: _Optional[bool] = ..., end_carries_audio: _Optional[bool] = ...) -> None: ...
 
 class OpenUtterance(_message.Message):
     __slots__ = ("start_s",)

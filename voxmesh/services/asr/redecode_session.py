@@ -115,7 +115,7 @@ class RedecodeSession(Session[_Redecoded]):
         for final_text in context:
             self._remember(final_text, None)
 
-    def _remember(self, final_text: str, audio: bytes | None) -> None:
+    def _remember(self, final_text: str, audio: bytes | bytearray | None) -> None:
         if not self.context_chars or not final_text:
             return
         if audio is None or len(audio) // SAMPLE_WIDTH > self.lead_samples:
@@ -123,7 +123,7 @@ class RedecodeSession(Session[_Redecoded]):
                 self._add_text(self.lead.popleft()[1])
             self._add_text(final_text)
             return
-        self.lead.append((audio, final_text))
+        self.lead.append((bytes(audio), final_text))
         while sum(len(audio) for audio, _ in self.lead) // SAMPLE_WIDTH > self.lead_samples:
             self._add_text(self.lead.popleft()[1])
 
@@ -173,7 +173,6 @@ class RedecodeSession(Session[_Redecoded]):
         except errors.VoxmeshError as exc:
             await self._fail(utterance, exc)
             return
-        self._remember(transcript.text, bytes(utterance.audio))
         await self._final(
             utterance,
             transcript.text,
@@ -184,3 +183,4 @@ class RedecodeSession(Session[_Redecoded]):
             words=transcript.result.words,
             confidence=transcript.result.confidence,
         )
+        self._remember(transcript.text, utterance.audio)  # after the final is out; before the next one begins

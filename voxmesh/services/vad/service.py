@@ -13,7 +13,8 @@ at the earliest (`next_boundary_s`, Segmenter.next_boundary), so that a caller m
 it into one message. A stream may continue another (config: offset, next utterance
 id, open utterance). When the service drains, each stream is told `going_away` with its next chunk. A
 caller that keeps its audio (`caller_holds_audio`, as the gateway does) gets the spans of its utterances'
-audio without the samples.
+audio without the samples, and, if it asks (`end_carries_audio`), an utterance's last span with its end: one
+response where there were two, of which the end waited for the first to be written.
 """
 
 from __future__ import annotations
@@ -189,7 +190,13 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer, rpc.Servicer):
             return
         rpc.require_internal_rate(config.sample_rate_hz)
         endpointing = config.endpointing if config.HasField("endpointing") else None
+        if config.end_carries_audio and not config.caller_holds_audio:
+            raise errors.InvalidArgument(
+                "end_carries_audio is accepted only with caller_holds_audio: an end carries the span of its audio, "
+                "not samples"
+            )
         segmenter = self.segmenter(endpointing, not config.caller_holds_audio, **check_resume(config))
+        fold = config.end_carries_audio
         await rpc.accepted(context)
         told = segmenter.settled  # how far the responses sent so far have settled the stream
         going_away_sent = False
@@ -202,8 +209,7 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer, rpc.Servicer):
                 events = await self._push(segmenter, message)
                 metrics.CHUNK_SECONDS.observe(time.perf_counter() - began)
                 metrics.AUDIO_SECONDS.inc(len(message) / (SAMPLE_WIDTH * SAMPLE_RATE))
-            for event in events:
-                response = self._response(event, segmenter)
+            for response in self._responses(events, segmenter, fold):
                 told = _samples(response.settled_through_s)
                 yield response
             if self.draining and not going_away_sent:
@@ -212,21 +218,31 @@ class VadServicer(vad_pb2_grpc.VoiceActivityServicer, rpc.Servicer):
             elif segmenter.settled - told >= PROGRESS_EVERY:
                 told = segmenter.settled
                 yield self._status(segmenter, progress=vad_pb2.DetectProgress())
-        for event in segmenter.flush():
-            yield self._response(event, segmenter)
+        for response in self._responses(segmenter.flush(), segmenter, fold):
+            yield response
 
     def close(self) -> None:
         if self._workers is not None:
             self._workers.shutdown(wait=False, cancel_futures=True)
 
     @staticmethod
-    def _response(event, segmenter: Segmenter) -> vad_pb2.DetectResponse:
-        if isinstance(event, SpeechEnded):
-            metrics.UTTERANCES.labels(event.reason).inc()
-        response = to_proto(event, segmenter.position)
-        response.next_boundary_s = _seconds(segmenter.next_boundary)
-        metrics.ANSWERS.labels(response.WhichOneof("event")).inc()
-        return response
+    def _responses(events: list, segmenter: Segmenter, fold: bool) -> list[vad_pb2.DetectResponse]:
+        """The responses for a push's events; with `fold` (end_carries_audio), an utterance's last audio and
+        its end (which the segmenter emits one after the other) are one response: the end, with the audio's span."""
+        responses: list[vad_pb2.DetectResponse] = []
+        for event in events:
+            if isinstance(event, SpeechEnded):
+                metrics.UTTERANCES.labels(event.reason).inc()
+            response = to_proto(event, segmenter.position)
+            response.next_boundary_s = _seconds(segmenter.next_boundary)
+            last = responses[-1] if responses else None
+            if fold and response.HasField("end") and last is not None and last.HasField("audio"):
+                assert last.utterance_id == response.utterance_id  # an end follows its own utterance's audio
+                response.start_s = responses.pop().start_s
+            responses.append(response)
+        for response in responses:
+            metrics.ANSWERS.labels(response.WhichOneof("event")).inc()
+        return responses
 
     @staticmethod
     def _status(segmenter: Segmenter, **event) -> vad_pb2.DetectResponse:
