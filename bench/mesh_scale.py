@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/mesh_scale.py [--streams 1,50,150,300] [--engine-ms 20] [--seconds 30]
                                          [--spread-s 5] [--aligned] [--seed 1] [--per-process 50]
-                                         [--no-relay] [--profile] [--env KEY=VALUE ...]
+                                         [--no-relay] [--profile] [--gc-pause] [--env KEY=VALUE ...]
 
 The real stack (gateway, VAD, ASR servicer and scheduler, LLM with its rule-based engine), each its own
 process, except that the ASR's engine sleeps --engine-ms per batch (bench/sleep_asr.py injects it). N
@@ -35,15 +35,22 @@ on the machine.
 --profile samples each service with py-spy (`pip install '.[bench]'`) while the streams run, and prints
 each one's top functions by own time and by time inside them (the first 15 s after the starts, at 100
 samples a second; the raw stacks stay in the logs folder).
+
+--gc-pause has each service run a full garbage collection halfway through the streams, timed on the thread
+of its event loop (bench/gc_pause), and prints how long each stopped its streams: as it runs (start-up's
+objects frozen out of the collector's sight, voxmesh/runtime.py) and with them back in sight, as before.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import math
+import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
 import urllib.request
@@ -115,6 +122,41 @@ async def profile(stack: LocalStack, folder: Path, seconds: float) -> dict[str, 
         if out.exists():
             summaries[name] = top_functions(out)
     return summaries
+
+
+GC_PAUSE = ROOT / "bench" / "gc_pause"  # its sitecustomize times a full collection on SIGUSR1
+
+
+def gc_pause_env(folder: Path) -> dict[str, str]:
+    """The services' environment for `--gc-pause`: bench/gc_pause first on their path, its log folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = os.pathsep.join(p for p in (str(GC_PAUSE), str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return {"PYTHONPATH": path, "VOXMESH_BENCH_GC_LOG": str(folder)}
+
+
+async def gc_pauses(stack: LocalStack, folder: Path, after_s: float) -> str:
+    """After `after_s`, each service runs a full collection, timed (bench/gc_pause/sitecustomize.py): the
+    line that says how long each stopped its streams, frozen as the service runs and unfrozen as before."""
+    await asyncio.sleep(after_s)
+    parts = []
+    for member in stack.members:  # one at a time: together they would take each other's cores
+        record = folder / str(member.process.pid)
+        os.kill(member.process.pid, signal.SIGUSR1)
+        for _ in range(50):
+            await asyncio.sleep(0.1)
+            if record.exists():
+                break
+        else:
+            parts.append(f"{member.name} did not answer")
+            continue
+        pause = json.loads(record.read_text())
+        now, before = pause["as_it_runs"], pause["unfrozen"]
+        parts.append(
+            f"{member.name} {now['seconds'] * 1000:.1f} ms ({now['cpu_seconds'] * 1000:.1f} of CPU) over "
+            f"{now['walked']:,} objects, with start-up's {before['seconds'] * 1000:.1f} ms "
+            f"({before['cpu_seconds'] * 1000:.1f}) over {before['walked']:,}"
+        )
+    return "a full garbage collection mid-run stops " + "; ".join(parts)
 
 
 def py_spy(folder: Path) -> str:
@@ -223,17 +265,23 @@ async def one_count(streams: int, args, pcm: bytes, work: Path) -> str:
         "VOXMESH_GATEWAY_MAX_STREAMS": str(streams + 16),
         "VOXMESH_ASR_QUEUE_SIZE": str(max(64, streams * 2)),
     }
+    if args.gc_pause:
+        env.update(gc_pause_env(work / f"gc-{streams}"))
     env.update(item.split("=", 1) for item in args.env)
     delays = start_delays(streams, args.spread_s, args.aligned, args.seed)
     stack = ScaleStack(gateway_port=0, log_dir=work / f"logs-{streams}", env=env, engine_ms=args.engine_ms)
     async with stack:
         before = {m.name: usage(m.process.pid) for m in stack.members}
         driving = asyncio.create_task(asyncio.to_thread(drive, stack.gateway, "mesh", delays, args.per_process, pcm))
+        pausing = None
+        if args.gc_pause:
+            pausing = asyncio.create_task(gc_pauses(stack, work / f"gc-{streams}", args.spread_s + args.seconds / 2))
         profiles = {}
         if args.profile:
             await asyncio.sleep(args.spread_s + 1)
             profiles = await profile(stack, work / f"profile-{streams}", min(15.0, args.seconds - 2))
         results, generator_cpu = await driving
+        collection = await pausing if pausing is not None else ""
         # per service: CPU seconds, context switches, page faults over the run
         spent = {
             m.name: [now - then for now, then in zip(usage(m.process.pid), before[m.name], strict=True)]
@@ -274,6 +322,8 @@ async def one_count(streams: int, args, pcm: bytes, work: Path) -> str:
         f"| {ms(pct(busy, 0.99))} | {finals} of {ends} | {per_second} / {generators:.2f} | {relay} |"
     )
     print(f"    {streams} streams: {vad_messages}", flush=True)
+    if collection:
+        print(f"    {streams} streams: {collection}", flush=True)
     print(f"    {streams} streams: {parts}", flush=True)
     switches = " / ".join(f"{spent[name][1] / seconds:.1f}" for name in services)
     faults = " / ".join(f"{spent[name][2] / seconds:.1f}" for name in services)
@@ -306,6 +356,9 @@ async def main() -> None:
     parser.add_argument("--no-relay", action="store_true")
     parser.add_argument("--env", action="append", default=[], help="KEY=VALUE for every service (repeatable)")
     parser.add_argument("--profile", action="store_true", help="py-spy each service while the streams run")
+    parser.add_argument(
+        "--gc-pause", action="store_true", help="time a full garbage collection in each service mid-run"
+    )
     args = parser.parse_args()
     pcm = speech(args.seconds)
     work = Path(tempfile.mkdtemp(prefix="mesh-scale-"))

@@ -50,6 +50,27 @@ async def test_health_is_not_serving_until_the_engine_is_warm_and_after_stop_beg
     await server.stop(None)
 
 
+async def test_a_served_process_freezes_what_start_up_made_before_it_says_serving():
+    import gc
+
+    config = settings(VadSettings)
+    service = SlowStartVad(config)
+    server = Server(service, config, freeze_start_up=True)
+    port = await server.start()
+    gc.unfreeze()
+    try:
+        async with channel_to(f"127.0.0.1:{port}") as channel:
+            ready = asyncio.create_task(server.ready())
+            await asyncio.sleep(0.1)
+            assert gc.get_freeze_count() == 0  # the engine is still loading
+            service.loaded.set()
+            await ready
+            assert gc.get_freeze_count() > 0 and await status(channel) == "SERVING"
+        await server.stop(None)
+    finally:
+        gc.unfreeze()  # the rest of the test process collects as before
+
+
 async def test_reflection_lists_the_service_health_and_reflection():
     config = settings(VadSettings)
     server = Server(VadService(config), config)
