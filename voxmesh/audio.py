@@ -69,6 +69,8 @@ class PcmConverter:
         )
 
     def convert(self, chunk: bytes) -> bytes:
+        if self.format.channels == 1 and self._resampler is None:
+            return chunk  # already 16 kHz mono: passed on as it came, with no copy
         samples = np.frombuffer(chunk, dtype="<i2")
         if self.format.channels == 2:
             samples = samples.reshape(-1, 2).mean(axis=1)

@@ -39,6 +39,12 @@ def test_streaming_conversion_matches_whole_file_conversion(rate, channels):
     assert len(whole) // 2 == pytest.approx(2 * 16000, abs=2)
 
 
+def test_16k_mono_is_passed_on_as_it_came():
+    converter = audio.PcmConverter(audio.check_format("LINEAR16", 16000, 1))
+    chunk = np.arange(-800, 800, dtype="<i2").tobytes()
+    assert converter.convert(chunk) is chunk and converter.flush() == b""
+
+
 def test_unreadable_file_is_invalid_argument():
     with pytest.raises(errors.InvalidArgument):
         audio.read_file(b"not audio at all")
