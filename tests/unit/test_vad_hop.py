@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import numpy as np
+
 from voxmesh.gateway.hop import Stream
 from voxmesh.gateway.hops import VadHop
 from voxmesh.v1 import vad_pb2
@@ -16,10 +18,12 @@ class Recording:
 
     def __init__(self):
         self.sent: list[tuple[str, int | None]] = []
+        self.audio = bytearray()  # every sample written, in order
 
     async def write(self, request):
         kind = request.WhichOneof("request")
         self.sent.append((kind, len(request.audio) // 2 if kind == "audio" else None))
+        self.audio += request.audio
 
     async def done_writing(self):
         pass
@@ -106,3 +110,25 @@ async def test_a_new_stream_gets_the_held_audio_and_nothing_is_held_for_an_asr_t
     await live._handle(stream, vad_pb2.DetectResponse(next_boundary_s=1.0))
     await live.push(CHUNK)
     assert stream.call.sent == [("audio", 1600)]
+
+
+async def test_a_new_stream_gets_exactly_the_audio_kept_and_the_buffer_lets_the_rest_go():
+    vad = hop(audio_at_end=False)
+    first = Stream(Recording(), 1)  # type: ignore[arg-type]
+    vad.current = first
+    pcm = (np.arange(16000 * 20) % 30011).astype("<i2").tobytes()  # 20 s, every sample told apart by its place
+    for offset in range(0, len(pcm), len(CHUNK)):
+        await vad.push(pcm[offset : offset + len(CHUNK)])
+        settled_s = (offset + len(CHUNK)) / 2 / 16000  # quiet: the VAD settles all it has read
+        await vad._handle(first, vad_pb2.DetectResponse(settled_through_s=settled_s))
+        kept = (vad.received - vad.start) * 2
+        assert len(vad.buffer) <= 2 * kept + len(CHUNK), "what lies before the kept audio goes"
+    assert first.call.audio == pcm
+    assert vad.start == 16000 * 17, "the last 3 s before the settled offset are kept, for a new VAD to listen to"
+    assert vad.audio(18.5, 19.0) == pcm[2 * 16000 * 37 // 2 : 2 * 16000 * 19]
+
+    second = Stream(Recording(), 2)  # type: ignore[arg-type]
+    vad.current = second
+    async with vad.lock:
+        await vad._replay(second)
+    assert second.call.audio == pcm[2 * vad.start :], "the new stream gets the kept audio, sample for sample"

@@ -60,8 +60,9 @@ class VadHop(Hop):
 
     def __init__(self, chain: Chain, offset: int, next_utterance: int):
         super().__init__(chain)
-        self.buffer = bytearray()  # client audio from `start` (samples): the unsettled part, and a warm-up
-        self.start = offset
+        self.buffer = bytearray()  # client audio from `_base` (samples); what is kept starts at `start`
+        self.start = offset  # the first sample kept: the unsettled audio, and a warm-up before it
+        self._base = offset  # the buffer's first sample: what lies before `start` goes once it is half the buffer
         self.settled = offset  # every sample before it is settled (see vad.proto)
         self.received = offset  # samples of client audio so far (the buffer's end)
         self.sent = offset  # samples sent on the current stream
@@ -97,9 +98,14 @@ class VadHop(Hop):
     def audio(self, start_s: float, end_s: float) -> bytes:
         """The held client audio of [start_s, end_s): the span of an utterance's audio the VAD announced
         (it is not settled before that answer, so the buffer still holds it)."""
-        begin, end = samples(start_s) - self.start, samples(end_s) - self.start
-        assert 0 <= begin <= end <= len(self.buffer) // SAMPLE_WIDTH, "the VAD announced audio the gateway let go"
-        return bytes(self.buffer[begin * SAMPLE_WIDTH : end * SAMPLE_WIDTH])
+        begin, end = samples(start_s), samples(end_s)
+        assert self.start <= begin <= end <= self.received, "the VAD announced audio the gateway let go"
+        return self._held(begin, end)
+
+    def _held(self, begin: int, end: int) -> bytes:
+        """The buffer's samples [begin, end), copied once."""
+        with memoryview(self.buffer) as view:
+            return bytes(view[(begin - self._base) * SAMPLE_WIDTH : (end - self._base) * SAMPLE_WIDTH])
 
     async def push(self, pcm: bytes) -> None:
         """Client audio (16 kHz mono): keep it until settled, send it when a stream is up."""
@@ -145,8 +151,7 @@ class VadHop(Hop):
             flush = next((at for at in self.flushes if at > self.flushed_to), None)
             until = self.received if flush is None else flush
             while self.sent < until:
-                start = (self.sent - self.start) * SAMPLE_WIDTH
-                chunk = bytes(self.buffer[start : start + min(MAX_CHUNK_BYTES, (until - self.sent) * SAMPLE_WIDTH)])
+                chunk = self._held(self.sent, min(until, self.sent + MAX_CHUNK_BYTES // SAMPLE_WIDTH))
                 if not await self.write(stream, vad_pb2.DetectRequest(audio=chunk)):
                     return
                 self.sent += len(chunk) // SAMPLE_WIDTH
@@ -174,10 +179,12 @@ class VadHop(Hop):
         while self.flushes and self.flushes[0] <= self.settled and self.flushes[0] <= self.flushed_to:
             self.flushes.popleft()  # applied: the VAD ended the utterance there (or was quiet)
         keep_from = min(self.settled, self.open_since if self.open_since is not None else self.settled)
-        keep_from = max(self.start, keep_from - samples(WARMUP_S))
-        if keep_from > self.start:
-            del self.buffer[: (keep_from - self.start) * SAMPLE_WIDTH]
-            self.start = keep_from
+        self.start = max(self.start, keep_from - samples(WARMUP_S))
+        dead = (self.start - self._base) * SAMPLE_WIDTH
+        if dead and 2 * dead >= len(self.buffer):
+            # Cut rarely: a bytearray cut at its front copies all it keeps at its next append.
+            del self.buffer[:dead]
+            self._base = self.start
         self._room.set()
 
     async def _going_away(self, stream: Stream, response: vad_pb2.DetectResponse) -> None:
