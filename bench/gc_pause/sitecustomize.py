@@ -28,8 +28,10 @@ def _pause(signum, frame) -> None:
     if frozen:
         gc.freeze()
     record = {"argv": sys.argv, "frozen": frozen, "as_it_runs": as_it_runs, "unfrozen": unfrozen}
-    with open(os.path.join(os.environ["VOXMESH_BENCH_GC_LOG"], str(os.getpid())), "w") as out:
+    path = os.path.join(os.environ["VOXMESH_BENCH_GC_LOG"], str(os.getpid()))
+    with open(path + ".part", "w") as out:
         json.dump(record, out)
+    os.replace(path + ".part", path)  # whole when the bench sees it
 
 
 if os.environ.get("VOXMESH_BENCH_GC_LOG"):

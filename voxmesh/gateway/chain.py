@@ -4,9 +4,8 @@ The chain runs a hop per inner service (voxmesh/gateway/hops.py; the LLM only wh
 each of which fails over to another replica when its stream is lost or its service goes away, and two
 tasks:
 - pump:     client audio (already 16 kHz mono) -> the VAD hop; its end half-closes the VAD.
-- watchdog: an utterance with no final within `final_timeout_s` of its end (or no processed text within
-            `processed_timeout_s` of its final) is reported failed, so nothing is lost silently; a VAD that
-            stays unreachable for `final_timeout_s` ends the call.
+- watchdog: what is overdue (voxmesh/gateway/watchdog.py) is reported failed, so nothing is lost silently; a
+            VAD that stays unreachable for `final_timeout_s` ends the call.
 The hops' readers call back `on_vad`, `on_asr` and `on_llm`, which move utterances through their states
 (voxmesh/gateway/lifecycle.py) and emit the client's events. Finals and errors are released in utterance order, and
 every event says how far the stream is settled, so a client that loses its gateway can resume (see
@@ -30,7 +29,7 @@ from opentelemetry import context as otel_context
 
 from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH, errors, tasks, tracing
 from voxmesh.channel import Channel
-from voxmesh.gateway import metrics
+from voxmesh.gateway import metrics, watchdog
 from voxmesh.gateway.admission import Admission
 from voxmesh.gateway.config import ChainConfig, Flush
 from voxmesh.gateway.downstream import NAMES, Downstream
@@ -42,8 +41,6 @@ from voxmesh.settings import GatewaySettings
 from voxmesh.v1 import asr_pb2, common_pb2, llm_pb2, transcription_pb2, vad_pb2
 
 log = logging.getLogger("voxmesh.gateway.chain")
-
-WATCHDOG_INTERVAL_S = 0.25
 
 
 RECENT_FINALS = 8  # finals kept for a new ASR stream's context (the ASR keeps what its engine uses)
@@ -180,37 +177,15 @@ class Chain:
 
     async def _watchdog(self) -> None:
         while True:
-            await asyncio.sleep(WATCHDOG_INTERVAL_S)
+            await asyncio.sleep(watchdog.INTERVAL_S)
             at = now()
-            for utterance in list(self.utterances.values()):
-                # ENDED has its ended_at, PROCESSING its released_at (lifecycle.py)
-                if (
-                    utterance.state is State.ENDED
-                    and utterance.ended_at is not None
-                    and at - utterance.ended_at > self.final_timeout_s
-                ):
-                    utterance.fail(at, "asr", *self._overdue("asr", "final transcript", "of speech end"))
-                elif (
-                    utterance.state is State.PROCESSING
-                    and utterance.released_at is not None
-                    and at - utterance.released_at > self.settings.processed_timeout_s
-                ):
-                    code, message = self._overdue("llm", "processed text", "of the final transcript")
-                    await self._emit_processing_failed(utterance, f"{code}: {message}")
+            for late in watchdog.overdue(self, at):
+                if late.stage == "asr":
+                    late.utterance.fail(at, "asr", late.code, late.message)
+                else:
+                    await self._emit_processing_failed(late.utterance, f"{late.code}: {late.message}")
             await self._release()
-            vad_down = self.vad.down_since
-            if vad_down is not None and at - vad_down > self.settings.final_timeout_s:
-                raise errors.Unavailable(
-                    f"no replica of the VAD service was reachable for {self.settings.final_timeout_s:g} s; "
-                    "the stream cannot be segmented"
-                )
-
-    def _overdue(self, stage: str, what: str, since: str) -> tuple[str, str]:
-        hop = self.asr if stage == "asr" else self.llm
-        timeout = self.final_timeout_s if stage == "asr" else self.settings.processed_timeout_s
-        if hop is not None and hop.current is None:
-            return "UNAVAILABLE", f"no {what} within {timeout:g} s {since}: no {stage.upper()} replica was reachable"
-        return "DEADLINE_EXCEEDED", f"no {what} within {timeout:g} s {since}"
+            watchdog.check_vad(self, at)
 
     # -- what the hops report -------------------------------------------------------------------
 
