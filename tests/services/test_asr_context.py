@@ -18,7 +18,7 @@ from tests.services.conftest import utterance_end as end
 from voxmesh import text
 from voxmesh.audio import pcm_to_float
 from voxmesh.services.asr.engines import AsrRequest, AsrResult, EngineCapabilities
-from voxmesh.services.asr.engines.whisper import WhisperEngine, repetitive
+from voxmesh.services.asr.engines.whisper import WhisperEngine, looping, repetitive
 from voxmesh.services.asr.service import AsrService
 from voxmesh.settings import AsrSettings
 from voxmesh.v1 import asr_pb2_grpc
@@ -272,6 +272,20 @@ def test_whisper_hears_the_lead_only_within_context_audio_s_in_all(jfk_halves, m
 def test_a_continuation_that_loops_is_not_taken():
     assert repetitive("front left, " * 12)
     assert not repetitive("And so my fellow Americans, ask not what your country can do for you.")
+    assert looping("front left, " * 12, seconds=4.0), "24 words in 4 s, repeating: a loop"
+    assert not looping("front left, " * 12, seconds=20.0), "24 words in 20 s: a list read aloud"
+
+
+def test_a_list_read_aloud_is_answered_as_heard_not_sampled_as_a_loop():
+    """A list repeats itself as a loop does (alsa_channels' text compresses 2.7 times, Whisper's loop bound is
+    2.4), at a speaker's pace: its answer at temperature 0 is kept, not sampled again at random."""
+    whisper = WhisperEngine(settings(AsrSettings))
+    first = pcm_to_float(real(ALSA))[: 10 * 16000]  # "front, center, front, left, front, right, rear, ..."
+    audio = np.concatenate([first, np.zeros(8000, np.float32), first])
+    heard = whisper._sampled(audio, "en", whisper.beam_size, None, None, (0.0,))[0].text
+    assert repetitive(heard) and len(text.words(heard)) >= 20, heard
+    answers = {whisper.transcribe([AsrRequest(audio, "en", final=True)])[0].text for _ in range(3)}
+    assert answers == {heard}
 
 
 def test_finals_of_several_streams_decoded_together_are_each_their_own(jfk_halves):

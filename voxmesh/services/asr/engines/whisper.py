@@ -47,6 +47,10 @@ MIN_WORDS_PER_S = 1.0  # below this, a final decoded with context over SPARSE_AF
 # again doubled their time for nothing and raised clean speech's speech end -> final p95 by a third.
 SPARSE_AFTER_S = 4.0
 MAX_COMPRESSION_RATIO = 2.4  # Whisper's own bound for text that repeats itself
+# A loop says more than this, on top of compressing as one: a list read aloud ("front left, front right, rear
+# left") compresses as well as a loop does (alsa_channels.flac's own text: 2.7), at about one word a second.
+LOOP_WORDS_PER_S = 3.0
+FALLBACK_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)  # faster-whisper's own, after the first decode at 0
 LOW_LOGPROB = -1.0  # Whisper's own bound: an answer less likely than this per token is decoded again
 # Finals of several streams share one CTranslate2 call up to this many: on the 2-core machine four
 # utterances of 4 s took 1.35 s together against 1.82 s one by one; eight gained nothing more (2.91 s
@@ -68,6 +72,14 @@ def repetitive(answer: str) -> bool:
     """Whether the text compresses as a loop does (Whisper's compression-ratio test)."""
     data = answer.encode()
     return len(data) > 40 and len(data) / len(zlib.compress(data)) > MAX_COMPRESSION_RATIO
+
+
+def looping(answer: str, seconds: float) -> bool:
+    """Whether an answer is Whisper looping: text that compresses as a loop does and says more words than
+    speech holds in its audio's time. Whisper's test alone takes a list read aloud for a loop, and its answer
+    was then sampled at rising temperatures: on a 30 s list in babble the sampled answers were empty (the
+    window taken for silence), a loop of 112 words, or the list, by chance."""
+    return repetitive(answer) and len(text.words(answer)) > LOOP_WORDS_PER_S * seconds
 
 
 def default_model() -> tuple[str, str]:
@@ -164,7 +176,7 @@ class WhisperEngine:
         if (
             len(text.words(bare.text)) > found
             and (bare.confidence or 0.0) >= (result.confidence or 0.0)
-            and not repetitive(bare.text)
+            and not looping(bare.text, seconds)
         ):
             log.debug("a sparse answer decoded again without context", extra={"text": result.text, "again": bare.text})
             return bare
@@ -209,7 +221,8 @@ class WhisperEngine:
             log.debug("continuation dropped its prefix", extra={"prefix": plan.prefix, "text": answer})
             return None
         rest = answer[len(plan.prefix) :].strip()
-        if len(text.words(rest)) > 3 + MAX_WORDS_PER_S * len(request.audio) / SAMPLE_RATE or repetitive(rest):
+        seconds = len(request.audio) / SAMPLE_RATE
+        if len(text.words(rest)) > 3 + MAX_WORDS_PER_S * seconds or looping(rest, seconds):
             log.debug("continuation longer than its audio can hold, or looping", extra={"text": rest})
             return None
         return rest
@@ -251,7 +264,7 @@ class WhisperEngine:
             tokens = answer.sequences_ids[0]
             average_logprob = answer.scores[0] * len(tokens) / (len(tokens) + 1)
             said = tokenizer.decode(tokens).strip()
-            if average_logprob < LOW_LOGPROB or repetitive(said):
+            if average_logprob < LOW_LOGPROB or looping(said, len(plan.audio) / SAMPLE_RATE):
                 answered.append(None)
             elif plan.prefix is not None:
                 rest = self._continuation(plan, said, request)
@@ -269,6 +282,30 @@ class WhisperEngine:
         prompt: list[int] | None,
         prefix: str | None = None,
     ) -> AsrResult:
+        """faster-whisper's decode with its fallbacks, the loop test knowing the audio's length: at temperature 0
+        first; an answer that loops (`looping`) or is unlikely (LOW_LOGPROB) is decoded again by sampling at
+        rising temperatures, as faster-whisper does, unless Whisper took the audio for silence; a sampled
+        answer that loops is not taken over the first one when that did not."""
+        seconds = len(audio) / SAMPLE_RATE
+        first, logprob = self._sampled(audio, language, beam_size, prompt, prefix, (0.0,))
+        if logprob is None or (logprob >= LOW_LOGPROB and not looping(first.text, seconds)):
+            return first
+        again, _ = self._sampled(audio, language, beam_size, prompt, prefix, FALLBACK_TEMPERATURES)
+        if looping(again.text, seconds) and first.text and not looping(first.text, seconds):
+            return first
+        return again
+
+    def _sampled(
+        self,
+        audio: np.ndarray,
+        language: str | None,
+        beam_size: int,
+        prompt: list[int] | None,
+        prefix: str | None,
+        temperatures: tuple[float, ...],
+    ) -> tuple[AsrResult, float | None]:
+        """One faster-whisper decode at these temperatures, and its mean token log-probability (None when it
+        took the audio for silence). Whisper's compression-ratio test applies only where it samples."""
         segments, info = self.model.transcribe(
             audio,
             language=language,
@@ -278,15 +315,18 @@ class WhisperEngine:
             condition_on_previous_text=False,
             initial_prompt=prompt,
             prefix=prefix,
+            temperature=list(temperatures),
+            compression_ratio_threshold=MAX_COMPRESSION_RATIO if temperatures[0] > 0 else None,
         )
         segments = list(segments)
         tokens = sum(len(segment.tokens) for segment in segments)
         logprob = sum(segment.avg_logprob * len(segment.tokens) for segment in segments) / max(1, tokens)
-        return AsrResult(
+        result = AsrResult(
             text="".join(segment.text for segment in segments).strip(),
             language=info.language,
             confidence=math.exp(logprob) if tokens else None,
         )
+        return result, (logprob if segments else None)
 
     def _align(self, audios: list[np.ndarray], results: list[AsrResult]) -> list[tuple[Word, ...]]:
         """Each result's words, timed in its utterance's audio: Whisper's cross-attention alignment of the
