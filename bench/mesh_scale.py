@@ -29,8 +29,10 @@ voxmesh_vad_chunk_processing_seconds, and its answers by kind, voxmesh_vad_answe
 service's context switches and page faults per stream-second (/proc: every time one of its threads slept
 or was put off the CPU; every page of memory touched for the first time since it was mapped), and where
 the mean overhead goes, from the gateway's and the ASR's histograms (the VAD's hop, the gateway's own speech
-end -> final less compute, and of that the ASR's hop less compute and busy wait). Run it with nothing else
-on the machine.
+end -> final less compute, and of that the ASR's hop less compute and busy wait), and the share of finals
+that waited behind other streams' batches with the overhead's p50 and p90 without that wait (the engine
+takes a fixed time per batch, so a final that meets it busy waits up to that time: once a third of the
+finals wait, the p50 with the wait is about the p75 without it). Run it with nothing else on the machine.
 
 --profile samples each service with py-spy (`pip install '.[bench]'`) while the streams run, and prints
 each one's top functions by own time and by time inside them (the first 15 s after the starts, at 100
@@ -325,6 +327,13 @@ async def one_count(streams: int, args, pcm: bytes, work: Path) -> str:
     if collection:
         print(f"    {streams} streams: {collection}", flush=True)
     print(f"    {streams} streams: {parts}", flush=True)
+    if busy:
+        waited = sum(1 for b in busy if b > 0.0005) / len(busy)
+        print(
+            f"    {streams} streams: {waited:.0%} of finals waited behind other streams' batches; overhead without "
+            f"that wait p50 {ms(pct(without_busy, 0.5))} ms, p90 {ms(pct(without_busy, 0.9))} ms",
+            flush=True,
+        )
     switches = " / ".join(f"{spent[name][1] / seconds:.1f}" for name in services)
     faults = " / ".join(f"{spent[name][2] / seconds:.1f}" for name in services)
     print(
