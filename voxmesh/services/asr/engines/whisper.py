@@ -287,15 +287,15 @@ class WhisperEngine:
         rising temperatures, as faster-whisper does, unless Whisper took the audio for silence; a sampled
         answer that loops is not taken over the first one when that did not."""
         seconds = len(audio) / SAMPLE_RATE
-        first, logprob = self._sampled(audio, language, beam_size, prompt, prefix, (0.0,))
+        first, logprob = self._decode_at(audio, language, beam_size, prompt, prefix, (0.0,))
         if logprob is None or (logprob >= LOW_LOGPROB and not looping(first.text, seconds)):
             return first
-        again, _ = self._sampled(audio, language, beam_size, prompt, prefix, FALLBACK_TEMPERATURES)
+        again, _ = self._decode_at(audio, language, beam_size, prompt, prefix, FALLBACK_TEMPERATURES)
         if looping(again.text, seconds) and first.text and not looping(first.text, seconds):
             return first
         return again
 
-    def _sampled(
+    def _decode_at(
         self,
         audio: np.ndarray,
         language: str | None,
