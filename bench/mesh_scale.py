@@ -267,8 +267,9 @@ async def one_count(streams: int, args, pcm: bytes, work: Path) -> str:
         "VOXMESH_GATEWAY_MAX_STREAMS": str(streams + 16),
         "VOXMESH_ASR_QUEUE_SIZE": str(max(64, streams * 2)),
     }
+    gc_folder = work / f"gc-{streams}"
     if args.gc_pause:
-        env.update(gc_pause_env(work / f"gc-{streams}"))
+        env.update(gc_pause_env(gc_folder))
     env.update(item.split("=", 1) for item in args.env)
     delays = start_delays(streams, args.spread_s, args.aligned, args.seed)
     stack = ScaleStack(gateway_port=0, log_dir=work / f"logs-{streams}", env=env, engine_ms=args.engine_ms)
@@ -277,7 +278,7 @@ async def one_count(streams: int, args, pcm: bytes, work: Path) -> str:
         driving = asyncio.create_task(asyncio.to_thread(drive, stack.gateway, "mesh", delays, args.per_process, pcm))
         pausing = None
         if args.gc_pause:
-            pausing = asyncio.create_task(gc_pauses(stack, work / f"gc-{streams}", args.spread_s + args.seconds / 2))
+            pausing = asyncio.create_task(gc_pauses(stack, gc_folder, args.spread_s + args.seconds / 2))
         profiles = {}
         if args.profile:
             await asyncio.sleep(args.spread_s + 1)

@@ -13,6 +13,7 @@ from voxmesh.gateway.lifecycle import ChainUtterance, State
 
 if TYPE_CHECKING:
     from voxmesh.gateway.chain import Chain
+    from voxmesh.gateway.hop import Hop
 
 INTERVAL_S = 0.25
 
@@ -28,22 +29,17 @@ class Overdue:
 def overdue(chain: Chain, at: float) -> list[Overdue]:
     """The chain's utterances whose next answer is overdue at `at` (ENDED has its ended_at, PROCESSING its
     released_at: lifecycle.py)."""
+    final_s, processed_s = chain.final_timeout_s, chain.settings.processed_timeout_s
     late = []
     for u in chain.utterances.values():
-        if u.state is State.ENDED and u.ended_at is not None and at - u.ended_at > chain.final_timeout_s:
-            late.append(_why(chain, u, "asr", "final transcript", "of speech end"))
-        elif (
-            u.state is State.PROCESSING
-            and u.released_at is not None
-            and at - u.released_at > chain.settings.processed_timeout_s
-        ):
-            late.append(_why(chain, u, "llm", "processed text", "of the final transcript"))
+        if u.state is State.ENDED and u.ended_at is not None and at - u.ended_at > final_s:
+            late.append(_why(u, "asr", chain.asr, final_s, "final transcript", "of speech end"))
+        elif u.state is State.PROCESSING and u.released_at is not None and at - u.released_at > processed_s:
+            late.append(_why(u, "llm", chain.llm, processed_s, "processed text", "of the final transcript"))
     return late
 
 
-def _why(chain: Chain, utterance: ChainUtterance, stage: str, what: str, since: str) -> Overdue:
-    hop = chain.asr if stage == "asr" else chain.llm
-    timeout = chain.final_timeout_s if stage == "asr" else chain.settings.processed_timeout_s
+def _why(utterance: ChainUtterance, stage: str, hop: Hop | None, timeout: float, what: str, since: str) -> Overdue:
     message = f"no {what} within {timeout:g} s {since}"
     if hop is not None and hop.current is None:
         return Overdue(utterance, stage, "UNAVAILABLE", f"{message}: no {stage.upper()} replica was reachable")
