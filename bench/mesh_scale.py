@@ -1,7 +1,8 @@
 """The mesh at scale, apart from the model: what the four services add to an engine of fixed cost.
 
     .venv/bin/python bench/mesh_scale.py [--streams 1,50,150,300] [--engine-ms 20] [--seconds 30]
-                                         [--spread-s 5] [--aligned] [--seed 1] [--per-process 50]
+                                         [--spread-s 5] [--aligned] [--same-speech] [--seed 1]
+                                         [--per-process 50]
                                          [--no-relay] [--profile] [--gc-pause] [--env KEY=VALUE ...]
 
 The real stack (gateway, VAD, ASR servicer and scheduler, LLM with its rule-based engine), each its own
@@ -10,7 +11,10 @@ clients stream real speech (../shared/audio, looped to --seconds) at real-time p
 from one load-generator process per --per-process streams. Each starts at a random moment within --spread-s
 (seeded by --seed, printed), as independent live clients do, so their 100 ms ticks fall at random phases.
 --aligned snaps the starts to whole chunks instead: every stream's chunk then arrives at the same instant,
-the worst case, which no live traffic makes.
+the worst case, which no live traffic makes. Each stream also starts at a random point of the speech (seeded),
+so that, as independent speakers' do, their utterances end at independent moments; --same-speech has every
+stream say it from its start instead, so the streams' ends of each utterance all fall within --spread-s and
+meet the engine busy with each other's batches more often.
 
 Per final, at the client: mesh overhead = the final's arrival - the moment the client sent the audio
 through the utterance's end offset (so the VAD's and every hop's delay counts) - the engine's compute time.
@@ -66,7 +70,7 @@ sys.path.insert(0, str(ROOT))
 
 from proc_stats import cpu_seconds, usage  # noqa: E402
 from relay import Relay  # noqa: E402
-from scale_load import CHUNK_S, drive, start_delays  # noqa: E402
+from scale_load import CHUNK_S, drive, speech_starts, start_delays  # noqa: E402
 
 from voxmesh import SAMPLE_RATE, SAMPLE_WIDTH  # noqa: E402
 from voxmesh.audio import read_file, to_internal  # noqa: E402
@@ -272,10 +276,13 @@ async def one_count(streams: int, args, pcm: bytes, work: Path) -> str:
         env.update(gc_pause_env(gc_folder))
     env.update(item.split("=", 1) for item in args.env)
     delays = start_delays(streams, args.spread_s, args.aligned, args.seed)
+    starts = speech_starts(streams, len(pcm) // SAMPLE_WIDTH, args.same_speech, args.seed)
     stack = ScaleStack(gateway_port=0, log_dir=work / f"logs-{streams}", env=env, engine_ms=args.engine_ms)
     async with stack:
         before = {m.name: usage(m.process.pid) for m in stack.members}
-        driving = asyncio.create_task(asyncio.to_thread(drive, stack.gateway, "mesh", delays, args.per_process, pcm))
+        driving = asyncio.create_task(
+            asyncio.to_thread(drive, stack.gateway, "mesh", delays, starts, args.per_process, pcm)
+        )
         pausing = None
         if args.gc_pause:
             pausing = asyncio.create_task(gc_pauses(stack, gc_folder, args.spread_s + args.seconds / 2))
@@ -304,7 +311,7 @@ async def one_count(streams: int, args, pcm: bytes, work: Path) -> str:
         relay_server = Relay()
         try:
             relay_results, relay_generator_cpu = await asyncio.to_thread(
-                drive, relay_server.target, "relay", delays, args.per_process, pcm
+                drive, relay_server.target, "relay", delays, starts, args.per_process, pcm
             )
             round_trips = [o for r in relay_results for o in r.overheads]
             generators, relays = (
@@ -361,6 +368,7 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--spread-s", type=float, default=5.0)
     parser.add_argument("--aligned", action="store_true", help="every stream's ticks at the same instant")
+    parser.add_argument("--same-speech", action="store_true", help="every stream says the speech from its start")
     parser.add_argument("--seed", type=int, default=1, help="of the random starts")
     parser.add_argument("--per-process", type=int, default=50)
     parser.add_argument("--no-relay", action="store_true")
@@ -376,6 +384,7 @@ async def main() -> None:
         f"engine: sleeps {args.engine_ms:g} ms per batch; streams of {args.seconds:g} s of real speech, "
         f"real time, {CHUNK_S * 1000:g} ms chunks, starts "
         f"{'snapped to whole chunks' if args.aligned else f'at random (seed {args.seed})'} over {args.spread_s:g} s, "
+        f"{'each from the start of the speech' if args.same_speech else 'each from a random point of the speech'}, "
         f"{args.per_process} streams per load-generator process; logs in {work}"
     )
     print()

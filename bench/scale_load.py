@@ -4,7 +4,11 @@ wait were) or through the relay (each chunk's round trip).
 
 Each stream starts after its own delay (`start_delays`). Independent live clients start at random moments, so
 their 100 ms ticks fall at random phases; starts spaced evenly by a multiple of 100 ms would put every
-stream's chunks on the same instant, a burst no live traffic makes (kept as `aligned`, the worst case)."""
+stream's chunks on the same instant, a burst no live traffic makes (kept as `aligned`, the worst case).
+Each stream also starts at its own point of the speech (`speech_starts`), looping round to it: independent
+speakers end their utterances at independent moments, where streams that all say the same words from the
+same point, a few seconds apart, end theirs in bunches that meet the engine busy more often (kept as
+`same`)."""
 
 from __future__ import annotations
 
@@ -31,6 +35,20 @@ def start_delays(streams: int, spread_s: float, aligned: bool, seed: int) -> lis
         return [round(spread_s * i / max(1, streams) / CHUNK_S) * CHUNK_S for i in range(streams)]
     rng = random.Random(seed)
     return [rng.uniform(0.0, spread_s) for _ in range(streams)]
+
+
+def speech_starts(streams: int, samples: int, same: bool, seed: int) -> list[int]:
+    """The sample of the speech each stream starts at: uniform at random (seeded), or, `same`, its start."""
+    if same:
+        return [0] * streams
+    rng = random.Random(f"speech {seed}")  # apart from the start delays' numbers
+    return [rng.randrange(samples) for _ in range(streams)]
+
+
+def rotated(pcm: bytes, start: int) -> bytes:
+    """The speech from sample `start` on, then its beginning up to that sample."""
+    cut = start * SAMPLE_WIDTH
+    return pcm[cut:] + pcm[:cut]
 
 
 @dataclass
@@ -121,7 +139,7 @@ async def relay_stream(call_factory, pcm: bytes, delay: float) -> StreamResult:
     return result
 
 
-async def generate(target: str, mode: str, delays: list[float], pcm: bytes):
+async def generate(target: str, mode: str, delays: list[float], starts: list[int], pcm: bytes):
     import grpc
 
     options = [("grpc.max_receive_message_length", 16 << 20)]
@@ -130,28 +148,29 @@ async def generate(target: str, mode: str, delays: list[float], pcm: bytes):
             from voxmesh.v1 import transcription_pb2_grpc
 
             stub = transcription_pb2_grpc.TranscriptionStub(channel)
-            jobs = [mesh_stream(stub, pcm, delay) for delay in delays]
+            jobs = [mesh_stream(stub, rotated(pcm, start), delay) for delay, start in zip(delays, starts, strict=True)]
         else:
             echo = channel.stream_stream(RELAY_METHOD)
-            jobs = [relay_stream(echo, pcm, delay) for delay in delays]
+            jobs = [relay_stream(echo, rotated(pcm, start), delay) for delay, start in zip(delays, starts, strict=True)]
         return await asyncio.gather(*jobs)
 
 
-def generator_process(target, mode, delays, pcm, out) -> None:
-    results = asyncio.run(generate(target, mode, delays, pcm))
+def generator_process(target, mode, delays, starts, pcm, out) -> None:
+    results = asyncio.run(generate(target, mode, delays, starts, pcm))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     out.put((results, usage.ru_utime + usage.ru_stime))
 
 
-def drive(target: str, mode: str, delays: list[float], per_process: int, pcm: bytes):
-    """Run one stream per start delay, from processes of at most `per_process` streams each; their results and
-    CPU seconds."""
+def drive(target: str, mode: str, delays: list[float], starts: list[int], per_process: int, pcm: bytes):
+    """Run one stream per start delay, each from its start in the speech, from processes of at most
+    `per_process` streams each; their results and CPU seconds."""
     context = multiprocessing.get_context("spawn")
     out = context.Queue()
     processes = []
     for first in range(0, len(delays), per_process):
         process = context.Process(
-            target=generator_process, args=(target, mode, delays[first : first + per_process], pcm, out)
+            target=generator_process,
+            args=(target, mode, delays[first : first + per_process], starts[first : first + per_process], pcm, out),
         )
         process.start()
         processes.append(process)
