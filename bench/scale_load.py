@@ -143,15 +143,16 @@ async def generate(target: str, mode: str, delays: list[float], starts: list[int
     import grpc
 
     options = [("grpc.max_receive_message_length", 16 << 20)]
+    streams = list(zip((rotated(pcm, start) for start in starts), delays, strict=True))
     async with grpc.aio.insecure_channel(target, options=options) as channel:
         if mode == "mesh":
             from voxmesh.v1 import transcription_pb2_grpc
 
             stub = transcription_pb2_grpc.TranscriptionStub(channel)
-            jobs = [mesh_stream(stub, rotated(pcm, start), delay) for delay, start in zip(delays, starts, strict=True)]
+            jobs = [mesh_stream(stub, speech, delay) for speech, delay in streams]
         else:
             echo = channel.stream_stream(RELAY_METHOD)
-            jobs = [relay_stream(echo, rotated(pcm, start), delay) for delay, start in zip(delays, starts, strict=True)]
+            jobs = [relay_stream(echo, speech, delay) for speech, delay in streams]
         return await asyncio.gather(*jobs)
 
 
