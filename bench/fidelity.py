@@ -3,7 +3,7 @@ whole file, on clean and noisy speech.
 
     .venv/bin/python bench/fidelity.py [--configs NAME,...] [--try NAME:KEY=VALUE,...] [--snr clean,20,10,5]
                                        [--noise white,babble]
-                                       [--files a.wav b.flac --references refs.tsv] [--seed 1]
+                                       [--files a.wav b.flac --references refs.tsv] [--seed 1] [--shifts 0]
                                        [--latency] [--latency-rounds 3] [--vad-streams 50]
 
 Clips:
@@ -22,6 +22,11 @@ for a local stack), every clip is streamed with `pace=fast` through a fresh stac
 into a transcript. "Offline" is faster-whisper's `WhisperModel.transcribe` on the whole file with its
 defaults (beam 5, conditioned on previous text), the same model and compute type as the service. WER is
 against the reference text.
+
+With --shifts (e.g. 0,5,15,25), each clip also runs with that many milliseconds of silence before it, offline
+and through the mesh: nothing a listener would hear, but Whisper's frame grid moves against the speech. The
+table then gives each clip's mean WER over its shifts and offline's range, and a line per level says how
+many clips' WER moved by more than the goal's 0.01 over the shifts (bench/fidelity_report.py).
 
 It also prints the utterances each configuration cut per level (count, mean length, longest), and the
 VAD's cost: seconds of classifier time per second of audio, per engine, in this process; with --latency,
@@ -52,6 +57,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from fidelity_clips import Clip, human_clips, mixed, synthetic_clips, user_clips  # noqa: E402
+from fidelity_report import Row, print_report  # noqa: E402
 
 from voxmesh import SAMPLE_RATE, text  # noqa: E402
 from voxmesh.audio import float_to_pcm  # noqa: E402
@@ -195,6 +201,11 @@ async def main() -> None:
     parser.add_argument("--references", default="")
     parser.add_argument("--no-synthetic", action="store_true")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--shifts",
+        default="0",
+        help="ms of silence put before each clip, comma-separated: each clip runs once per shift (see below)",
+    )
     parser.add_argument("--show", action="store_true", help="print every transcript")
     parser.add_argument("--latency", action="store_true", help="speech end -> final in real time, clean clips")
     parser.add_argument("--latency-rounds", type=int, default=3, help="rounds of every configuration in turn")
@@ -217,6 +228,7 @@ async def main() -> None:
         name, _, assignments = extra.partition(":")
         CONFIGS[name] = dict(item.split("=", 1) for item in assignments.split(",") if item)
         configs.append(name)
+    shifts = [int(ms) for ms in args.shifts.split(",")]
     conditions = [("clean", None, 0)]
     for snr in args.snr.split(","):
         if snr != "clean":
@@ -228,25 +240,28 @@ async def main() -> None:
     model = WhisperModel(model_path, device="cpu", compute_type="int8")
     print(f"offline: faster-whisper {label} int8, beam 5, conditioned on previous text; WER vs the reference")
     work = Path(tempfile.mkdtemp(prefix="fidelity-"))
-    rows = []  # (clip, condition, seed, offline wer, {config: wer}, {config: utterance lengths})
-    files = {}
+    rows = []
+    files = {}  # (row index, shift) -> the noisy clip, shifted, as a file
     for clip in clips:
         for kind, snr, seed in conditions:
-            audio = clip.audio if snr is None else mixed(clip.audio, kind, snr, seed)
-            path = work / f"{len(files)}.wav"
-            sf.write(path, audio, SAMPLE_RATE, subtype="PCM_16")
-            files[(clip.name, kind, snr)] = path
-            rows.append([clip, kind, snr, seed, text.wer(clip.reference, offline(model, audio)), {}, {}])
+            noisy = clip.audio if snr is None else mixed(clip.audio, kind, snr, seed)
+            row = Row(clip, kind, snr, seed)
+            for shift in shifts:
+                audio = np.concatenate([np.zeros(SAMPLE_RATE * shift // 1000, np.float32), noisy])
+                files[(len(rows), shift)] = path = work / f"{len(files)}.wav"
+                sf.write(path, audio, SAMPLE_RATE, subtype="PCM_16")
+                row.offline.append(text.wer(clip.reference, offline(model, audio)))
+            rows.append(row)
     for config in configs:
         env = CONFIGS[config]
         async with LocalStack(gateway_port=0, log_dir=work / "logs", env=env) as stack:
-            for row in rows:
-                clip, kind, snr = row[0], row[1], row[2]
-                transcript, _, lengths = await through_mesh(stack.gateway, files[(clip.name, kind, snr)], "fast")
-                row[5][config] = text.wer(clip.reference, transcript)
-                row[6][config] = lengths
-                if args.show:
-                    print(f"    {config} | {clip.name} | {kind} {snr}: {transcript}", flush=True)
+            for index, row in enumerate(rows):
+                for shift in shifts:
+                    transcript, _, lengths = await through_mesh(stack.gateway, files[(index, shift)], "fast")
+                    row.mesh.setdefault(config, []).append(text.wer(row.clip.reference, transcript))
+                    row.lengths.setdefault(config, []).extend(lengths)
+                    if args.show:
+                        print(f"    {config} | {row.clip.name} | {row.kind} {row.level} +{shift} ms: {transcript}")
         print(f"  ran {config}", flush=True)
     latencies: dict[str, list[list[float]]] = {config: [] for config in configs} if args.latency else {}
     slowest: dict[str, list[tuple[float, str]]] = {config: [] for config in configs}  # (seconds, which end)
@@ -254,45 +269,16 @@ async def main() -> None:
         for config in configs:
             async with LocalStack(gateway_port=0, log_dir=work / "logs", env=CONFIGS[config]) as stack:
                 measured = []
-                for clip in clips:
-                    _, these, _ = await through_mesh(stack.gateway, files[(clip.name, "clean", None)], "realtime")
+                for index, row in enumerate(rows):
+                    if row.snr is not None:
+                        continue
+                    _, these, _ = await through_mesh(stack.gateway, files[(index, shifts[0])], "realtime")
                     measured += these.values()
-                    slowest[config] += [(s, f"{clip.name} #{u} round {round_ + 1}") for u, s in these.items()]
+                    slowest[config] += [(s, f"{row.clip.name} #{u} round {round_ + 1}") for u, s in these.items()]
             latencies[config].append(measured)
             print(f"  latency round {round_ + 1}, {config}: p95 {p95(measured):.3f} s (n={len(measured)})", flush=True)
 
-    print()
-    print("| clip | noise | SNR dB | seed | offline | " + " | ".join(configs) + " |")
-    print("| --- | --- | --- | --- | --- | " + " | ".join("---" for _ in configs) + " |")
-    gaps: dict[tuple[str, str], list[float]] = {}
-    for clip, kind, snr, seed, offline_wer, mesh, _ in rows:
-        cells = " | ".join(f"{mesh[c]:.3f}" for c in configs)
-        level = "clean" if snr is None else f"{snr:g}"
-        print(f"| {clip.name} | {kind} | {level} | {seed if snr is not None else '-'} | {offline_wer:.3f} | {cells} |")
-        for c in configs:
-            gaps.setdefault((c, level), []).append(mesh[c] - offline_wer)
-    print()
-    print("mean WER per level (each clip's WER capped at 1):")
-    for level in dict.fromkeys(level for _, level in gaps):
-        at = [r for r in rows if ("clean" if r[2] is None else f"{r[2]:g}") == level]
-        means = [f"offline {statistics.mean(min(r[4], 1.0) for r in at):.3f}"]
-        means += [f"{c} {statistics.mean(min(r[5][c], 1.0) for r in at):.3f}" for c in configs]
-        print(f"  {level}: " + ", ".join(means))
-    print()
-    print("utterances per level, every clip (count, mean length, longest): a configuration that hears noise as speech")
-    print("decodes long pieces, as offline does, but each final then waits for the whole piece")
-    for level in dict.fromkeys(level for _, level in gaps):
-        at = [r for r in rows if ("clean" if r[2] is None else f"{r[2]:g}") == level]
-        cells = []
-        for c in configs:
-            lengths = [length for r in at for length in r[6][c]]
-            cells.append(f"{c} {len(lengths)}, {statistics.mean(lengths or [0]):.1f} s, {max(lengths or [0]):.1f} s")
-        print(f"  {level}: " + "; ".join(cells))
-    print()
-    print("mesh WER - offline WER, worst clip per level (the goal: <= 0.01 clean, 20 and 10 dB):")
-    for c in configs:
-        worst = {level: max(v) for (name, level), v in gaps.items() if name == c}
-        print(f"  {c}: " + ", ".join(f"{level} {gap:+.3f}" for level, gap in worst.items()))
+    print_report(rows, configs, shifts)
     print()
     for engine, cost in vad_cost(clips).items():
         print(f"VAD classifier cost, {engine}: {cost * 1000:.2f} ms per second of audio per stream")
