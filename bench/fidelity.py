@@ -241,23 +241,23 @@ async def main() -> None:
     print(f"offline: faster-whisper {label} int8, beam 5, conditioned on previous text; WER vs the reference")
     work = Path(tempfile.mkdtemp(prefix="fidelity-"))
     rows = []
-    files = {}  # (row index, shift) -> the noisy clip, shifted, as a file
     for clip in clips:
         for kind, snr, seed in conditions:
             noisy = clip.audio if snr is None else mixed(clip.audio, kind, snr, seed)
             row = Row(clip, kind, snr, seed)
             for shift in shifts:
                 audio = np.concatenate([np.zeros(SAMPLE_RATE * shift // 1000, np.float32), noisy])
-                files[(len(rows), shift)] = path = work / f"{len(files)}.wav"
+                path = work / f"{len(rows)}-{shift}.wav"
                 sf.write(path, audio, SAMPLE_RATE, subtype="PCM_16")
+                row.files.append(path)
                 row.offline.append(text.wer(clip.reference, offline(model, audio)))
             rows.append(row)
     for config in configs:
         env = CONFIGS[config]
         async with LocalStack(gateway_port=0, log_dir=work / "logs", env=env) as stack:
-            for index, row in enumerate(rows):
-                for shift in shifts:
-                    transcript, _, lengths = await through_mesh(stack.gateway, files[(index, shift)], "fast")
+            for row in rows:
+                for shift, path in zip(shifts, row.files, strict=True):
+                    transcript, _, lengths = await through_mesh(stack.gateway, path, "fast")
                     row.mesh.setdefault(config, []).append(text.wer(row.clip.reference, transcript))
                     row.lengths.setdefault(config, []).extend(lengths)
                     if args.show:
@@ -269,10 +269,10 @@ async def main() -> None:
         for config in configs:
             async with LocalStack(gateway_port=0, log_dir=work / "logs", env=CONFIGS[config]) as stack:
                 measured = []
-                for index, row in enumerate(rows):
+                for row in rows:
                     if row.snr is not None:
                         continue
-                    _, these, _ = await through_mesh(stack.gateway, files[(index, shifts[0])], "realtime")
+                    _, these, _ = await through_mesh(stack.gateway, row.files[0], "realtime")
                     measured += these.values()
                     slowest[config] += [(s, f"{row.clip.name} #{u} round {round_ + 1}") for u, s in these.items()]
             latencies[config].append(measured)

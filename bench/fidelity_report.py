@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from fidelity_clips import Clip
 
@@ -22,6 +23,7 @@ class Row:
     kind: str  # clean, white, babble
     snr: float | None
     seed: int
+    files: list[Path] = field(default_factory=list)  # the noisy clip as a file, per shift
     offline: list[float] = field(default_factory=list)  # WER per shift
     mesh: dict[str, list[float]] = field(default_factory=dict)  # configuration -> WER per shift
     lengths: dict[str, list[float]] = field(default_factory=dict)  # configuration -> utterance lengths, every shift
