@@ -9,9 +9,10 @@ no context, on the engine alone in this process; each is timed --repeats times a
 ASR's settings come from the environment as the service's do (VOXMESH_ASR_CONTEXT_TOKENS,
 VOXMESH_ASR_CONTEXT_AUDIO_S, ...).
 
-Per final it prints its length, whether the engine heard a lead (the utterances before it, with their text
-forced as the prefix), how many decodes the engine ran for it (more than one: a continuation gone astray,
-or an answer decoded again as too sparse), and both times; then p50/p95 of each and their ratio.
+Per final it prints its length, whether the engine heard a lead (the utterances before it, their text ending
+the prompt), how many decodes the engine ran for it (more than one: an answer after the lead that said the
+lead again, or an answer decoded again as too sparse), and both times; then p50/p95 of each and their
+ratio.
 """
 
 from __future__ import annotations
@@ -59,9 +60,12 @@ def utterances(segmenter, audio: np.ndarray) -> list[bytes]:
 
 
 def timed(engine, request, repeats: int) -> tuple[float, str, int]:
-    """Median seconds of `repeats` transcriptions of one request, its answer, and the decodes each ran."""
-    decode, decodes = engine._decode, []
-    engine._decode = lambda *args: decodes.append(args) or decode(*args)
+    """Median seconds of `repeats` transcriptions of one request, its answer, and the decodes each ran (after
+    the lead, and alone)."""
+    decodes: list[tuple] = []
+    for name in ("_decode", "_together"):
+        run = getattr(engine, name)
+        setattr(engine, name, lambda *args, run=run: decodes.append(args) or run(*args))
     try:
         seconds = []
         for _ in range(repeats):
@@ -69,7 +73,7 @@ def timed(engine, request, repeats: int) -> tuple[float, str, int]:
             answer = engine.transcribe([request])[0].text
             seconds.append(time.perf_counter() - began)
     finally:
-        engine._decode = decode
+        del engine._decode, engine._together  # the class's methods again
     return statistics.median(seconds), answer, len(decodes) // repeats
 
 
@@ -108,7 +112,7 @@ def main() -> None:
             utterance = session._open_utterance(number)
             utterance.audio += pcm
             request = session._request(utterance, final=True)
-            lead = engine._plan(request).prefix is not None
+            lead = engine._plan(request).lead is not None
             seconds, answer, decodes = timed(engine, request, args.repeats)
             alone, _, _ = timed(engine, replace(request, context="", lead=()), args.repeats)
             session._remember(answer, pcm)

@@ -18,7 +18,7 @@ from tests.services.conftest import utterance_end as end
 from voxmesh import text
 from voxmesh.audio import pcm_to_float
 from voxmesh.services.asr.engines import AsrRequest, AsrResult, EngineCapabilities
-from voxmesh.services.asr.engines.whisper import WhisperEngine, looping, repetitive
+from voxmesh.services.asr.engines.whisper import LEAD_UNDER_S, WhisperEngine, looping, repetitive, says_lead_again
 from voxmesh.services.asr.service import AsrService
 from voxmesh.settings import AsrSettings
 from voxmesh.v1 import asr_pb2_grpc
@@ -236,11 +236,11 @@ async def test_without_audio_context_or_after_a_failover_the_context_is_text_onl
 def jfk_halves(jfk_pcm) -> tuple[np.ndarray, np.ndarray]:
     audio = pcm_to_float(jfk_pcm)
     cut = int(2.2 * 16000)  # between "Americans" and "ask"
-    return audio[:cut], audio[cut:]
+    return audio[:cut], audio[cut : int(8.1 * 16000)]  # "... for you", as the VAD ends it
 
 
-def test_whisper_decodes_an_utterance_as_the_continuation_of_its_lead_and_answers_only_its_own_words(jfk_halves):
-    whisper = WhisperEngine(settings(AsrSettings, context_audio_s=12))
+def test_whisper_decodes_an_utterance_after_its_lead_and_answers_only_its_own_words(jfk_halves):
+    whisper = WhisperEngine(settings(AsrSettings))
     assert whisper.capabilities.context_audio
     first, second = jfk_halves
     lead = ((first, "And so my fellow Americans,"),)
@@ -251,22 +251,48 @@ def test_whisper_decodes_an_utterance_as_the_continuation_of_its_lead_and_answer
     assert not WhisperEngine(settings(AsrSettings, context_audio_s=0)).capabilities.context_audio
 
 
-def test_whisper_hears_the_lead_only_within_context_audio_s_in_all(jfk_halves, monkeypatch):
-    first, second = jfk_halves  # 2.2 s and 8.8 s
+def test_whisper_hears_as_much_lead_as_fits_in_context_audio_s_and_the_window(jfk_halves):
+    first, second = jfk_halves  # 2.2 s and 5.9 s
     lead = ((first, "And so my fellow Americans,"),)
-    heard = []
-    with_lead, alone = len(first) + 16000 // 5 + len(second), len(second)  # the lead, a 0.2 s gap, the utterance
-    for context_audio_s, expected in ((12, with_lead), (10, alone), (29, with_lead)):
+    gap = 16000 // 5  # 0.2 s of silence between the lead and the utterance
+    for context_audio_s, heard in ((3, True), (2, False), (29, True)):
         whisper = WhisperEngine(settings(AsrSettings, context_audio_s=context_audio_s))
-        decode = whisper._decode
-        monkeypatch.setattr(
-            whisper, "_decode", lambda audio, *rest, decode=decode: heard.append(len(audio)) or decode(audio, *rest)
-        )
-        whisper.transcribe([AsrRequest(second, "en", final=True, lead=lead)])
-        assert heard[-1] == expected, context_audio_s
-    whisper = WhisperEngine(settings(AsrSettings, context_audio_s=29))
-    long = np.concatenate([second] * 4)[: 28 * 16000]  # no room for the lead in one 30 s window
-    assert whisper._plan(AsrRequest(long, "en", True, lead=lead)).prefix is None, "decoded alone"
+        plan = whisper._plan(AsrRequest(second, "en", True, lead=lead))
+        prompt = whisper.model.hf_tokenizer.decode(plan.prompt)
+        assert prompt.strip().endswith("Americans."), "the lead's text ends the prompt, heard or not"
+        assert (plan.lead is not None) == heard, context_audio_s
+        assert len(plan.audio) == (len(first) + gap + len(second) if heard else len(second))
+        assert plan.start == (len(first) + gap if heard else 0), "the decoder starts where the utterance does"
+    # three lead utterances of 7.9 s: two fit with the utterance in one 30 s window
+    pieces = tuple((np.resize(first, int(7.9 * 16000)), f"piece {n}.") for n in range(3))
+    plan = whisper._plan(AsrRequest(second, "en", True, lead=pieces))
+    assert plan.lead == "piece 1. piece 2." and len(plan.audio) == 2 * (int(7.9 * 16000) + gap) + len(second)
+    long = np.resize(second, int(LEAD_UNDER_S * 16000))
+    assert whisper._plan(AsrRequest(long, "en", True, lead=lead)).lead is None, "a long utterance is heard alone"
+
+
+def test_an_answer_that_says_the_lead_again_is_taken_for_a_repeat():
+    assert says_lead_again("", "Front, center.")
+    assert says_lead_again("Front, center. Front, left.", "Front. Center."), "its first words are the lead's last"
+    assert says_lead_again("A cold wind blew. Turn left here.", "She painted it. A cold wind blew."), "said again whole"
+    assert not says_lead_again("Rear, right.", "Rear, center, rear, right, side, left."), "a list says its words again"
+    assert not says_lead_again(
+        "Ask what you can do for your country.", "And so my fellow Americans, ask not what your country can do for you."
+    )
+    assert not says_lead_again("Turn left at the old mill.", "Please send the report on Tuesday morning.")
+
+
+def test_whisper_decodes_an_utterance_alone_when_its_answer_after_the_lead_says_the_lead_again(jfk_halves, monkeypatch):
+    whisper = WhisperEngine(settings(AsrSettings))
+    _, second = jfk_halves
+    alone = []
+    decode = whisper._decode
+    monkeypatch.setattr(whisper, "_decode", lambda audio, *rest: alone.append(len(audio)) or decode(audio, *rest))
+    # the same speech as its lead, with the lead's text: the answer starts with the lead's words
+    lead = ((second, "And so my fellow Americans, ask not what your country can do for you."),)
+    result = whisper.transcribe([AsrRequest(second, "en", final=True, lead=lead)])[0]
+    assert alone == [len(second)], "decoded again without the lead's audio"
+    assert text.words(result.text)[:3] == ["ask", "not", "what"], result.text
 
 
 def test_a_continuation_that_loops_is_not_taken():
@@ -282,7 +308,7 @@ def test_a_list_read_aloud_is_answered_as_heard_not_sampled_as_a_loop():
     whisper = WhisperEngine(settings(AsrSettings))
     first = pcm_to_float(real(ALSA))[: 10 * 16000]  # "front, center, front, left, front, right, rear, ..."
     audio = np.concatenate([first, np.zeros(8000, np.float32), first])
-    heard = whisper._decode_at(audio, "en", whisper.beam_size, None, None, (0.0,))[0].text
+    heard = whisper._decode_at(audio, "en", whisper.beam_size, None, (0.0,))[0].text
     assert repetitive(heard) and len(text.words(heard)) >= 20, heard
     answers = {whisper.transcribe([AsrRequest(audio, "en", final=True)])[0].text for _ in range(3)}
     assert answers == {heard}

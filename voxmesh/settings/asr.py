@@ -89,14 +89,15 @@ class AsrSettings(ServiceSettings):
         ),
     )
     context_audio_s: float = Field(
-        5.0,
+        20.0,
         ge=0,
         le=29,
         description=(
-            "whisper (needs context_tokens > 0): an utterance shorter than this is decoded after the stream's latest "
-            "utterances, as many whole ones as fit in this much audio in all, their final text forced as the "
-            "decoder's prefix, so a short piece is decoded as the continuation of what came before it; the prefix "
-            "costs decoder time per word, which this bounds. 0: text context only."
+            "whisper (needs context_tokens > 0): an utterance under 8 s is decoded after the stream's latest "
+            "utterances, as many whole ones as fit in this much audio (and, with the utterance, in Whisper's 30 s "
+            "window), their text ending the prompt and the decoder started where the utterance begins, so a piece is "
+            "heard in the speech before it; an answer that says them again is decoded again without them. 0: text "
+            "context only."
         ),
     )
     max_stream_utterances: int = Field(

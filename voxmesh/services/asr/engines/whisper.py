@@ -1,14 +1,14 @@
 """The embedded CPU engine: faster-whisper (CTranslate2).
 
 Context: a request's stream context is Whisper's previous-text prompt, closed as a sentence. With a lead
-(the stream's latest utterances), an utterance shorter than `context_audio_s` is decoded after as many of
-the lead's utterances as fit in that much audio in all: the engine hears them again, forces their final
-text as the decoder's prefix and keeps what follows it. A short piece cut out of noisy speech is thus
-decoded as the continuation of the speech before it, much as Whisper decodes a whole file. Whisper's encoder
-always takes a 30 s window, so the lead costs no encoder time; CTranslate2 steps through the forced prefix
-token by token, so it costs decoder time in proportion to its words, which the bound keeps near what a long
-utterance costs alone. If the answer does not continue the prefix, says more than the audio can hold, or
-loops, the utterance is decoded alone with the prompt instead.
+(the stream's latest utterances), an utterance under `LEAD_UNDER_S` is decoded after as many of the lead's
+utterances as fit in `context_audio_s` of audio (and, with the utterance, in Whisper's 30 s window): the
+engine hears them again, their text ends the prompt, and the decoder is started at the timestamp where the
+utterance begins, in Whisper's timestamp mode. A piece cut out of a stream is thus heard in the speech
+before it, much as Whisper decodes a whole file. The prompt is read in one pass and the window is 30 s
+either way, so the lead costs only the few timestamp tokens that mode writes. If the answer says the lead
+again (it is empty, or starts with the lead's last words), says more than the audio can hold, loops, or is
+unlikely, the utterance is decoded alone with the prompt instead.
 
 Asks: the words of a request for word timings are timed after its decode, by aligning the decoded text to
 the utterance's audio (Whisper's cross-attention, faster-whisper's `find_alignment`), in one batched call:
@@ -39,7 +39,12 @@ from voxmesh.settings import AsrSettings
 log = logging.getLogger("voxmesh.asr.whisper")
 
 WINDOW_SAMPLES = 29 * SAMPLE_RATE  # lead and utterance together stay inside one 30 s Whisper window
+# An utterance this long is decoded without a lead: it carries context of its own, and a lead it really says
+# again (a list read twice) would cost it a second decode of its whole length (alsa_channels' 9 s list took
+# twice as long; bench/README.md, "fidelity.py: the lead heard from where the utterance starts").
+LEAD_UNDER_S = 8.0
 LEAD_GAP = np.zeros(SAMPLE_RATE // 5, np.float32)  # silence between the lead's utterances and this one
+TIMESTAMP_S = 0.02  # Whisper's timestamp tokens are this far apart
 MAX_WORDS_PER_S = 6  # beyond this (plus a few), a continuation is taken for a hallucination
 MIN_WORDS_PER_S = 1.0  # below this, a final decoded with context over SPARSE_AFTER_S is decoded again without
 # A shorter utterance holds too few words for its rate to say anything: a list read slowly ("rear, right")
@@ -64,8 +69,9 @@ HINT_TOKENS = 120  # a stream's phrase hints and prompt, at most; with the conte
 @dataclass(frozen=True)
 class _Plan:
     audio: np.ndarray  # the utterance, after its lead's audio when there is one
-    prompt: list[int] | None  # previous-text prompt (token ids)
-    prefix: str | None  # the lead's text, forced as the start of the answer
+    prompt: list[int] | None  # previous-text prompt (token ids): the stream's text, the lead's last
+    lead: str | None = None  # the lead's text, when its audio comes first
+    start: int = 0  # where the utterance starts in `audio` (samples): the decoder starts there
 
 
 def repetitive(answer: str) -> bool:
@@ -80,6 +86,15 @@ def looping(answer: str, seconds: float) -> bool:
     was then sampled at rising temperatures: on a 30 s list in babble the sampled answers were empty (the
     window taken for silence), a loop of 112 words, or the list, by chance."""
     return repetitive(answer) and len(text.words(answer)) > LOOP_WORDS_PER_S * seconds
+
+
+def says_lead_again(answer: str, lead: str) -> bool:
+    """Whether an answer decoded after its lead goes back over the lead instead of going on from it: it is
+    empty (Whisper took the utterance for what it already said), or its first words are the lead's last ones
+    (its last word, or its last utterance said again whole). A speaker who really repeats himself is flagged
+    too; his utterance is then decoded alone, as it would be without a lead."""
+    said, heard = text.words(answer), text.words(lead)
+    return not said or any(said[:n] == heard[-n:] for n in range(1, min(len(said), len(heard)) + 1))
 
 
 def default_model() -> tuple[str, str]:
@@ -150,13 +165,16 @@ class WhisperEngine:
         if len(batch) == 1:
             return [self._one(batch[0])]
         planned = [(request, self._plan(request)) for request in batch]
-        # One CTranslate2 call takes one beam width, one language, and <|startoftranscript|> at one position
-        # (prompts of one length: none, or cut to the shortest).
-        answers = in_groups(
-            planned, lambda rp: (self._beam(rp[0]), self._language(rp[0]), bool(rp[1].prompt)), self._together
-        )
+        # One CTranslate2 call takes one beam width, one language, one mode (timestamps after a lead, none
+        # without), and <|startoftranscript|> at one position (prompts of one length: none, or cut to the
+        # shortest).
+        answers = in_groups(planned, self._batch_key, self._together)
         # a request the batched decode did not answer well is decoded alone, with faster-whisper's fallbacks
-        return [answer or self._one(request, plan) for (request, plan), answer in zip(planned, answers, strict=True)]
+        return [answer or self._alone(request, plan) for (request, plan), answer in zip(planned, answers, strict=True)]
+
+    def _batch_key(self, planned: tuple[AsrRequest, _Plan]) -> tuple:
+        request, plan = planned
+        return self._beam(request), self._language(request), bool(plan.prompt), plan.lead is not None
 
     def _unless_sparse(self, request: AsrRequest, result: AsrResult) -> AsrResult:
         """Whisper skips the words its audio starts with when its prompt ends in them: a speaker who says the
@@ -193,45 +211,51 @@ class WhisperEngine:
     def _plan(self, request: AsrRequest) -> _Plan:
         """What to decode for a request: the utterance after as much of its lead as fits, or alone."""
         lead, older = list(request.lead), [request.context]
-        room = self.context_audio - len(request.audio)
+        room = min(self.context_audio, WINDOW_SAMPLES - len(request.audio))
+        if len(request.audio) >= LEAD_UNDER_S * SAMPLE_RATE:
+            room = 0
         while lead and sum(len(audio) + len(LEAD_GAP) for audio, _ in lead) > room:
             older.append(lead.pop(0)[1])
+        prompt = self._prompt(" ".join(older + [lead_text for _, lead_text in lead]), request.hints)
         if not lead:
-            return _Plan(request.audio, self._prompt(" ".join(older), request.hints), None)
+            return _Plan(request.audio, prompt)
         audio = np.concatenate([piece for lead_audio, _ in lead for piece in (lead_audio, LEAD_GAP)] + [request.audio])
-        prefix = " ".join(lead_text for _, lead_text in lead).strip()
-        return _Plan(audio, self._prompt(" ".join(older), request.hints), prefix)
+        lead_text = " ".join(lead_text for _, lead_text in lead)
+        return _Plan(audio, prompt, lead_text, len(audio) - len(request.audio))
 
     def _one(self, request: AsrRequest, plan: _Plan | None = None) -> AsrResult:
-        language, beam_size = self._language(request), self._beam(request)
         plan = plan or self._plan(request)
-        if plan.prefix is not None:
-            result = self._decode(plan.audio, language, beam_size, plan.prompt, plan.prefix)
-            rest = self._continuation(plan, result.text, request)
-            if rest is not None:
-                return replace(result, text=rest)
-        context = " ".join([request.context, *(lead_text for _, lead_text in request.lead)])
-        return self._decode(request.audio, language, beam_size, self._prompt(context, request.hints))
+        if plan.lead is not None:
+            answer = self._together([(request, plan)])[0]
+            if answer is not None:
+                return answer
+        return self._alone(request, plan)
+
+    def _alone(self, request: AsrRequest, plan: _Plan) -> AsrResult:
+        """The utterance without its lead's audio, the stream's text (the lead's too) as the prompt, with
+        faster-whisper's fallbacks."""
+        return self._decode(request.audio, self._language(request), self._beam(request), plan.prompt)
 
     @staticmethod
-    def _continuation(plan: _Plan, answer: str, request: AsrRequest) -> str | None:
-        """What follows the forced prefix in an answer; None if the answer went astray."""
-        assert plan.prefix is not None
-        if not answer.startswith(plan.prefix):
-            log.debug("continuation dropped its prefix", extra={"prefix": plan.prefix, "text": answer})
-            return None
-        rest = answer[len(plan.prefix) :].strip()
-        seconds = len(request.audio) / SAMPLE_RATE
-        if len(text.words(rest)) > 3 + MAX_WORDS_PER_S * seconds or looping(rest, seconds):
-            log.debug("continuation longer than its audio can hold, or looping", extra={"text": rest})
-            return None
-        return rest
+    def _own_words(plan: _Plan, answer: str, request: AsrRequest) -> bool:
+        """Whether an answer decoded after its lead is the utterance's own: it does not say the lead again and
+        says no more than the utterance's audio can hold."""
+        assert plan.lead is not None
+        if says_lead_again(answer, plan.lead):
+            log.debug("an answer after the lead said the lead again", extra={"lead": plan.lead, "text": answer})
+            return False
+        if len(text.words(answer)) > 3 + MAX_WORDS_PER_S * len(request.audio) / SAMPLE_RATE:
+            log.debug("an answer after the lead longer than its audio can hold", extra={"text": answer})
+            return False
+        return True
 
     def _together(self, planned: list[tuple[AsrRequest, _Plan]]) -> list[AsrResult | None]:
-        """One CTranslate2 call for requests of one beam width and language (one encoder batch, one beam
-        search over all), at temperature 0. An answer that Whisper's own tests would send to a fallback (a
-        low average log probability, a loop), or a continuation gone astray, is None: the caller decodes it
-        alone. Without a language (one to detect) every answer is None."""
+        """One CTranslate2 call for requests of one beam width, language and mode (one encoder batch, one beam
+        search over all), at temperature 0. A request with a lead is decoded in timestamp mode from the
+        timestamp where its utterance starts. An answer that Whisper's own tests would send to a fallback (a
+        low average log probability, a loop), or one after a lead that is not the utterance's own
+        (`_own_words`), is None: the caller decodes it alone. Without a language (one to detect) every answer
+        is None."""
         from faster_whisper.audio import pad_or_trim
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_ctranslate2_storage, get_suppressed_tokens
@@ -247,7 +271,8 @@ class WhisperEngine:
         features = np.stack([pad_or_trim(self.model.feature_extractor(plan.audio)) for plan in plans])
         encoded = self.model.model.encode(get_ctranslate2_storage(features.astype(np.float32)), to_cpu=False)
         prompts = [
-            self.model.get_prompt(tokenizer, plan.prompt or [], without_timestamps=True, prefix=plan.prefix)
+            self.model.get_prompt(tokenizer, plan.prompt or [], without_timestamps=plan.lead is None)
+            + self._starting_at(tokenizer, plan)
             for plan in plans
         ]
         answers = self.model.model.generate(
@@ -263,16 +288,23 @@ class WhisperEngine:
         for request, plan, answer in zip(batch, plans, answers, strict=True):
             tokens = answer.sequences_ids[0]
             average_logprob = answer.scores[0] * len(tokens) / (len(tokens) + 1)
-            said = tokenizer.decode(tokens).strip()
-            if average_logprob < LOW_LOGPROB or looping(said, len(plan.audio) / SAMPLE_RATE):
+            said = tokenizer.decode(tokens).strip()  # text tokens only: timestamps are left out
+            if (
+                average_logprob < LOW_LOGPROB
+                or looping(said, len(request.audio) / SAMPLE_RATE)
+                or (plan.lead is not None and not self._own_words(plan, said, request))
+            ):
                 answered.append(None)
-            elif plan.prefix is not None:
-                rest = self._continuation(plan, said, request)
-                confidence = math.exp(average_logprob)
-                answered.append(None if rest is None else AsrResult(rest, language, confidence=confidence))
             else:
                 answered.append(AsrResult(said, language, confidence=math.exp(average_logprob)))
         return answered
+
+    @staticmethod
+    def _starting_at(tokenizer, plan: _Plan) -> list[int]:
+        """After a lead, the timestamp token where the utterance starts, which the decoder goes on from."""
+        if plan.lead is None:
+            return []
+        return [tokenizer.timestamp_begin + round(plan.start / SAMPLE_RATE / TIMESTAMP_S)]
 
     def _decode(
         self,
@@ -280,17 +312,16 @@ class WhisperEngine:
         language: str | None,
         beam_size: int,
         prompt: list[int] | None,
-        prefix: str | None = None,
     ) -> AsrResult:
         """faster-whisper's decode with its fallbacks, the loop test knowing the audio's length: at temperature 0
         first; an answer that loops (`looping`) or is unlikely (LOW_LOGPROB) is decoded again by sampling at
         rising temperatures, as faster-whisper does, unless Whisper took the audio for silence; a sampled
         answer that loops is not taken over the first one when that did not."""
         seconds = len(audio) / SAMPLE_RATE
-        first, logprob = self._decode_at(audio, language, beam_size, prompt, prefix, (0.0,))
+        first, logprob = self._decode_at(audio, language, beam_size, prompt, (0.0,))
         if logprob is None or (logprob >= LOW_LOGPROB and not looping(first.text, seconds)):
             return first
-        again, _ = self._decode_at(audio, language, beam_size, prompt, prefix, FALLBACK_TEMPERATURES)
+        again, _ = self._decode_at(audio, language, beam_size, prompt, FALLBACK_TEMPERATURES)
         if looping(again.text, seconds) and first.text and not looping(first.text, seconds):
             return first
         return again
@@ -301,7 +332,6 @@ class WhisperEngine:
         language: str | None,
         beam_size: int,
         prompt: list[int] | None,
-        prefix: str | None,
         temperatures: tuple[float, ...],
     ) -> tuple[AsrResult, float | None]:
         """One faster-whisper decode at these temperatures, and its mean token log-probability (None when it
@@ -314,7 +344,6 @@ class WhisperEngine:
             vad_filter=False,
             condition_on_previous_text=False,
             initial_prompt=prompt,
-            prefix=prefix,
             temperature=list(temperatures),
             compression_ratio_threshold=MAX_COMPRESSION_RATIO if temperatures[0] > 0 else None,
         )
