@@ -295,7 +295,7 @@ def test_whisper_decodes_an_utterance_alone_when_its_answer_after_the_lead_says_
     assert text.words(result.text)[:3] == ["ask", "not", "what"], result.text
 
 
-def test_a_continuation_that_loops_is_not_taken():
+def test_an_answer_that_loops_is_not_taken():
     assert repetitive("front left, " * 12)
     assert not repetitive("And so my fellow Americans, ask not what your country can do for you.")
     assert looping("front left, " * 12, seconds=4.0), "24 words in 4 s, repeating: a loop"

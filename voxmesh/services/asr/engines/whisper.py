@@ -45,7 +45,7 @@ WINDOW_SAMPLES = 29 * SAMPLE_RATE  # lead and utterance together stay inside one
 LEAD_UNDER_S = 8.0
 LEAD_GAP = np.zeros(SAMPLE_RATE // 5, np.float32)  # silence between the lead's utterances and this one
 TIMESTAMP_S = 0.02  # Whisper's timestamp tokens are this far apart
-MAX_WORDS_PER_S = 6  # beyond this (plus a few), a continuation is taken for a hallucination
+MAX_WORDS_PER_S = 6  # beyond this (plus a few), an answer after a lead is taken for a hallucination
 MIN_WORDS_PER_S = 1.0  # below this, a final decoded with context over SPARSE_AFTER_S is decoded again without
 # A shorter utterance holds too few words for its rate to say anything: a list read slowly ("rear, right")
 # is two words in 2.3 s, its edges (the VAD's pre-roll and end window) nearly a second of it. Decoding those
