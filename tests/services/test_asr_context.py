@@ -18,7 +18,8 @@ from tests.services.conftest import utterance_end as end
 from voxmesh import text
 from voxmesh.audio import pcm_to_float
 from voxmesh.services.asr.engines import AsrRequest, AsrResult, EngineCapabilities
-from voxmesh.services.asr.engines.whisper import LEAD_UNDER_S, WhisperEngine, looping, repetitive, says_lead_again
+from voxmesh.services.asr.engines.whisper import LEAD_UNDER_S, WhisperEngine
+from voxmesh.services.asr.engines.whisper_answers import looping, repetitive, says_lead_again
 from voxmesh.services.asr.service import AsrService
 from voxmesh.settings import AsrSettings
 from voxmesh.v1 import asr_pb2_grpc

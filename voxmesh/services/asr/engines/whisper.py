@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import math
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,6 +33,12 @@ import numpy as np
 
 from voxmesh import SAMPLE_RATE, errors, text
 from voxmesh.services.asr.engines import AsrRequest, AsrResult, EngineCapabilities, Word, in_groups
+from voxmesh.services.asr.engines.whisper_answers import (
+    MAX_COMPRESSION_RATIO,
+    closed,
+    looping,
+    says_lead_again,
+)
 from voxmesh.settings import AsrSettings
 
 log = logging.getLogger("voxmesh.asr.whisper")
@@ -51,18 +56,12 @@ MIN_WORDS_PER_S = 1.0  # below this, a final decoded with context over SPARSE_AF
 # is two words in 2.3 s, its edges (the VAD's pre-roll and end window) nearly a second of it. Decoding those
 # again doubled their time for nothing and raised clean speech's speech end -> final p95 by a third.
 SPARSE_AFTER_S = 4.0
-MAX_COMPRESSION_RATIO = 2.4  # Whisper's own bound for text that repeats itself
-# A loop says more than this, on top of compressing as one: a list read aloud ("front left, front right, rear
-# left") compresses as well as a loop does (alsa_channels.flac's own text: 2.7), at about one word a second.
-LOOP_WORDS_PER_S = 3.0
 FALLBACK_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)  # faster-whisper's own, after the first decode at 0
 LOW_LOGPROB = -1.0  # Whisper's own bound: an answer less likely than this per token is decoded again
 # Finals of several streams share one CTranslate2 call up to this many: on the 2-core machine four
 # utterances of 4 s took 1.35 s together against 1.82 s one by one; eight gained nothing more (2.91 s
 # against 2.97 s) while every answer in the batch waited for the last.
 MAX_BATCH = 4
-SENTENCE_ENDS = (".", "?", "!", "…")
-CLOSING_MARKS = "\"')]\u201d\u2019"  # may follow a sentence's end: 'he said "yes."'
 HINT_TOKENS = 120  # a stream's phrase hints and prompt, at most; with the context, within Whisper's 223
 
 
@@ -72,29 +71,6 @@ class _Plan:
     prompt: list[int] | None  # previous-text prompt (token ids): the stream's text, the lead's last
     lead: str | None = None  # the lead's text, when its audio comes first
     start: int = 0  # where the utterance starts in `audio` (samples): the decoder starts there
-
-
-def repetitive(answer: str) -> bool:
-    """Whether the text compresses as a loop does (Whisper's compression-ratio test)."""
-    data = answer.encode()
-    return len(data) > 40 and len(data) / len(zlib.compress(data)) > MAX_COMPRESSION_RATIO
-
-
-def looping(answer: str, seconds: float) -> bool:
-    """Whether an answer is Whisper looping: text that compresses as a loop does and says more words than
-    speech holds in its audio's time. Whisper's test alone takes a list read aloud for a loop, and its answer
-    was then sampled at rising temperatures: on a 30 s list in babble the sampled answers were empty (the
-    window taken for silence), a loop of 112 words, or the list, by chance."""
-    return repetitive(answer) and len(text.words(answer)) > LOOP_WORDS_PER_S * seconds
-
-
-def says_lead_again(answer: str, lead: str) -> bool:
-    """Whether an answer decoded after its lead goes back over the lead instead of going on from it: it is
-    empty (Whisper took the utterance for what it already said), or its first words are the lead's last ones
-    (its last word, or its last utterance said again whole). A speaker who really repeats himself is flagged
-    too; his utterance is then decoded alone, as it would be without a lead."""
-    said, heard = text.words(answer), text.words(lead)
-    return not said or any(said[:n] == heard[-n:] for n in range(1, min(len(said), len(heard)) + 1))
 
 
 def default_model() -> tuple[str, str]:
@@ -178,7 +154,7 @@ class WhisperEngine:
 
     def _unless_sparse(self, request: AsrRequest, result: AsrResult) -> AsrResult:
         """Whisper skips the words its audio starts with when its prompt ends in them: a speaker who says the
-        same thing twice, the first time in the utterance before. A prompt closed as a sentence (`_closed`)
+        same thing twice, the first time in the utterance before. A prompt closed as a sentence (`closed`)
         avoids that where it was seen; as a safety net, a final decoded with the stream's context whose answer
         is far sparser than speech is decoded again without it, and that answer is kept when it has more words
         and is at least as confident."""
@@ -381,21 +357,12 @@ class WhisperEngine:
         as its prompt does: after hints with no closing mark its answer came back without punctuation."""
         encode = self.model.hf_tokenizer.encode
         context, hints = (context.strip() if self.context_tokens else ""), hints.strip()
-        head = encode(" " + (hints if context else _closed(hints)), add_special_tokens=False).ids if hints else []
-        tail = encode(" " + _closed(context), add_special_tokens=False).ids[-self.context_tokens :] if context else []
+        head = encode(" " + (hints if context else closed(hints)), add_special_tokens=False).ids if hints else []
+        tail = encode(" " + closed(context), add_special_tokens=False).ids[-self.context_tokens :] if context else []
         return head[:HINT_TOKENS] + tail or None
 
     def close(self) -> None:
         del self.model
-
-
-def _closed(said: str) -> str:
-    """Prompt text (a stream's text, or its hints) that ends a sentence. The next utterance begins after a
-    pause; a prompt that stops mid-phrase ("side, left side, right") is read as speech that runs on into the
-    audio, and Whisper skips the audio's first words where they repeat the prompt's last ones."""
-    if said.rstrip(CLOSING_MARKS).endswith(SENTENCE_ENDS):
-        return said
-    return said.rstrip(",;:-") + "."
 
 
 def _joined_punctuation(aligned: list[dict]) -> tuple[Word, ...]:

@@ -1,0 +1,47 @@
+"""What the whisper engine reads in Whisper's text, as text: an answer that loops, an answer decoded after a
+lead that says the lead again, and a prompt closed as a sentence."""
+
+from __future__ import annotations
+
+import zlib
+
+from voxmesh import text
+
+MAX_COMPRESSION_RATIO = 2.4  # Whisper's own bound for text that repeats itself
+# A loop says more than this, on top of compressing as one: a list read aloud ("front left, front right, rear
+# left") compresses as well as a loop does (alsa_channels.flac's own text: 2.7), at about one word a second.
+LOOP_WORDS_PER_S = 3.0
+SENTENCE_ENDS = (".", "?", "!", "…")
+CLOSING_MARKS = "\"')]\u201d\u2019"  # may follow a sentence's end: 'he said "yes."'
+
+
+def repetitive(answer: str) -> bool:
+    """Whether the text compresses as a loop does (Whisper's compression-ratio test)."""
+    data = answer.encode()
+    return len(data) > 40 and len(data) / len(zlib.compress(data)) > MAX_COMPRESSION_RATIO
+
+
+def looping(answer: str, seconds: float) -> bool:
+    """Whether an answer is Whisper looping: text that compresses as a loop does and says more words than
+    speech holds in its audio's time. Whisper's test alone takes a list read aloud for a loop, and its answer
+    was then sampled at rising temperatures: on a 30 s list in babble the sampled answers were empty (the
+    window taken for silence), a loop of 112 words, or the list, by chance."""
+    return repetitive(answer) and len(text.words(answer)) > LOOP_WORDS_PER_S * seconds
+
+
+def says_lead_again(answer: str, lead: str) -> bool:
+    """Whether an answer decoded after its lead goes back over the lead instead of going on from it: it is
+    empty (Whisper took the utterance for what it already said), or its first words are the lead's last ones
+    (its last word, or its last utterance said again whole). A speaker who really repeats himself is flagged
+    too; his utterance is then decoded alone, as it would be without a lead."""
+    said, heard = text.words(answer), text.words(lead)
+    return not said or any(said[:n] == heard[-n:] for n in range(1, min(len(said), len(heard)) + 1))
+
+
+def closed(said: str) -> str:
+    """Prompt text (a stream's text, or its hints) that ends a sentence. The next utterance begins after a
+    pause; a prompt that stops mid-phrase ("side, left side, right") is read as speech that runs on into the
+    audio, and Whisper skips the audio's first words where they repeat the prompt's last ones."""
+    if said.rstrip(CLOSING_MARKS).endswith(SENTENCE_ENDS):
+        return said
+    return said.rstrip(",;:-") + "."
