@@ -67,7 +67,7 @@ MERGE = {"VOXMESH_VAD_MIN_UTTERANCE_S": "3"}
 CONFIGS: dict[str, dict[str, str]] = {
     "webrtcvad": {"VOXMESH_ASR_CONTEXT_TOKENS": "0"},  # the defaults before context
     "webrtcvad+text-context": {"VOXMESH_ASR_CONTEXT_AUDIO_S": "0"},  # context as a prompt only
-    "webrtcvad+context": {},  # the defaults: the prompt, and the lead's audio with its text as the prefix
+    "webrtcvad+context": {},  # the defaults: the prompt, and the lead's audio heard before the utterance
     "webrtcvad+context+merge": MERGE,
     "silero": {"VOXMESH_VAD_ENGINE": "silero", "VOXMESH_ASR_CONTEXT_TOKENS": "0"},
     "silero+context": {"VOXMESH_VAD_ENGINE": "silero"},

@@ -13,7 +13,7 @@ is queued, and answered with the transcript or with the error that prevented one
 With context on (`context_chars` > 0), the session keeps the stream's latest final text, at most that many
 characters, and gives it to the engine with every request, partials included; the engine bounds it in
 tokens. With `lead_samples` too, the latest utterances (up to that much audio) are kept with their audio: the
-lead, which the engine hears again before the utterance, their text forced as what it already said. An
+lead, which the engine hears again before the utterance, with the text it said for them. An
 utterance's final is asked for only once the utterance before it has been answered, so that each final is
 conditioned on what came before it. The context is this stream's alone.
 """
