@@ -19,7 +19,14 @@ from voxmesh import text
 from voxmesh.audio import pcm_to_float
 from voxmesh.services.asr.engines import AsrRequest, AsrResult, EngineCapabilities
 from voxmesh.services.asr.engines.whisper import LEAD_UNDER_S, WhisperEngine
-from voxmesh.services.asr.engines.whisper_answers import looping, repetitive, says_lead_again
+from voxmesh.services.asr.engines.whisper_answers import (
+    last_sentence,
+    looping,
+    repetitive,
+    says_again,
+    says_lead_again,
+    says_too_much,
+)
 from voxmesh.services.asr.service import AsrService
 from voxmesh.settings import AsrSettings
 from voxmesh.v1 import asr_pb2_grpc
@@ -292,8 +299,59 @@ def test_whisper_decodes_an_utterance_alone_when_its_answer_after_the_lead_says_
     # the same speech as its lead, with the lead's text: the answer starts with the lead's words
     lead = ((second, "And so my fellow Americans, ask not what your country can do for you."),)
     result = whisper.transcribe([AsrRequest(second, "en", final=True, lead=lead)])[0]
-    assert alone == [len(second)], "decoded again without the lead's audio"
+    # decoded again without the lead's audio; its answer says the lead's text again (as the speaker did), so
+    # once more without the context
+    assert alone == [len(second)] * 2
     assert text.words(result.text)[:3] == ["ask", "not", "what"], result.text
+
+
+def test_an_answer_that_echoes_the_utterance_before_it_is_told_from_one_that_goes_on():
+    train = "Our train left twenty minutes late, because of a signal out here in the middle."
+    assert says_again("The train left twenty minutes late, because of a signal out here in the middle.", train)
+    assert says_again("Left twenty minutes late because of a signal.", train), "a piece of it, in order"
+    assert not says_again("Minutes late, twenty left the train.", train), "the same words out of order"
+    assert not says_again("She painted the kitchen a pale shade of green.", train)
+    assert not says_again("Rear, right.", "Rear, right."), "too short to tell from a list's words"
+    assert not says_again(
+        "Ask what you can do for your country.", "And so my fellow Americans, ask not what your country can do for you."
+    )
+    assert not says_again("Side, left, side, right, front, right, front, left, rear, left.", "Side, right.")
+    assert (
+        last_sentence("Seven small boats waited. A cold wind blew across the square.")
+        == "A cold wind blew across the square."
+    )
+    assert says_too_much("A cold wind flew across the park. " * 2, seconds=1.15), "14 words in 1.15 s"
+    assert not says_too_much("A cold wind flew across the park.", seconds=1.15)
+
+
+@pytest.mark.parametrize(
+    ("echo", "seconds"),
+    [
+        ("The train left twenty minutes late, because of a signal out here in the middle.", 4.0),
+        ("A cold wind blew across the park. A cold wind blew across the park.", 1.15),
+    ],
+)
+def test_a_final_that_echoes_its_context_is_decoded_again_without_it(echo, seconds):
+    """In noise Whisper may say its prompt again instead of the audio (seen through the mesh at 10 dB): the
+    utterance is decoded again with no context, and that answer is taken."""
+    whisper = WhisperEngine(settings(AsrSettings))
+    prompts = []
+
+    def decode(audio, language, beam_size, prompt) -> AsrResult:
+        prompts.append(prompt)
+        return AsrResult(echo if prompt else "She painted the kitchen.", "en", confidence=0.5)
+
+    whisper._decode = decode  # type: ignore[method-assign]
+    context = (
+        "Seven small boats waited. Our train left twenty minutes late, because of a signal out here in the middle."
+    )
+    context = context if seconds > 2 else "A cold wind blew across the empty market square."
+    audio = np.zeros(int(seconds * 16000), np.float32)
+    result = whisper.transcribe([AsrRequest(audio, "en", final=True, context=context)])[0]
+    assert result.text == "She painted the kitchen."
+    assert prompts[0] is not None and prompts[1:] == [None], "decoded once with the context, then without"
+    whisper.transcribe([AsrRequest(audio, "en", final=False, context=context)])
+    assert len(prompts) == 3, "a partial is not checked: it is decoded once"
 
 
 def test_an_answer_that_loops_is_not_taken():

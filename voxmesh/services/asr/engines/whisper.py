@@ -7,8 +7,10 @@ engine hears them again, their text ends the prompt, and the decoder is started 
 utterance begins, in Whisper's timestamp mode. A piece cut out of a stream is thus heard in the speech
 before it, much as Whisper decodes a whole file. The prompt is read in one pass and the window is 30 s
 either way, so the lead costs only the few timestamp tokens that mode writes. If the answer says the lead
-again (it is empty, or starts with the lead's last words), says more than the audio can hold, loops, or is
-unlikely, the utterance is decoded alone with the prompt instead.
+again (it is empty, starts with the lead's last words, or mostly says its last utterance again), says more
+than the audio can hold, loops, or is unlikely, the utterance is decoded alone with the prompt instead. A
+final whose answer still says the utterance before it again, or more than its audio can hold, is decoded
+once more without the stream's context: in noise, Whisper may echo the text it was given.
 
 Asks: the words of a request for word timings are timed after its decode, by aligning the decoded text to
 the utterance's audio (Whisper's cross-attention, faster-whisper's `find_alignment`), in one batched call:
@@ -36,8 +38,11 @@ from voxmesh.services.asr.engines import AsrRequest, AsrResult, EngineCapabiliti
 from voxmesh.services.asr.engines.whisper_answers import (
     MAX_COMPRESSION_RATIO,
     closed,
+    last_sentence,
     looping,
+    says_again,
     says_lead_again,
+    says_too_much,
 )
 from voxmesh.settings import AsrSettings
 
@@ -50,7 +55,6 @@ WINDOW_SAMPLES = 29 * SAMPLE_RATE  # lead and utterance together stay inside one
 LEAD_UNDER_S = 8.0
 LEAD_GAP = np.zeros(SAMPLE_RATE // 5, np.float32)  # silence between the lead's utterances and this one
 TIMESTAMP_S = 0.02  # Whisper's timestamp tokens are this far apart
-MAX_WORDS_PER_S = 6  # beyond this (plus a few), an answer after a lead is taken for a hallucination
 MIN_WORDS_PER_S = 1.0  # below this, a final decoded with context over SPARSE_AFTER_S is decoded again without
 # A shorter utterance holds too few words for its rate to say anything: a list read slowly ("rear, right")
 # is two words in 2.3 s, its edges (the VAD's pre-roll and end window) nearly a second of it. Decoding those
@@ -128,7 +132,7 @@ class WhisperEngine:
 
     def transcribe(self, batch: Sequence[AsrRequest]) -> list[AsrResult]:
         results = [
-            self._unless_sparse(request, result) for request, result in zip(batch, self._transcribe(batch), strict=True)
+            self._checked(request, result) for request, result in zip(batch, self._transcribe(batch), strict=True)
         ]
         timed = [i for i, request in enumerate(batch) if request.words and results[i].text]
         if timed:
@@ -152,21 +156,26 @@ class WhisperEngine:
         request, plan = planned
         return self._beam(request), self._language(request), bool(plan.prompt), plan.lead is not None
 
-    def _unless_sparse(self, request: AsrRequest, result: AsrResult) -> AsrResult:
-        """Whisper skips the words its audio starts with when its prompt ends in them: a speaker who says the
-        same thing twice, the first time in the utterance before. A prompt closed as a sentence (`closed`)
-        avoids that where it was seen; as a safety net, a final decoded with the stream's context whose answer
-        is far sparser than speech is decoded again without it, and that answer is kept when it has more words
-        and is at least as confident."""
+    def _checked(self, request: AsrRequest, result: AsrResult) -> AsrResult:
+        """A final decoded with the stream's context (or lead), checked for what context makes Whisper do
+        wrong; where it did, the utterance is decoded again without context (`_bare`).
+        - An answer that says again the utterance before it (`says_again`), or more than its audio can hold:
+          in noise, Whisper may echo its prompt instead of hearing the audio. The bare answer is taken.
+        - Whisper skips the words its audio starts with when its prompt ends in them: a speaker who says the
+          same thing twice, the first time in the utterance before. A prompt closed as a sentence (`closed`)
+          avoids that where it was seen; as a safety net, an answer far sparser than speech is decoded again,
+          and the bare answer is kept when it has more words and is at least as confident."""
         seconds = len(request.audio) / SAMPLE_RATE
-        if not request.final or not (request.context or request.lead) or seconds < SPARSE_AFTER_S:
+        if not request.final or not (request.context or request.lead):
             return result
+        before = request.lead[-1][1] if request.lead else last_sentence(request.context)
+        if says_again(result.text, before) or says_too_much(result.text, seconds):
+            log.debug("an answer with context said the text before it again", extra={"text": result.text})
+            return self._bare(request)
         found = len(text.words(result.text))
-        if found >= MIN_WORDS_PER_S * seconds:
+        if seconds < SPARSE_AFTER_S or found >= MIN_WORDS_PER_S * seconds:
             return result
-        bare = self._decode(
-            request.audio, self._language(request), self._beam(request), self._prompt("", request.hints)
-        )
+        bare = self._bare(request)
         if (
             len(text.words(bare.text)) > found
             and (bare.confidence or 0.0) >= (result.confidence or 0.0)
@@ -175,6 +184,12 @@ class WhisperEngine:
             log.debug("a sparse answer decoded again without context", extra={"text": result.text, "again": bare.text})
             return bare
         return result
+
+    def _bare(self, request: AsrRequest) -> AsrResult:
+        """The utterance decoded without the stream's context: its hints only."""
+        return self._decode(
+            request.audio, self._language(request), self._beam(request), self._prompt("", request.hints)
+        )
 
     def _beam(self, request: AsrRequest) -> int:
         if not request.final:
@@ -217,10 +232,10 @@ class WhisperEngine:
         """Whether an answer decoded after its lead is the utterance's own: it does not say the lead again and
         says no more than the utterance's audio can hold."""
         assert plan.lead is not None
-        if says_lead_again(answer, plan.lead):
+        if says_lead_again(answer, plan.lead) or says_again(answer, request.lead[-1][1]):
             log.debug("an answer after the lead said the lead again", extra={"lead": plan.lead, "text": answer})
             return False
-        if len(text.words(answer)) > 3 + MAX_WORDS_PER_S * len(request.audio) / SAMPLE_RATE:
+        if says_too_much(answer, len(request.audio) / SAMPLE_RATE):
             log.debug("an answer after the lead longer than its audio can hold", extra={"text": answer})
             return False
         return True

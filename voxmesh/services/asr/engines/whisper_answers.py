@@ -1,8 +1,10 @@
-"""What the whisper engine reads in Whisper's text, as text: an answer that loops, an answer decoded after a
-lead that says the lead again, and a prompt closed as a sentence."""
+"""What the whisper engine reads in Whisper's text, as text: an answer that loops, an answer that says again
+what came before it (after a lead, or after a prompt), an answer longer than its audio can hold, and a prompt
+closed as a sentence."""
 
 from __future__ import annotations
 
+import re
 import zlib
 
 from voxmesh import text
@@ -11,6 +13,8 @@ MAX_COMPRESSION_RATIO = 2.4  # Whisper's own bound for text that repeats itself
 # A loop says more than this, on top of compressing as one: a list read aloud ("front left, front right, rear
 # left") compresses as well as a loop does (alsa_channels.flac's own text: 2.7), at about one word a second.
 LOOP_WORDS_PER_S = 3.0
+MAX_WORDS_PER_S = 6  # beyond this (plus a few), an answer is taken for a hallucination: no one speaks so fast
+SAID_AGAIN_SHARE = 0.75  # an answer with this share of its words in the utterance before, in order, says it again
 SENTENCE_ENDS = (".", "?", "!", "…")
 CLOSING_MARKS = "\"')]\u201d\u2019"  # may follow a sentence's end: 'he said "yes."'
 
@@ -36,6 +40,36 @@ def says_lead_again(answer: str, lead: str) -> bool:
     too; his utterance is then decoded alone, as it would be without a lead."""
     said, heard = text.words(answer), text.words(lead)
     return not said or any(said[:n] == heard[-n:] for n in range(1, min(len(said), len(heard)) + 1))
+
+
+def says_too_much(answer: str, seconds: float) -> bool:
+    """Whether an answer says more words than its audio can hold."""
+    return len(text.words(answer)) > 3 + MAX_WORDS_PER_S * seconds
+
+
+def says_again(answer: str, before: str) -> bool:
+    """Whether an answer mostly says again the utterance before it: four words or more, three quarters of them
+    found in that utterance's text in the same order. In noise, Whisper may echo the text it was given
+    (a lead's, a prompt's) instead of hearing the audio: "The train left 20 minutes late ... in the middle."
+    after "Our train left 20 minutes late ... in the middle.", where the speaker went on to another
+    sentence. A speaker who really says a sentence again is flagged too."""
+    said, heard = text.words(answer), text.words(before)
+    return len(said) >= 4 and _in_order(said, heard) >= SAID_AGAIN_SHARE * len(said)
+
+
+def last_sentence(said: str) -> str:
+    """The last sentence of a stream's text: what it said just before the next utterance."""
+    return re.split(r"(?<=[.?!…])\s+", said.strip())[-1]
+
+
+def _in_order(a: list[str], b: list[str]) -> int:
+    """How many words a and b have in common in the same order (the longest common subsequence)."""
+    row = [0] * (len(b) + 1)
+    for x in a:
+        diagonal = 0
+        for j, y in enumerate(b, start=1):
+            diagonal, row[j] = row[j], diagonal + 1 if x == y else max(row[j], row[j - 1])
+    return row[-1]
 
 
 def closed(said: str) -> str:
