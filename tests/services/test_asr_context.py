@@ -288,13 +288,21 @@ def test_whisper_decodes_an_utterance_alone_when_its_answer_after_the_lead_says_
 
 
 @pytest.mark.parametrize(
-    ("echo", "seconds"),
+    ("context", "echo", "seconds"),
     [
-        ("The train left twenty minutes late, because of a signal out here in the middle.", 4.0),
-        ("A cold wind blew across the park. A cold wind blew across the park.", 1.15),
+        (
+            "Seven small boats waited. Our train left twenty minutes late, because of a signal out here in the middle.",
+            "The train left twenty minutes late, because of a signal out here in the middle.",
+            4.0,
+        ),
+        (
+            "A cold wind blew across the empty market square.",
+            "A cold wind blew across the park. A cold wind blew across the park.",
+            1.15,
+        ),
     ],
 )
-def test_a_final_that_echoes_its_context_is_decoded_again_without_it(echo, seconds):
+def test_a_final_that_echoes_its_context_is_decoded_again_without_it(context, echo, seconds):
     """In noise Whisper may say its prompt again instead of the audio (seen through the mesh at 10 dB): the
     utterance is decoded again with no context, and that answer is taken."""
     whisper = WhisperEngine(settings(AsrSettings))
@@ -305,10 +313,6 @@ def test_a_final_that_echoes_its_context_is_decoded_again_without_it(echo, secon
         return AsrResult(echo if prompt else "She painted the kitchen.", "en", confidence=0.5)
 
     whisper._decode = decode  # type: ignore[method-assign]
-    context = (
-        "Seven small boats waited. Our train left twenty minutes late, because of a signal out here in the middle."
-    )
-    context = context if seconds > 2 else "A cold wind blew across the empty market square."
     audio = np.zeros(int(seconds * 16000), np.float32)
     result = whisper.transcribe([AsrRequest(audio, "en", final=True, context=context)])[0]
     assert result.text == "She painted the kitchen."

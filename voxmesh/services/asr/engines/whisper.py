@@ -168,8 +168,7 @@ class WhisperEngine:
         seconds = len(request.audio) / SAMPLE_RATE
         if not request.final or not (request.context or request.lead):
             return result
-        before = request.lead[-1][1] if request.lead else last_sentence(request.context)
-        if says_again(result.text, before) or says_too_much(result.text, seconds):
+        if says_again(result.text, _said_before(request)) or says_too_much(result.text, seconds):
             log.debug("an answer with context said the text before it again", extra={"text": result.text})
             return self._bare(request)
         found = len(text.words(result.text))
@@ -232,7 +231,7 @@ class WhisperEngine:
         """Whether an answer decoded after its lead is the utterance's own: it does not say the lead again and
         says no more than the utterance's audio can hold."""
         assert plan.lead is not None
-        if says_lead_again(answer, plan.lead) or says_again(answer, request.lead[-1][1]):
+        if says_lead_again(answer, plan.lead) or says_again(answer, _said_before(request)):
             log.debug("an answer after the lead said the lead again", extra={"lead": plan.lead, "text": answer})
             return False
         if says_too_much(answer, len(request.audio) / SAMPLE_RATE):
@@ -378,6 +377,11 @@ class WhisperEngine:
 
     def close(self) -> None:
         del self.model
+
+
+def _said_before(request: AsrRequest) -> str:
+    """The text of the stream's utterance just before this one: the lead's last, or its text's last sentence."""
+    return request.lead[-1][1] if request.lead else last_sentence(request.context)
 
 
 def _joined_punctuation(aligned: list[dict]) -> tuple[Word, ...]:
