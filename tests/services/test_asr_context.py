@@ -300,6 +300,11 @@ def test_whisper_decodes_an_utterance_alone_when_its_answer_after_the_lead_says_
             "A cold wind blew across the park. A cold wind blew across the park.",
             1.15,
         ),
+        (  # a copy of a sentence older than the last, after the answer's own first words
+            "At all wind blew across the end the market's way up. She didn't look at your nail shade.",
+            "The end the nearest wind back in the front blew across the end the market's way up.",
+            3.2,
+        ),
     ],
 )
 def test_a_final_that_echoes_its_context_is_decoded_again_without_it(context, echo, seconds):

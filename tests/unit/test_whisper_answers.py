@@ -1,9 +1,11 @@
 """What the whisper engine reads in Whisper's text: loops, an answer that says the lead or the utterance
-before it again, an answer longer than its audio can hold."""
+before it again or copies a run of the text before it, an answer longer than its audio can hold."""
 
 from __future__ import annotations
 
 from voxmesh.services.asr.engines.whisper_answers import (
+    copies,
+    echoes,
     last_sentence,
     looping,
     repetitive,
@@ -41,6 +43,23 @@ def test_an_answer_that_echoes_the_utterance_before_it_is_told_from_one_that_goe
     )
     assert says_too_much("A cold wind flew across the park. " * 2, seconds=1.15), "14 words in 1.15 s"
     assert not says_too_much("A cold wind flew across the park.", seconds=1.15)
+
+
+def test_an_answer_that_copies_a_run_of_the_text_before_it_is_told_from_one_that_says_a_few_words_again():
+    first = "at all wind blew across the end the market's way up."
+    # Heard two utterances later in white noise at 10 dB (fidelity.py --seed 2): its own first words, then a copy
+    echo = "The end the nearest wind back in the front blew across the end the market's way up."
+    assert copies(echo, first)
+    assert not copies("The end the nearest wind back in the front blew across the end.", first), "five in a row"
+    assert not copies(
+        "Ask what you can do for your country.", "And so my fellow Americans, ask not what your country can do for you."
+    )
+    second = "She didn't look at your nail shade of green last wind."
+    assert echoes(echo, "", [first, second]), "a copy of the lead's first utterance, not its last"
+    assert echoes(echo, f"{first} {second}", []), "a copy of the stream's older text"
+    assert echoes("She didn't look at your nail.", "Older text. " + second, []), "the utterance before, said again"
+    assert not echoes("The engineer had cleaned out the pump.", first, [second])
+    assert not echoes("Rear left, rear right, side left.", "", ["Front left, front right, side left, side right."])
 
 
 def test_an_answer_that_loops_is_not_taken():

@@ -9,8 +9,9 @@ before it, much as Whisper decodes a whole file. The prompt is read in one pass 
 either way, so the lead costs only the few timestamp tokens that mode writes. If the answer says the lead
 again (it is empty, starts with the lead's last words, or mostly says its last utterance again), says more
 than the audio can hold, loops, or is unlikely, the utterance is decoded alone with the prompt instead. A
-final whose answer still says the utterance before it again, or more than its audio can hold, is decoded
-once more without the stream's context: in noise, Whisper may echo the text it was given.
+final whose answer still says the utterance before it again, copies a run of its prompt, or says more than
+its audio can hold, is decoded once more without the stream's context: in noise, Whisper may echo the text
+it was given.
 
 Asks: the words of a request for word timings are timed after its decode, by aligning the decoded text to
 the utterance's audio (Whisper's cross-attention, faster-whisper's `find_alignment`), in one batched call:
@@ -38,9 +39,8 @@ from voxmesh.services.asr.engines import AsrRequest, AsrResult, EngineCapabiliti
 from voxmesh.services.asr.engines.whisper_answers import (
     MAX_COMPRESSION_RATIO,
     closed,
-    last_sentence,
+    echoes,
     looping,
-    says_again,
     says_lead_again,
     says_too_much,
 )
@@ -159,8 +159,8 @@ class WhisperEngine:
     def _checked(self, request: AsrRequest, result: AsrResult) -> AsrResult:
         """A final decoded with the stream's context (or lead), checked for what context makes Whisper do
         wrong; where it did, the utterance is decoded again without context (`_bare`).
-        - An answer that says again the utterance before it (`says_again`), or more than its audio can hold:
-          in noise, Whisper may echo its prompt instead of hearing the audio. The bare answer is taken.
+        - An answer that echoes the text before it (`echoes`), or says more than its audio can hold: in
+          noise, Whisper may echo its prompt instead of hearing the audio. The bare answer is taken.
         - Whisper skips the words its audio starts with when its prompt ends in them: a speaker who says the
           same thing twice, the first time in the utterance before. A prompt closed as a sentence (`closed`)
           avoids that where it was seen; as a safety net, an answer far sparser than speech is decoded again,
@@ -168,7 +168,7 @@ class WhisperEngine:
         seconds = len(request.audio) / SAMPLE_RATE
         if not request.final or not (request.context or request.lead):
             return result
-        if says_again(result.text, _said_before(request)) or says_too_much(result.text, seconds):
+        if echoes(result.text, request.context, [t for _, t in request.lead]) or says_too_much(result.text, seconds):
             log.debug("an answer with context said the text before it again", extra={"text": result.text})
             return self._bare(request)
         found = len(text.words(result.text))
@@ -231,7 +231,7 @@ class WhisperEngine:
         """Whether an answer decoded after its lead is the utterance's own: it does not say the lead again and
         says no more than the utterance's audio can hold."""
         assert plan.lead is not None
-        if says_lead_again(answer, plan.lead) or says_again(answer, _said_before(request)):
+        if says_lead_again(answer, plan.lead) or echoes(answer, request.context, [t for _, t in request.lead]):
             log.debug("an answer after the lead said the lead again", extra={"lead": plan.lead, "text": answer})
             return False
         if says_too_much(answer, len(request.audio) / SAMPLE_RATE):
@@ -377,11 +377,6 @@ class WhisperEngine:
 
     def close(self) -> None:
         del self.model
-
-
-def _said_before(request: AsrRequest) -> str:
-    """The text of the stream's utterance just before this one: the lead's last, or its text's last sentence."""
-    return request.lead[-1][1] if request.lead else last_sentence(request.context)
 
 
 def _joined_punctuation(aligned: list[dict]) -> tuple[Word, ...]:

@@ -1,11 +1,12 @@
 """What the whisper engine reads in Whisper's text, as text: an answer that loops, an answer that says again
-what came before it (after a lead, or after a prompt), an answer longer than its audio can hold, and a prompt
-closed as a sentence."""
+what came before it (after a lead, or after a prompt) or copies a run of it, an answer longer than its audio
+can hold, and a prompt closed as a sentence."""
 
 from __future__ import annotations
 
 import re
 import zlib
+from collections.abc import Sequence
 
 from voxmesh import text
 
@@ -15,6 +16,7 @@ MAX_COMPRESSION_RATIO = 2.4  # Whisper's own bound for text that repeats itself
 LOOP_WORDS_PER_S = 3.0
 MAX_WORDS_PER_S = 6  # beyond this (plus a few), an answer is taken for a hallucination: no one speaks so fast
 SAID_AGAIN_SHARE = 0.75  # an answer with this share of its words in the utterance before, in order, says it again
+COPIED_RUN = 6  # an answer that has this many words of its prompt's text in a row, word for word, copies them
 SENTENCE_ENDS = (".", "?", "!", "…")
 CLOSING_MARKS = "\"')]\u201d\u2019"  # may follow a sentence's end: 'he said "yes."'
 
@@ -55,6 +57,32 @@ def says_again(answer: str, before: str) -> bool:
     sentence. A speaker who really says a sentence again is flagged too."""
     said, heard = text.words(answer), text.words(before)
     return len(said) >= 4 and _in_order(said, heard) >= SAID_AGAIN_SHARE * len(said)
+
+
+def copies(answer: str, before: str) -> bool:
+    """Whether an answer has COPIED_RUN words or more in a row of the text before it, word for word. In noise,
+    Whisper may copy a run of its prompt into an answer that is otherwise its own: "The end the nearest wind
+    back in the front blew across the end the market's way up.", two utterances after "at all wind blew
+    across the end the market's way up." (a mishearing of "A cold wind blew across the empty market square",
+    copied with its errors). Speakers do say six words again, in a list read twice or a refrain; each costs
+    a decode more, not words."""
+    said, heard = text.words(answer), text.words(before)
+    row = [0] * (len(heard) + 1)  # row[j]: the run of equal words that ends at said[i] and heard[j - 1]
+    for x in said:
+        diagonal = 0
+        for j, y in enumerate(heard, start=1):
+            diagonal, row[j] = row[j], diagonal + 1 if x == y else 0
+            if row[j] >= COPIED_RUN:
+                return True
+    return False
+
+
+def echoes(answer: str, context: str, lead: Sequence[str]) -> bool:
+    """Whether an answer echoes a stream's text before it (its older text, then its lead's utterances): it
+    says again the utterance just before (the lead's last, or the older text's last sentence), or copies a
+    run of any of it."""
+    said_before = lead[-1] if lead else last_sentence(context)
+    return says_again(answer, said_before) or copies(answer, " ".join([context, *lead]))
 
 
 def last_sentence(said: str) -> str:
