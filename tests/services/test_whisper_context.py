@@ -1,18 +1,18 @@
 """The whisper engine's use of a stream's context: an utterance heard after its lead, the answers that are
-decoded again (a lead said again, an echo of the context, a sparse answer), a long utterance in timestamp
-mode, a list that is not a loop, finals of several streams decoded together."""
+decoded again (a lead said again, an echo of the context, a sparse answer), a list that is not a loop,
+finals of several streams decoded together."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from tests.conftest import ALSA, JFK_TEXT, real
+from tests.conftest import ALSA, real
 from tests.services.conftest import settings
 from voxmesh import text
 from voxmesh.audio import pcm_to_float
 from voxmesh.services.asr.engines import AsrRequest, AsrResult
-from voxmesh.services.asr.engines.whisper import LONG_S, WhisperEngine
+from voxmesh.services.asr.engines.whisper import LEAD_UNDER_S, WhisperEngine
 from voxmesh.services.asr.engines.whisper_answers import repetitive
 from voxmesh.settings import AsrSettings
 
@@ -22,37 +22,6 @@ def jfk_halves(jfk_pcm) -> tuple[np.ndarray, np.ndarray]:
     audio = pcm_to_float(jfk_pcm)
     cut = int(2.2 * 16000)  # between "Americans" and "ask"
     return audio[:cut], audio[cut : int(8.1 * 16000)]  # "... for you", as the VAD ends it
-
-
-def test_a_long_utterance_is_decoded_alone_in_timestamp_mode_and_a_short_one_without(jfk_pcm, jfk_halves):
-    """Without timestamps, Whisper ended its answer early in long pieces the VAD cut in noise: an utterance of
-    LONG_S or more is decoded in timestamp mode, as Whisper decodes a file."""
-    from faster_whisper.tokenizer import Tokenizer
-
-    whisper = WhisperEngine(settings(AsrSettings))
-    no_timestamps = Tokenizer(whisper.model.hf_tokenizer, False, "transcribe", "en").no_timestamps
-    modes: list[bool] = []  # per decoded prompt: whether it asked for timestamps
-
-    class Recorded:
-        def __init__(self, model):
-            self.model = model
-
-        def __getattr__(self, name):
-            return getattr(self.model, name)
-
-        def generate(self, encoded, prompts, **options):
-            modes.extend(no_timestamps not in prompt for prompt in prompts)
-            return self.model.generate(encoded, prompts, **options)
-
-    whisper.model.model = Recorded(whisper.model.model)
-    jfk = pcm_to_float(jfk_pcm)
-    assert len(jfk) >= LONG_S * 16000
-    result = whisper.transcribe([AsrRequest(jfk, "en", final=True)])[0]
-    assert modes == [True], "one decode, in timestamp mode"
-    assert text.wer(JFK_TEXT, result.text) <= 0.1, result.text
-    modes.clear()
-    whisper.transcribe([AsrRequest(jfk_halves[1], "en", final=True)])
-    assert modes == [False], "a short utterance alone: no timestamps"
 
 
 def test_whisper_decodes_an_utterance_after_its_lead_and_answers_only_its_own_words(jfk_halves):
@@ -83,7 +52,7 @@ def test_whisper_hears_as_much_lead_as_fits_in_context_audio_s_and_the_window(jf
     pieces = tuple((np.resize(first, int(7.9 * 16000)), f"piece {n}.") for n in range(3))
     plan = whisper._plan(AsrRequest(second, "en", True, lead=pieces))
     assert plan.lead == "piece 1. piece 2." and len(plan.audio) == 2 * (int(7.9 * 16000) + gap) + len(second)
-    long = np.resize(second, int(LONG_S * 16000))
+    long = np.resize(second, int(LEAD_UNDER_S * 16000))
     assert whisper._plan(AsrRequest(long, "en", True, lead=lead)).lead is None, "a long utterance is heard alone"
 
 
@@ -147,12 +116,9 @@ def test_a_list_read_aloud_is_answered_as_heard_not_sampled_as_a_loop():
     whisper = WhisperEngine(settings(AsrSettings))
     first = pcm_to_float(real(ALSA))[: 10 * 16000]  # "front, center, front, left, front, right, rear, ..."
     audio = np.concatenate([first, np.zeros(8000, np.float32), first])
-    request = AsrRequest(audio, "en", final=True)
-    at_zero = whisper._together([(request, whisper._plan(request))])[0]  # a long utterance: timestamp mode
-    assert at_zero is not None, "taken for a loop, or unlikely"
-    heard = at_zero.text
+    heard = whisper._decode_at(audio, "en", whisper.beam_size, None, (0.0,))[0].text
     assert repetitive(heard) and len(text.words(heard)) >= 20, heard
-    answers = {whisper.transcribe([request])[0].text for _ in range(3)}
+    answers = {whisper.transcribe([AsrRequest(audio, "en", final=True)])[0].text for _ in range(3)}
     assert answers == {heard}
 
 

@@ -1,7 +1,7 @@
 """The embedded CPU engine: faster-whisper (CTranslate2).
 
 Context: a request's stream context is Whisper's previous-text prompt, closed as a sentence. With a lead
-(the stream's latest utterances), an utterance under `LONG_S` is decoded after as many of the lead's
+(the stream's latest utterances), an utterance under `LEAD_UNDER_S` is decoded after as many of the lead's
 utterances as fit in `context_audio_s` of audio (and, with the utterance, in Whisper's 30 s window): the
 engine hears them again, their text ends the prompt, and the decoder is started at the timestamp where the
 utterance begins, in Whisper's timestamp mode. A piece cut out of a stream is thus heard in the speech
@@ -11,8 +11,7 @@ again (it is empty, starts with the lead's last words, or mostly says its last u
 than the audio can hold, loops, or is unlikely, the utterance is decoded alone with the prompt instead. A
 final whose answer still says the utterance before it again, copies a run of its prompt, or says more than
 its audio can hold, is decoded once more without the stream's context: in noise, Whisper may echo the text
-it was given. An utterance of `LONG_S` or more is decoded alone, first in timestamp mode as Whisper decodes
-a file.
+it was given.
 
 Asks: the words of a request for word timings are timed after its decode, by aligning the decoded text to
 the utterance's audio (Whisper's cross-attention, faster-whisper's `find_alignment`), in one batched call:
@@ -52,11 +51,8 @@ log = logging.getLogger("voxmesh.asr.whisper")
 WINDOW_SAMPLES = 29 * SAMPLE_RATE  # lead and utterance together stay inside one 30 s Whisper window
 # An utterance this long is decoded without a lead: it carries context of its own, and a lead it really says
 # again (a list read twice) would cost it a second decode of its whole length (alsa_channels' 9 s list took
-# twice as long; bench/README.md, "fidelity.py: the lead heard from where the utterance starts"). It is
-# decoded in Whisper's timestamp mode: without timestamps, Whisper ended its answer early in long pieces of
-# speech the VAD cut in noise, a list's last words unsaid (bench/README.md, "fidelity.py: long utterances in
-# timestamp mode, and answers that copy their prompt").
-LONG_S = 8.0
+# twice as long; bench/README.md, "fidelity.py: the lead heard from where the utterance starts").
+LEAD_UNDER_S = 8.0
 LEAD_GAP = np.zeros(SAMPLE_RATE // 5, np.float32)  # silence between the lead's utterances and this one
 TIMESTAMP_S = 0.02  # Whisper's timestamp tokens are this far apart
 MIN_WORDS_PER_S = 1.0  # below this, a final decoded with context over SPARSE_AFTER_S is decoded again without
@@ -79,11 +75,6 @@ class _Plan:
     prompt: list[int] | None  # previous-text prompt (token ids): the stream's text, the lead's last
     lead: str | None = None  # the lead's text, when its audio comes first
     start: int = 0  # where the utterance starts in `audio` (samples): the decoder starts there
-
-    @property
-    def timestamps(self) -> bool:
-        """Whether it is decoded in Whisper's timestamp mode: after a lead, or a long utterance alone."""
-        return self.lead is not None or len(self.audio) >= LONG_S * SAMPLE_RATE
 
 
 def default_model() -> tuple[str, str]:
@@ -154,15 +145,16 @@ class WhisperEngine:
         if len(batch) == 1:
             return [self._one(batch[0])]
         planned = [(request, self._plan(request)) for request in batch]
-        # One CTranslate2 call takes one beam width, one language, one mode (timestamps or none), and
-        # <|startoftranscript|> at one position (prompts of one length: none, or cut to the shortest).
+        # One CTranslate2 call takes one beam width, one language, one mode (timestamps after a lead, none
+        # without), and <|startoftranscript|> at one position (prompts of one length: none, or cut to the
+        # shortest).
         answers = in_groups(planned, self._batch_key, self._together)
         # a request the batched decode did not answer well is decoded alone, with faster-whisper's fallbacks
         return [answer or self._alone(request, plan) for (request, plan), answer in zip(planned, answers, strict=True)]
 
     def _batch_key(self, planned: tuple[AsrRequest, _Plan]) -> tuple:
         request, plan = planned
-        return self._beam(request), self._language(request), bool(plan.prompt), plan.timestamps
+        return self._beam(request), self._language(request), bool(plan.prompt), plan.lead is not None
 
     def _checked(self, request: AsrRequest, result: AsrResult) -> AsrResult:
         """A final decoded with the stream's context (or lead), checked for what context makes Whisper do
@@ -210,7 +202,7 @@ class WhisperEngine:
         """What to decode for a request: the utterance after as much of its lead as fits, or alone."""
         lead, older = list(request.lead), [request.context]
         room = min(self.context_audio, WINDOW_SAMPLES - len(request.audio))
-        if len(request.audio) >= LONG_S * SAMPLE_RATE:
+        if len(request.audio) >= LEAD_UNDER_S * SAMPLE_RATE:
             room = 0
         while lead and sum(len(audio) + len(LEAD_GAP) for audio, _ in lead) > room:
             older.append(lead.pop(0)[1])
@@ -223,7 +215,7 @@ class WhisperEngine:
 
     def _one(self, request: AsrRequest, plan: _Plan | None = None) -> AsrResult:
         plan = plan or self._plan(request)
-        if plan.timestamps:
+        if plan.lead is not None:
             answer = self._together([(request, plan)])[0]
             if answer is not None:
                 return answer
@@ -250,10 +242,10 @@ class WhisperEngine:
     def _together(self, planned: list[tuple[AsrRequest, _Plan]]) -> list[AsrResult | None]:
         """One CTranslate2 call for requests of one beam width, language and mode (one encoder batch, one beam
         search over all), at temperature 0. A request with a lead is decoded in timestamp mode from the
-        timestamp where its utterance starts; a long one alone, in timestamp mode from its start. An answer
-        that Whisper's own tests would send to a fallback (a low average log probability, a loop), or one
-        after a lead that is not the utterance's own (`_own_words`), is None: the caller decodes it alone.
-        Without a language (one to detect) every answer is None."""
+        timestamp where its utterance starts. An answer that Whisper's own tests would send to a fallback (a
+        low average log probability, a loop), or one after a lead that is not the utterance's own
+        (`_own_words`), is None: the caller decodes it alone. Without a language (one to detect) every answer
+        is None."""
         from faster_whisper.audio import pad_or_trim
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_ctranslate2_storage, get_suppressed_tokens
@@ -269,7 +261,7 @@ class WhisperEngine:
         features = np.stack([pad_or_trim(self.model.feature_extractor(plan.audio)) for plan in plans])
         encoded = self.model.model.encode(get_ctranslate2_storage(features.astype(np.float32)), to_cpu=False)
         prompts = [
-            self.model.get_prompt(tokenizer, plan.prompt or [], without_timestamps=not plan.timestamps)
+            self.model.get_prompt(tokenizer, plan.prompt or [], without_timestamps=plan.lead is None)
             + self._starting_at(tokenizer, plan)
             for plan in plans
         ]
@@ -304,7 +296,13 @@ class WhisperEngine:
             return []
         return [tokenizer.timestamp_begin + round(plan.start / SAMPLE_RATE / TIMESTAMP_S)]
 
-    def _decode(self, audio: np.ndarray, language: str | None, beam_size: int, prompt: list[int] | None) -> AsrResult:
+    def _decode(
+        self,
+        audio: np.ndarray,
+        language: str | None,
+        beam_size: int,
+        prompt: list[int] | None,
+    ) -> AsrResult:
         """faster-whisper's decode with its fallbacks, the loop test knowing the audio's length: at temperature 0
         first; an answer that loops (`looping`) or is unlikely (LOW_LOGPROB) is decoded again by sampling at
         rising temperatures, as faster-whisper does, unless Whisper took the audio for silence; a sampled
