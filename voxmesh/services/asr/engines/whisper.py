@@ -159,7 +159,7 @@ class WhisperEngine:
     def _checked(self, request: AsrRequest, result: AsrResult) -> AsrResult:
         """A final decoded with the stream's context (or lead), checked for what context makes Whisper do
         wrong; where it did, the utterance is decoded again without context (`_bare`).
-        - An answer that echoes the text before it (`echoes`), or says more than its audio can hold: in
+        - An answer that echoes the text before it (`_echoes`), or says more than its audio can hold: in
           noise, Whisper may echo its prompt instead of hearing the audio. The bare answer is taken.
         - Whisper skips the words its audio starts with when its prompt ends in them: a speaker who says the
           same thing twice, the first time in the utterance before. A prompt closed as a sentence (`closed`)
@@ -168,7 +168,7 @@ class WhisperEngine:
         seconds = len(request.audio) / SAMPLE_RATE
         if not request.final or not (request.context or request.lead):
             return result
-        if echoes(result.text, request.context, [t for _, t in request.lead]) or says_too_much(result.text, seconds):
+        if _echoes(result.text, request) or says_too_much(result.text, seconds):
             log.debug("an answer with context said the text before it again", extra={"text": result.text})
             return self._bare(request)
         found = len(text.words(result.text))
@@ -231,7 +231,7 @@ class WhisperEngine:
         """Whether an answer decoded after its lead is the utterance's own: it does not say the lead again and
         says no more than the utterance's audio can hold."""
         assert plan.lead is not None
-        if says_lead_again(answer, plan.lead) or echoes(answer, request.context, [t for _, t in request.lead]):
+        if says_lead_again(answer, plan.lead) or _echoes(answer, request):
             log.debug("an answer after the lead said the lead again", extra={"lead": plan.lead, "text": answer})
             return False
         if says_too_much(answer, len(request.audio) / SAMPLE_RATE):
@@ -377,6 +377,11 @@ class WhisperEngine:
 
     def close(self) -> None:
         del self.model
+
+
+def _echoes(answer: str, request: AsrRequest) -> bool:
+    """`echoes` of the text before a request: the stream's older text, then its lead's utterances."""
+    return echoes(answer, request.context, [lead_text for _, lead_text in request.lead])
 
 
 def _joined_punctuation(aligned: list[dict]) -> tuple[Word, ...]:
