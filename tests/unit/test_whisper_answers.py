@@ -50,7 +50,7 @@ def test_an_answer_that_copies_a_run_of_the_text_before_it_is_told_from_one_that
     # Heard two utterances later in white noise at 10 dB (fidelity.py --seed 2): its own first words, then a copy
     echo = "The end the nearest wind back in the front blew across the end the market's way up."
     assert copies(echo, first)
-    assert not copies("The end the nearest wind back in the front blew across the end.", first), "five in a row"
+    assert not copies("The end the nearest wind back in the front blew across the end the.", first), "five in a row"
     assert not copies(
         "Ask what you can do for your country.", "And so my fellow Americans, ask not what your country can do for you."
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Sequence
+from difflib import SequenceMatcher
 
 from voxmesh import text
 
@@ -67,14 +68,8 @@ def copies(answer: str, before: str) -> bool:
     copied with its errors). Speakers do say six words again, in a list read twice or a refrain; each costs
     a decode more, not words."""
     said, heard = text.words(answer), text.words(before)
-    row = [0] * (len(heard) + 1)  # row[j]: the run of equal words that ends at said[i] and heard[j - 1]
-    for x in said:
-        diagonal = 0
-        for j, y in enumerate(heard, start=1):
-            diagonal, row[j] = row[j], diagonal + 1 if x == y else 0
-            if row[j] >= COPIED_RUN:
-                return True
-    return False
+    run = SequenceMatcher(None, said, heard, autojunk=False).find_longest_match(0, len(said), 0, len(heard))
+    return run.size >= COPIED_RUN
 
 
 def echoes(answer: str, context: str, lead: Sequence[str]) -> bool:
