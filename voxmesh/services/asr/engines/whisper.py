@@ -11,10 +11,11 @@ again (it is empty, starts with the lead's last words, or mostly says its last u
 than the audio can hold, loops, or is unlikely, the utterance is decoded alone with the prompt instead. A
 final whose answer still says the utterance before it again, copies a run of its prompt, or says more than
 its audio can hold, is decoded once more without the stream's context: in noise, Whisper may echo the text
-it was given.
+it was given. A piece under `NOISE_UNDER_S` that Whisper scores as likely silence and answers with little
+confidence is taken for noise and answered empty (`_noise`): Whisper says stock phrases to noise.
 
 Asks: the words of a request for word timings are timed after its decode, by aligning the decoded text to
-the utterance's audio (Whisper's cross-attention, faster-whisper's `find_alignment`), in one batched call:
+the utterance's audio (`timed_words`: Whisper's cross-attention, faster-whisper's `find_alignment`), in one call:
 the text is what it would be without timings, and each word carries its probability. Phrase
 hints and the stream's prompt go at the head of Whisper's previous-text prompt, before the stream's context,
 as faster-whisper's own `hotwords` do; Whisper has no per-phrase weight, so a hint's boost changes nothing.
@@ -35,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from voxmesh import SAMPLE_RATE, errors, text
-from voxmesh.services.asr.engines import AsrRequest, AsrResult, EngineCapabilities, Word, in_groups
+from voxmesh.services.asr.engines import AsrRequest, AsrResult, EngineCapabilities, in_groups
 from voxmesh.services.asr.engines.whisper_answers import (
     MAX_COMPRESSION_RATIO,
     closed,
@@ -44,6 +45,7 @@ from voxmesh.services.asr.engines.whisper_answers import (
     says_lead_again,
     says_too_much,
 )
+from voxmesh.services.asr.engines.whisper_words import timed_words
 from voxmesh.settings import AsrSettings
 
 log = logging.getLogger("voxmesh.asr.whisper")
@@ -62,6 +64,15 @@ MIN_WORDS_PER_S = 1.0  # below this, a final decoded with context over SPARSE_AF
 SPARSE_AFTER_S = 4.0
 FALLBACK_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)  # faster-whisper's own, after the first decode at 0
 LOW_LOGPROB = -1.0  # Whisper's own bound: an answer less likely than this per token is decoded again
+# Whisper takes a window for silence when its no-speech probability is over 0.6 and its answer's mean token
+# log-probability under -1. A short piece of noise the VAD took for speech (a second of babble after the
+# speech) came back as "Thank you very much." or "I'll see you next time." at no-speech 0.43-0.65 and mean
+# token probability 0.34-0.48, not silence by that test; short words really said scored either under 0.40 or,
+# heard faintly, a mean token probability of 0.61 or more (docs/asr.md; bench/README.md, "fidelity.py: a
+# short piece of noise answered with a stock phrase").
+NOISE_UNDER_S = 2.0
+NOISE_NO_SPEECH = 0.4
+NOISE_LOGPROB = math.log(0.5)
 # Finals of several streams share one CTranslate2 call up to this many: on the 2-core machine four
 # utterances of 4 s took 1.35 s together against 1.82 s one by one; eight gained nothing more (2.91 s
 # against 2.97 s) while every answer in the batch waited for the last.
@@ -136,7 +147,7 @@ class WhisperEngine:
         ]
         timed = [i for i, request in enumerate(batch) if request.words and results[i].text]
         if timed:
-            words = self._align([batch[i].audio for i in timed], [results[i] for i in timed])
+            words = timed_words(self.model, [batch[i].audio for i in timed], [results[i] for i in timed])
             for i, these in zip(timed, words, strict=True):
                 results[i] = replace(results[i], words=these)
         return results
@@ -325,7 +336,8 @@ class WhisperEngine:
         temperatures: tuple[float, ...],
     ) -> tuple[AsrResult, float | None]:
         """One faster-whisper decode at these temperatures, and its mean token log-probability (None when it
-        took the audio for silence). Whisper's compression-ratio test applies only where it samples."""
+        took the audio for silence, as Whisper's own test does and, for a piece under NOISE_UNDER_S, the
+        looser `_noise`). Whisper's compression-ratio test applies only where it samples."""
         segments, info = self.model.transcribe(
             audio,
             language=language,
@@ -340,30 +352,15 @@ class WhisperEngine:
         segments = list(segments)
         tokens = sum(len(segment.tokens) for segment in segments)
         logprob = sum(segment.avg_logprob * len(segment.tokens) for segment in segments) / max(1, tokens)
+        if segments and _noise(len(audio) / SAMPLE_RATE, max(s.no_speech_prob for s in segments), logprob):
+            log.debug("a short piece taken for noise", extra={"text": "".join(s.text for s in segments)})
+            segments, tokens = [], 0
         result = AsrResult(
             text="".join(segment.text for segment in segments).strip(),
             language=info.language,
             confidence=math.exp(logprob) if tokens else None,
         )
         return result, (logprob if segments else None)
-
-    def _align(self, audios: list[np.ndarray], results: list[AsrResult]) -> list[tuple[Word, ...]]:
-        """Each result's words, timed in its utterance's audio: Whisper's cross-attention alignment of the
-        text already decoded (faster-whisper's `find_alignment`, dynamic time warping), one batched call per
-        language. The text stays what the decode gave; the cost is an encoder pass and one forward over it."""
-        return in_groups(list(zip(audios, results, strict=True)), lambda ar: ar[1].language, self._align_group)
-
-    def _align_group(self, items: list[tuple[np.ndarray, AsrResult]]) -> list[tuple[Word, ...]]:
-        from faster_whisper.audio import pad_or_trim
-        from faster_whisper.tokenizer import Tokenizer
-
-        language = items[0][1].language
-        tokenizer = Tokenizer(self.model.hf_tokenizer, self.model.model.is_multilingual, "transcribe", language)
-        features = [self.model.feature_extractor(audio) for audio, _ in items]
-        encoded = self.model.encode(np.stack([pad_or_trim(f) for f in features]))
-        tokens = [tokenizer.encode(" " + result.text) for _, result in items]
-        aligned = self.model.find_alignment(tokenizer, tokens, encoded, [f.shape[-1] for f in features])
-        return [_joined_punctuation(words) for words in aligned]
 
     def _prompt(self, context: str, hints: str = "") -> list[int] | None:
         """Whisper's previous-text prompt: the stream's hints (phrases, its prompt), then the last
@@ -379,21 +376,12 @@ class WhisperEngine:
         del self.model
 
 
+def _noise(seconds: float, no_speech: float, logprob: float) -> bool:
+    """Whether a decode of a short piece is Whisper's answer to noise: a likely no-speech window, answered with
+    little confidence."""
+    return seconds < NOISE_UNDER_S and no_speech > NOISE_NO_SPEECH and logprob < NOISE_LOGPROB
+
+
 def _echoes(answer: str, request: AsrRequest) -> bool:
     """`echoes` of the text before a request: the stream's older text, then its lead's utterances."""
     return echoes(answer, request.context, [lead_text for _, lead_text in request.lead])
-
-
-def _joined_punctuation(aligned: list[dict]) -> tuple[Word, ...]:
-    """Aligned words as Words, a token of punctuation alone (a closing period) joined to the word before."""
-    words: list[Word] = []
-    for w in aligned:
-        said = w["word"].strip()
-        if not said:
-            continue
-        start, end, probability = round(float(w["start"]), 3), round(float(w["end"]), 3), float(w["probability"])
-        if words and not any(c.isalnum() for c in said):
-            words[-1] = replace(words[-1], text=words[-1].text + said, end_s=end)
-        else:
-            words.append(Word(said, start, end, probability))
-    return tuple(words)
