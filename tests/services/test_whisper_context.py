@@ -12,7 +12,7 @@ from tests.services.conftest import settings
 from voxmesh import text
 from voxmesh.audio import pcm_to_float
 from voxmesh.services.asr.engines import AsrRequest, AsrResult
-from voxmesh.services.asr.engines.whisper import LEAD_UNDER_S, WhisperEngine
+from voxmesh.services.asr.engines.whisper import LEAD_UNDER_S, WhisperEngine, _Rest
 from voxmesh.services.asr.engines.whisper_answers import repetitive
 from voxmesh.settings import AsrSettings
 
@@ -156,3 +156,25 @@ def test_only_a_final_long_enough_for_its_word_rate_to_tell_is_decoded_again_whe
     audio = np.zeros(int(seconds * 16000), np.float32)
     whisper.transcribe([AsrRequest(audio, "en", final=True, context="rear, left, rear, right")])
     assert len(calls) == decodes
+
+
+@pytest.mark.parametrize(
+    ("alone", "taken"),
+    [
+        ("Front. Front.", "Front. Right."),  # alone, no "front left" first: Whisper said it again after the lead
+        ("Front, left. Front, right.", "Front, left. Front, right."),  # the speaker said it again: heard alone too
+    ],
+)
+def test_an_answer_after_the_lead_that_says_its_last_words_first_keeps_its_rest_unless_heard_alone(alone, taken):
+    # alsa_channels in white noise at 10 dB (fidelity.py --seed 3): after a lead ending "Front. Left.", the
+    # utterance "front right" came back as "Front. Left. Front. Right."; decoded alone, as "Front. Front."
+    whisper = WhisperEngine(settings(AsrSettings))
+    audio = np.zeros(16000, np.float32)
+    request = AsrRequest(audio, "en", final=True, lead=((audio, "Front. Center. Front. Left."),))
+    plan = whisper._plan(request)
+    decodes = []
+    whisper._alone = lambda *args: decodes.append(args) or AsrResult(alone, "en", 0.8)  # type: ignore[method-assign]
+    rest = _Rest(["front", "left"], AsrResult("Front. Right.", "en", 0.5))
+    assert whisper._settled(request, plan, rest).text == taken
+    assert whisper._settled(request, plan, None).text == alone
+    assert len(decodes) == 2, "the decode alone is the witness, as it is the fallback"

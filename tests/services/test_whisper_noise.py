@@ -8,7 +8,7 @@ from tests.conftest import ALSA, ROOT, chunks, internal_pcm, noisy, real
 from tests.services.conftest import settings
 from voxmesh import text
 from voxmesh.audio import pcm_to_float
-from voxmesh.services.asr.engines import AsrRequest
+from voxmesh.services.asr.engines import AsrRequest, whisper_decode
 from voxmesh.services.asr.engines import whisper as whisper_engine
 from voxmesh.services.vad.segmenter import SpeechAudio
 from voxmesh.services.vad.service import VadServicer
@@ -30,7 +30,7 @@ def test_a_short_piece_of_babble_is_answered_empty_not_with_a_stock_phrase(monke
     whisper = whisper_engine.WhisperEngine(settings(AsrSettings))
     request = AsrRequest(pcm_to_float(internal_pcm(BABBLE_TAIL)), "en", final=True)
     assert whisper.transcribe([request])[0].text == ""
-    monkeypatch.setattr(whisper_engine, "NOISE_UNDER_S", 0.0)
+    monkeypatch.setattr(whisper_decode, "NOISE_UNDER_S", 0.0)
     said = whisper.transcribe([request])[0].text
     assert text.words(said), "without the noise test Whisper answers the babble with words"
 
@@ -40,7 +40,7 @@ def test_short_words_really_said_in_noise_are_kept():
     pcm = noisy(real(ALSA), snr_db=10)
     front, center = (pcm_to_float(piece) for piece in pieces(pcm)[:2])
     segments, _ = whisper.model.transcribe(center, language="en", without_timestamps=True, vad_filter=False)
-    assert next(iter(segments)).no_speech_prob > whisper_engine.NOISE_NO_SPEECH, "one of the two conditions holds"
+    assert next(iter(segments)).no_speech_prob > whisper_decode.NOISE_NO_SPEECH, "one of the two conditions holds"
     for piece, word in ((front, "front"), (center, "center")):
-        assert len(piece) < whisper_engine.NOISE_UNDER_S * 16000
+        assert len(piece) < whisper_decode.NOISE_UNDER_S * 16000
         assert text.words(whisper.transcribe([AsrRequest(piece, "en", final=True)])[0].text) == [word]

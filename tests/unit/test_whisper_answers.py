@@ -7,6 +7,7 @@ from voxmesh.services.asr.engines.whisper_answers import (
     copies,
     echoes,
     last_sentence,
+    lead_said_first,
     looping,
     repetitive,
     says_again,
@@ -67,3 +68,18 @@ def test_an_answer_that_loops_is_not_taken():
     assert not repetitive("And so my fellow Americans, ask not what your country can do for you.")
     assert looping("front left, " * 12, seconds=4.0), "24 words in 4 s, repeating: a loop"
     assert not looping("front left, " * 12, seconds=20.0), "24 words in 20 s: a list read aloud"
+
+
+def test_the_lead_s_last_words_an_answer_says_first_and_its_rest_as_written():
+    # alsa_channels in white noise at 10 dB: after a lead ending "Front. Left.", the utterance "front right"
+    assert lead_said_first("Front. Left. Front. Right.", "Front. Center. Front. Left.") == (
+        ["front", "left"],
+        "Front. Right.",
+    )
+    assert lead_said_first("Right. Side, left.", "Rear, right.") == (["right"], "Side, left.")
+    assert lead_said_first("Side, left. Side, right.", "Front. Side, left. Side, right.") == (
+        ["side", "left", "side", "right"],
+        "",
+    ), "the most of the lead's last words it starts with"
+    assert lead_said_first("Center.", "Front.") == ([], "Center.")
+    assert lead_said_first("", "Front.") == ([], "")

@@ -8,11 +8,13 @@ utterance begins, in Whisper's timestamp mode. A piece cut out of a stream is th
 before it, much as Whisper decodes a whole file. The prompt is read in one pass and the window is 30 s
 either way, so the lead costs only the few timestamp tokens that mode writes. If the answer says the lead
 again (it is empty, starts with the lead's last words, or mostly says its last utterance again), says more
-than the audio can hold, loops, or is unlikely, the utterance is decoded alone with the prompt instead. A
-final whose answer still says the utterance before it again, copies a run of its prompt, or says more than
-its audio can hold, is decoded once more without the stream's context: in noise, Whisper may echo the text
-it was given. A piece under `NOISE_UNDER_S` that Whisper scores as likely silence and answers with little
-confidence is taken for noise and answered empty (`_noise`): Whisper says stock phrases to noise.
+than the audio can hold, loops, or is unlikely, the utterance is decoded alone with the prompt instead;
+where it said the lead's last words and went on, its rest is taken unless the decode alone starts with
+those words too (`_settled`). A final whose answer still says the utterance before it again, copies a
+run of its prompt, or says more than its audio can hold, is decoded once more without the stream's
+context: in noise, Whisper may echo the text it was given. A piece under 2 s that Whisper scores as likely
+silence and answers with little confidence is taken for noise and answered empty (whisper_decode.py):
+Whisper says stock phrases to noise.
 
 Asks: the words of a request for word timings are timed after its decode, by aligning the decoded text to
 the utterance's audio (`timed_words`: Whisper's cross-attention, faster-whisper's `find_alignment`), in one call:
@@ -38,13 +40,14 @@ import numpy as np
 from voxmesh import SAMPLE_RATE, errors, text
 from voxmesh.services.asr.engines import AsrRequest, AsrResult, EngineCapabilities, in_groups
 from voxmesh.services.asr.engines.whisper_answers import (
-    MAX_COMPRESSION_RATIO,
     closed,
     echoes,
+    lead_said_first,
     looping,
     says_lead_again,
     says_too_much,
 )
+from voxmesh.services.asr.engines.whisper_decode import LOW_LOGPROB, decoded_once
 from voxmesh.services.asr.engines.whisper_words import timed_words
 from voxmesh.settings import AsrSettings
 
@@ -63,16 +66,6 @@ MIN_WORDS_PER_S = 1.0  # below this, a final decoded with context over SPARSE_AF
 # again doubled their time for nothing and raised clean speech's speech end -> final p95 by a third.
 SPARSE_AFTER_S = 4.0
 FALLBACK_TEMPERATURES = (0.2, 0.4, 0.6, 0.8, 1.0)  # faster-whisper's own, after the first decode at 0
-LOW_LOGPROB = -1.0  # Whisper's own bound: an answer less likely than this per token is decoded again
-# Whisper takes a window for silence when its no-speech probability is over 0.6 and its answer's mean token
-# log-probability under -1. A short piece of noise the VAD took for speech (a second of babble after the
-# speech) came back as "Thank you very much." or "I'll see you next time." at no-speech 0.43-0.65 and mean
-# token probability 0.34-0.48, not silence by that test; short words really said scored either under 0.40 or,
-# heard faintly, a mean token probability of 0.61 or more (docs/asr.md; bench/README.md, "fidelity.py: a
-# short piece of noise answered with a stock phrase").
-NOISE_UNDER_S = 2.0
-NOISE_NO_SPEECH = 0.4
-NOISE_LOGPROB = math.log(0.5)
 # Finals of several streams share one CTranslate2 call up to this many: on the 2-core machine four
 # utterances of 4 s took 1.35 s together against 1.82 s one by one; eight gained nothing more (2.91 s
 # against 2.97 s) while every answer in the batch waited for the last.
@@ -86,6 +79,15 @@ class _Plan:
     prompt: list[int] | None  # previous-text prompt (token ids): the stream's text, the lead's last
     lead: str | None = None  # the lead's text, when its audio comes first
     start: int = 0  # where the utterance starts in `audio` (samples): the decoder starts there
+
+
+@dataclass(frozen=True)
+class _Rest:
+    """An answer after the lead that said the lead's last words first and then went on: the words, and what
+    it said after them (`_settled` decides)."""
+
+    said_first: list[str]
+    result: AsrResult
 
 
 def default_model() -> tuple[str, str]:
@@ -161,7 +163,7 @@ class WhisperEngine:
         # shortest).
         answers = in_groups(planned, self._batch_key, self._together)
         # a request the batched decode did not answer well is decoded alone, with faster-whisper's fallbacks
-        return [answer or self._alone(request, plan) for (request, plan), answer in zip(planned, answers, strict=True)]
+        return [self._settled(request, plan, answer) for (request, plan), answer in zip(planned, answers, strict=True)]
 
     def _batch_key(self, planned: tuple[AsrRequest, _Plan]) -> tuple:
         request, plan = planned
@@ -226,11 +228,22 @@ class WhisperEngine:
 
     def _one(self, request: AsrRequest, plan: _Plan | None = None) -> AsrResult:
         plan = plan or self._plan(request)
-        if plan.lead is not None:
-            answer = self._together([(request, plan)])[0]
-            if answer is not None:
-                return answer
-        return self._alone(request, plan)
+        if plan.lead is None:
+            return self._alone(request, plan)
+        return self._settled(request, plan, self._together([(request, plan)])[0])
+
+    def _settled(self, request: AsrRequest, plan: _Plan, answer: AsrResult | _Rest | None) -> AsrResult:
+        """The answer of the decode after the lead, or where there is none the utterance decoded alone. After an
+        answer that said the lead's last words first, the decode alone tells whether the utterance starts with
+        them: where it does not, Whisper said them again and the rest is the utterance's own (a speaker who
+        really said them again is heard saying them alone too)."""
+        if isinstance(answer, AsrResult):
+            return answer
+        alone = self._alone(request, plan)
+        if answer is not None and text.words(alone.text)[: len(answer.said_first)] != answer.said_first:
+            log.debug("an answer after the lead said its last words again", extra={"rest": answer.result.text})
+            return answer.result
+        return alone
 
     def _alone(self, request: AsrRequest, plan: _Plan) -> AsrResult:
         """The utterance without its lead's audio, the stream's text (the lead's too) as the prompt, with
@@ -250,13 +263,14 @@ class WhisperEngine:
             return False
         return True
 
-    def _together(self, planned: list[tuple[AsrRequest, _Plan]]) -> list[AsrResult | None]:
+    def _together(self, planned: list[tuple[AsrRequest, _Plan]]) -> list[AsrResult | _Rest | None]:
         """One CTranslate2 call for requests of one beam width, language and mode (one encoder batch, one beam
         search over all), at temperature 0. A request with a lead is decoded in timestamp mode from the
         timestamp where its utterance starts. An answer that Whisper's own tests would send to a fallback (a
         low average log probability, a loop), or one after a lead that is not the utterance's own
-        (`_own_words`), is None: the caller decodes it alone. Without a language (one to detect) every answer
-        is None."""
+        (`_own_words`), is None: the caller decodes it alone; where it said the lead's last words first and
+        its rest is the utterance's own, it is a `_Rest` for the caller to decide. Without a language (one to
+        detect) every answer is None."""
         from faster_whisper.audio import pad_or_trim
         from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import get_ctranslate2_storage, get_suppressed_tokens
@@ -264,7 +278,7 @@ class WhisperEngine:
         batch = [request for request, _ in planned]
         language, beam_size = self._language(batch[0]), self._beam(batch[0])
         if language is None:
-            return [None] * len(batch)
+            return [None for _ in batch]
         tokenizer = Tokenizer(self.model.hf_tokenizer, self.model.model.is_multilingual, "transcribe", language)
         shortest = min(len(plan.prompt or []) for _, plan in planned)
         # each keeps its latest prompt tokens, as many as the shortest has
@@ -285,19 +299,20 @@ class WhisperEngine:
             suppress_blank=True,
             suppress_tokens=get_suppressed_tokens(tokenizer, [-1]),
         )
-        answered: list[AsrResult | None] = []
+        answered: list[AsrResult | _Rest | None] = []
         for request, plan, answer in zip(batch, plans, answers, strict=True):
             tokens = answer.sequences_ids[0]
             average_logprob = answer.scores[0] * len(tokens) / (len(tokens) + 1)
             said = tokenizer.decode(tokens).strip()  # text tokens only: timestamps are left out
-            if (
-                average_logprob < LOW_LOGPROB
-                or looping(said, len(request.audio) / SAMPLE_RATE)
-                or (plan.lead is not None and not self._own_words(plan, said, request))
-            ):
+            result = AsrResult(said, language, confidence=math.exp(average_logprob))
+            if average_logprob < LOW_LOGPROB or looping(said, len(request.audio) / SAMPLE_RATE):
                 answered.append(None)
+            elif plan.lead is None or self._own_words(plan, said, request):
+                answered.append(result)
             else:
-                answered.append(AsrResult(said, language, confidence=math.exp(average_logprob)))
+                first, rest = lead_said_first(said, plan.lead)
+                went_on = bool(first) and bool(rest) and self._own_words(plan, rest, request)
+                answered.append(_Rest(first, replace(result, text=rest)) if went_on else None)
         return answered
 
     @staticmethod
@@ -327,40 +342,9 @@ class WhisperEngine:
             return first
         return again
 
-    def _decode_at(
-        self,
-        audio: np.ndarray,
-        language: str | None,
-        beam_size: int,
-        prompt: list[int] | None,
-        temperatures: tuple[float, ...],
-    ) -> tuple[AsrResult, float | None]:
-        """One faster-whisper decode at these temperatures, and its mean token log-probability (None when it
-        took the audio for silence, as Whisper's own test does and, for a piece under NOISE_UNDER_S, the
-        looser `_noise`). Whisper's compression-ratio test applies only where it samples."""
-        segments, info = self.model.transcribe(
-            audio,
-            language=language,
-            beam_size=beam_size,
-            without_timestamps=True,
-            vad_filter=False,
-            condition_on_previous_text=False,
-            initial_prompt=prompt,
-            temperature=list(temperatures),
-            compression_ratio_threshold=MAX_COMPRESSION_RATIO if temperatures[0] > 0 else None,
-        )
-        segments = list(segments)
-        tokens = sum(len(segment.tokens) for segment in segments)
-        logprob = sum(segment.avg_logprob * len(segment.tokens) for segment in segments) / max(1, tokens)
-        if segments and _noise(len(audio) / SAMPLE_RATE, max(s.no_speech_prob for s in segments), logprob):
-            log.debug("a short piece taken for noise", extra={"text": "".join(s.text for s in segments)})
-            segments, tokens = [], 0
-        result = AsrResult(
-            text="".join(segment.text for segment in segments).strip(),
-            language=info.language,
-            confidence=math.exp(logprob) if tokens else None,
-        )
-        return result, (logprob if segments else None)
+    def _decode_at(self, *args) -> tuple[AsrResult, float | None]:
+        """One decode at the given temperatures (`decoded_once`)."""
+        return decoded_once(self.model, *args)
 
     def _prompt(self, context: str, hints: str = "") -> list[int] | None:
         """Whisper's previous-text prompt: the stream's hints (phrases, its prompt), then the last
@@ -374,12 +358,6 @@ class WhisperEngine:
 
     def close(self) -> None:
         del self.model
-
-
-def _noise(seconds: float, no_speech: float, logprob: float) -> bool:
-    """Whether a decode of a short piece is Whisper's answer to noise: a likely no-speech window, answered with
-    little confidence."""
-    return seconds < NOISE_UNDER_S and no_speech > NOISE_NO_SPEECH and logprob < NOISE_LOGPROB
 
 
 def _echoes(answer: str, request: AsrRequest) -> bool:

@@ -45,6 +45,17 @@ def says_lead_again(answer: str, lead: str) -> bool:
     return not said or any(said[:n] == heard[-n:] for n in range(1, min(len(said), len(heard)) + 1))
 
 
+def lead_said_first(answer: str, lead: str) -> tuple[list[str], str]:
+    """The lead's last words an answer decoded after its lead says first (the most of them it starts with), and
+    the answer's text after them, as written."""
+    said, heard = text.words(answer), text.words(lead)
+    count = max((n for n in range(1, min(len(said), len(heard)) + 1) if said[:n] == heard[-n:]), default=0)
+    tokens = answer.split()
+    while count > len(said) - len(text.words(" ".join(tokens))):  # drop the tokens that hold those words
+        tokens.pop(0)
+    return said[:count], " ".join(tokens)
+
+
 def says_too_much(answer: str, seconds: float) -> bool:
     """Whether an answer says more words than its audio can hold."""
     return len(text.words(answer)) > 3 + MAX_WORDS_PER_S * seconds
