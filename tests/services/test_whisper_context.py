@@ -14,6 +14,7 @@ from voxmesh.audio import pcm_to_float
 from voxmesh.services.asr.engines import AsrRequest, AsrResult
 from voxmesh.services.asr.engines.whisper import LEAD_UNDER_S, WhisperEngine, _Rest
 from voxmesh.services.asr.engines.whisper_answers import repetitive
+from voxmesh.services.asr.engines.whisper_decode import decoded_once
 from voxmesh.settings import AsrSettings
 
 
@@ -116,7 +117,7 @@ def test_a_list_read_aloud_is_answered_as_heard_not_sampled_as_a_loop():
     whisper = WhisperEngine(settings(AsrSettings))
     first = pcm_to_float(real(ALSA))[: 10 * 16000]  # "front, center, front, left, front, right, rear, ..."
     audio = np.concatenate([first, np.zeros(8000, np.float32), first])
-    heard = whisper._decode_at(audio, "en", whisper.beam_size, None, (0.0,))[0].text
+    heard = decoded_once(whisper.model, audio, "en", whisper.beam_size, None, (0.0,))[0].text
     assert repetitive(heard) and len(text.words(heard)) >= 20, heard
     answers = {whisper.transcribe([AsrRequest(audio, "en", final=True)])[0].text for _ in range(3)}
     assert answers == {heard}

@@ -334,17 +334,13 @@ class WhisperEngine:
         rising temperatures, as faster-whisper does, unless Whisper took the audio for silence; a sampled
         answer that loops is not taken over the first one when that did not."""
         seconds = len(audio) / SAMPLE_RATE
-        first, logprob = self._decode_at(audio, language, beam_size, prompt, (0.0,))
+        first, logprob = decoded_once(self.model, audio, language, beam_size, prompt, (0.0,))
         if logprob is None or (logprob >= LOW_LOGPROB and not looping(first.text, seconds)):
             return first
-        again, _ = self._decode_at(audio, language, beam_size, prompt, FALLBACK_TEMPERATURES)
+        again, _ = decoded_once(self.model, audio, language, beam_size, prompt, FALLBACK_TEMPERATURES)
         if looping(again.text, seconds) and first.text and not looping(first.text, seconds):
             return first
         return again
-
-    def _decode_at(self, *args) -> tuple[AsrResult, float | None]:
-        """One decode at the given temperatures (`decoded_once`)."""
-        return decoded_once(self.model, *args)
 
     def _prompt(self, context: str, hints: str = "") -> list[int] | None:
         """Whisper's previous-text prompt: the stream's hints (phrases, its prompt), then the last

@@ -41,8 +41,7 @@ def says_lead_again(answer: str, lead: str) -> bool:
     empty (Whisper took the utterance for what it already said), or its first words are the lead's last ones
     (its last word, or its last utterance said again whole). A speaker who really repeats himself is flagged
     too; his utterance is then decoded alone, as it would be without a lead."""
-    said, heard = text.words(answer), text.words(lead)
-    return not said or any(said[:n] == heard[-n:] for n in range(1, min(len(said), len(heard)) + 1))
+    return not text.words(answer) or bool(lead_said_first(answer, lead)[0])
 
 
 def lead_said_first(answer: str, lead: str) -> tuple[list[str], str]:
