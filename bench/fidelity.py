@@ -206,7 +206,9 @@ async def main() -> None:
         default="0",
         help="ms of silence put before each clip, comma-separated: each clip runs once per shift (see below)",
     )
-    parser.add_argument("--show", action="store_true", help="print every transcript")
+    parser.add_argument(
+        "--show", action="store_true", help="print every transcript, offline's and each configuration's"
+    )
     parser.add_argument("--latency", action="store_true", help="speech end -> final in real time, clean clips")
     parser.add_argument("--latency-rounds", type=int, default=3, help="rounds of every configuration in turn")
     parser.add_argument("--vad-streams", type=int, default=0, help="live streams for the VAD hop figure")
@@ -250,7 +252,10 @@ async def main() -> None:
                 path = work / f"{len(rows)}-{shift}.wav"
                 sf.write(path, audio, SAMPLE_RATE, subtype="PCM_16")
                 row.files.append(path)
-                row.offline.append(text.wer(clip.reference, offline(model, audio)))
+                heard = offline(model, audio)
+                row.offline.append(text.wer(clip.reference, heard))
+                if args.show:
+                    print(f"    offline | {clip.name} | {row.kind} {row.level} +{shift} ms: {heard}", flush=True)
             rows.append(row)
     for config in configs:
         env = CONFIGS[config]
