@@ -179,3 +179,21 @@ def test_an_answer_after_the_lead_that_says_its_last_words_first_keeps_its_rest_
     assert whisper._settled(request, plan, rest).text == taken
     assert whisper._settled(request, plan, None).text == alone
     assert len(decodes) == 2, "the decode alone is the witness, as it is the fallback"
+
+
+def test_an_answer_after_the_lead_that_starts_with_its_last_words_is_settled_by_the_real_decode_alone(jfk_halves):
+    # The real engine on both sides of `_settled`: the lead's text ends in "what", the word the utterance's
+    # own words start with once Whisper, prompted with "ask not", skips those. The answer after the lead says
+    # "What" first and goes on, a `_Rest`; the decode alone starts with "What" too, so the speaker said it and
+    # the answer alone is taken, whole.
+    whisper = WhisperEngine(settings(AsrSettings))
+    first, second = jfk_halves
+    request = AsrRequest(second, "en", final=True, lead=((first, "And so my fellow Americans ask not what"),))
+    plan = whisper._plan(request)
+    assert plan.lead is not None
+    answer = whisper._together([(request, plan)])[0]
+    assert isinstance(answer, _Rest), answer
+    assert answer.said_first == ["what"]
+    assert text.words(answer.result.text)[:2] == ["your", "country"], answer.result.text
+    result = whisper._settled(request, plan, answer)
+    assert text.words(result.text)[:3] == ["what", "your", "country"], result.text
