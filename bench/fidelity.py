@@ -21,7 +21,8 @@ Per configuration (a VAD engine with its settings, and the ASR's context across 
 for a local stack), every clip is streamed with `pace=fast` through a fresh stack and its finals are joined
 into a transcript. "Offline" is faster-whisper's `WhisperModel.transcribe` on the whole file with its
 defaults (beam 5, conditioned on previous text), the same model and compute type as the service. WER is
-against the reference text.
+against the reference text. --show prints every transcript: offline's, and each configuration's finals with
+// between them, so that the VAD's cuts show beside the words.
 
 With --shifts (e.g. 0,5,15,25), each clip also runs with that many milliseconds of silence before it, offline
 and through the mesh: nothing a listener would hear, but Whisper's frame grid moves against the speech. The
@@ -80,8 +81,8 @@ def offline(model, audio: np.ndarray) -> str:
     return " ".join(s.text.strip() for s in segments)
 
 
-async def through_mesh(stack_target: str, path: Path, pace: str) -> tuple[str, dict[int, float], list[float]]:
-    """The stream's transcript, each utterance's speech end -> final in seconds, and the utterances' lengths
+async def through_mesh(stack_target: str, path: Path, pace: str) -> tuple[list[str], dict[int, float], list[float]]:
+    """The stream's finals in order, each utterance's speech end -> final in seconds, and the utterances' lengths
     (start to end, seconds)."""
     from voxmesh.client import Client, StreamOptions
 
@@ -101,7 +102,7 @@ async def through_mesh(stack_target: str, path: Path, pace: str) -> tuple[str, d
                     latencies[event.utterance] = time.monotonic() - ended.pop(event.utterance)
             elif event.type == "error":
                 print(f"    error event: {event}", flush=True)
-    return " ".join(finals[u] for u in sorted(finals)), latencies, lengths
+    return [finals[u] for u in sorted(finals)], latencies, lengths
 
 
 def p95(values: list[float]) -> float:
@@ -207,7 +208,9 @@ async def main() -> None:
         help="ms of silence put before each clip, comma-separated: each clip runs once per shift (see below)",
     )
     parser.add_argument(
-        "--show", action="store_true", help="print every transcript, offline's and each configuration's"
+        "--show",
+        action="store_true",
+        help="print offline's transcripts and each configuration's finals (// between finals)",
     )
     parser.add_argument("--latency", action="store_true", help="speech end -> final in real time, clean clips")
     parser.add_argument("--latency-rounds", type=int, default=3, help="rounds of every configuration in turn")
@@ -262,11 +265,13 @@ async def main() -> None:
         async with LocalStack(gateway_port=0, log_dir=work / "logs", env=env) as stack:
             for row in rows:
                 for shift, path in zip(shifts, row.files, strict=True):
-                    transcript, _, lengths = await through_mesh(stack.gateway, path, "fast")
-                    row.mesh.setdefault(config, []).append(text.wer(row.clip.reference, transcript))
+                    said, _, lengths = await through_mesh(stack.gateway, path, "fast")
+                    row.mesh.setdefault(config, []).append(text.wer(row.clip.reference, " ".join(said)))
                     row.lengths.setdefault(config, []).extend(lengths)
                     if args.show:
-                        print(f"    {config} | {row.clip.name} | {row.kind} {row.level} +{shift} ms: {transcript}")
+                        print(
+                            f"    {config} | {row.clip.name} | {row.kind} {row.level} +{shift} ms: {' // '.join(said)}"
+                        )
         print(f"  ran {config}", flush=True)
     latencies: dict[str, list[list[float]]] = {config: [] for config in configs} if args.latency else {}
     slowest: dict[str, list[tuple[float, str]]] = {config: [] for config in configs}  # (seconds, which end)
