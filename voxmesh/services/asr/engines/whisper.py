@@ -226,11 +226,10 @@ class WhisperEngine:
         lead_text = " ".join(lead_text for _, lead_text in lead)
         return _Plan(audio, prompt, lead_text, len(audio) - len(request.audio))
 
-    def _one(self, request: AsrRequest, plan: _Plan | None = None) -> AsrResult:
-        plan = plan or self._plan(request)
-        if plan.lead is None:
-            return self._alone(request, plan)
-        return self._settled(request, plan, self._together([(request, plan)])[0])
+    def _one(self, request: AsrRequest) -> AsrResult:
+        plan = self._plan(request)
+        answer = self._together([(request, plan)])[0] if plan.lead is not None else None
+        return self._settled(request, plan, answer)
 
     def _settled(self, request: AsrRequest, plan: _Plan, answer: AsrResult | _Rest | None) -> AsrResult:
         """The answer of the decode after the lead, or where there is none the utterance decoded alone. After an
