@@ -87,6 +87,56 @@ async def _next(iterator: AsyncIterator[Any], timeout_s: float | None) -> Any:
         return _decoded(await iterator.__anext__())
 
 
+class IdleReads:
+    """A stream's reads, each allowed `seconds`: TimeoutError from a read that waited longer.
+
+    One timer per stream, not one per read: `asyncio.timeout` around each read sets and cancels a timer per
+    message, and a client stream sends ten a second (`bench/idle_reads.py` times both). When the timer fires,
+    a read that began later than its deadline sets it again for its own; between reads (the reader busy
+    elsewhere, as under backpressure) nothing is timed, as with a timer per read."""
+
+    EARLY_S = 1e-3  # the loop may run a timer this much before its time
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self._loop = asyncio.get_running_loop()
+        self._task: asyncio.Task | None = None
+        self._since: float | None = None  # when the waiting read began; None between reads
+        self._timer: asyncio.TimerHandle | None = None
+        self._cancelling = -1  # the task's cancel count before this timed it out; -1 until it does
+
+    async def read(self, iterator: AsyncIterator[Any]) -> Any:
+        self._task = asyncio.current_task()
+        self._since = self._loop.time()
+        if self._timer is None:
+            self._timer = self._loop.call_at(self._since + self.seconds, self._fire)
+        try:
+            return _decoded(await iterator.__anext__())
+        except asyncio.CancelledError:
+            if self._cancelling >= 0 and self._task is not None and self._task.uncancel() <= self._cancelling:
+                self._cancelling = -1
+                raise TimeoutError from None
+            raise
+        finally:
+            self._since = None
+
+    def _fire(self) -> None:
+        self._timer = None
+        if self._since is None or self._task is None:
+            return  # no read is waiting: the next one sets the timer
+        due = self._since + self.seconds
+        if self._loop.time() < due - self.EARLY_S:
+            self._timer = self._loop.call_at(due, self._fire)
+            return
+        self._cancelling = self._task.cancelling()
+        self._task.cancel()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
 async def config_first(
     requests: AsyncIterator[Any],
     config_field: str = "config",
@@ -127,24 +177,30 @@ async def _empty() -> AsyncIterator[tuple[str, Any]]:
 async def _rest(
     iterator: AsyncIterator[Any], oneof: str, config_field: str, idle_timeout_s: float | None
 ) -> AsyncIterator[tuple[str, Any]]:
-    while True:
-        try:
-            message = await _next(iterator, idle_timeout_s)
-        except StopAsyncIteration:
-            return
-        except TimeoutError:
-            raise errors.DeadlineExceeded(
-                f"the stream sent no message for {idle_timeout_s:g} s, the longest a stream may stay silent; "
-                "keep sending audio (silence included) or close the stream"
-            ) from None
-        kind = message.WhichOneof(oneof)
-        if kind == config_field:
-            raise errors.InvalidArgument(
-                f"`{config_field}` is accepted only in the first message of the stream; this stream sent a second one"
-            )
-        if kind is None:
-            raise errors.InvalidArgument("a message after the config must carry data; this one was empty")
-        yield kind, getattr(message, kind)
+    idle = IdleReads(idle_timeout_s) if idle_timeout_s is not None else None
+    try:
+        while True:
+            try:
+                message = await (idle.read(iterator) if idle is not None else _next(iterator, None))
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise errors.DeadlineExceeded(
+                    f"the stream sent no message for {idle_timeout_s:g} s, the longest a stream may stay silent; "
+                    "keep sending audio (silence included) or close the stream"
+                ) from None
+            kind = message.WhichOneof(oneof)
+            if kind == config_field:
+                raise errors.InvalidArgument(
+                    f"`{config_field}` is accepted only in the first message of the stream; this stream sent a "
+                    "second one"
+                )
+            if kind is None:
+                raise errors.InvalidArgument("a message after the config must carry data; this one was empty")
+            yield kind, getattr(message, kind)
+    finally:
+        if idle is not None:
+            idle.close()
 
 
 DRAIN_S = 0.2
