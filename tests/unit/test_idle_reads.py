@@ -26,10 +26,10 @@ async def test_a_read_that_waits_longer_than_the_limit_times_out():
 
 
 async def test_reads_that_keep_coming_are_never_timed_out_by_the_timer_set_for_the_first():
-    idle = IdleReads(0.2)
-    stream = messages([0.05] * 20)  # 1 s of reads, each well within the limit; the timer fires several times
-    got = [await idle.read(stream) for _ in range(20)]
-    assert got == [0.05] * 20
+    idle = IdleReads(0.25)
+    stream = messages([0.02] * 40)  # 0.8 s of reads, each far within the limit; the timer fires three times
+    got = [await idle.read(stream) for _ in range(40)]
+    assert got == [0.02] * 40
     idle.close()
 
 
