@@ -20,6 +20,7 @@ from voxmesh.v1 import asr_pb2, llm_pb2, transcription_pb2_grpc
 from voxmesh.v1 import transcription_pb2 as pb
 
 LOCAL = {"host": "127.0.0.1", "port": 0, "metrics_port": 0}
+STOP_GRACE_S = 0.5
 
 
 @contextlib.asynccontextmanager
@@ -33,7 +34,10 @@ async def running(service, settings, servers: dict | None = None):
         await server.ready()
         yield f"127.0.0.1:{port}"
     finally:
-        await server.stop(None)
+        # A moment's grace: calls that are ending (a health Watch that the drain ended, or that a stopped
+        # gateway's channel cancelled) finish instead of being cancelled by the stop, which grpc logs as an
+        # ERROR ("Exception not handled by _handle_exceptions"); the stop returns once no call is left.
+        await server.stop(STOP_GRACE_S)
 
 
 @contextlib.asynccontextmanager
