@@ -91,9 +91,10 @@ class IdleReads:
     """A stream's reads, each allowed `seconds`: TimeoutError from a read that waited longer.
 
     One timer per stream, not one per read: `asyncio.timeout` around each read sets and cancels a timer per
-    message, and a client stream sends ten a second (`bench/idle_reads.py` times both). When the timer fires,
-    a read that began later than its deadline sets it again for its own; between reads (the reader busy
-    elsewhere, as under backpressure) nothing is timed, as with a timer per read."""
+    message, and a client stream sends ten a second (`bench/idle_reads.py` times both). When the timer fires
+    early for the read waiting then (one that began after the read it was set for), it is set again for that
+    read's own deadline; between reads (the reader busy elsewhere, as under backpressure) nothing is timed, as
+    with a timer per read."""
 
     EARLY_S = 1e-3  # the loop may run a timer this much before its time
 
