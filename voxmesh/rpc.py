@@ -80,15 +80,8 @@ def _decoded(message: Any) -> Any:
     return message
 
 
-async def _next(iterator: AsyncIterator[Any], timeout_s: float | None) -> Any:
-    if timeout_s is None:
-        return _decoded(await iterator.__anext__())
-    async with asyncio.timeout(timeout_s):  # a timer, where wait_for would wrap every read in a task
-        return _decoded(await iterator.__anext__())
-
-
 class IdleReads:
-    """A stream's reads, each allowed `seconds`: TimeoutError from a read that waited longer.
+    """A stream's reads, each allowed `seconds` (None: no limit): TimeoutError from a read that waited longer.
 
     One timer per stream, not one per read: `asyncio.timeout` around each read sets and cancels a timer per
     message, and a client stream sends ten a second (`bench/idle_reads.py` times both). When the timer fires
@@ -98,7 +91,7 @@ class IdleReads:
 
     EARLY_S = 1e-3  # the loop may run a timer this much before its time
 
-    def __init__(self, seconds: float):
+    def __init__(self, seconds: float | None):
         self.seconds = seconds
         self._loop = asyncio.get_running_loop()
         self._task: asyncio.Task | None = None
@@ -109,7 +102,7 @@ class IdleReads:
     async def read(self, iterator: AsyncIterator[Any]) -> Any:
         self._task = asyncio.current_task()
         self._since = self._loop.time()
-        if self._timer is None:
+        if self._timer is None and self.seconds is not None:
             self._timer = self._loop.call_at(self._since + self.seconds, self._fire)
         try:
             return _decoded(await iterator.__anext__())
@@ -123,7 +116,7 @@ class IdleReads:
 
     def _fire(self) -> None:
         self._timer = None
-        if self._since is None or self._task is None:
+        if self._since is None or self._task is None or self.seconds is None:
             return  # no read is waiting: the next one sets the timer
         due = self._since + self.seconds
         if self._loop.time() < due - self.EARLY_S:
@@ -151,15 +144,17 @@ async def config_first(
     A first message slower than `timeout_s`, or a later one that comes more than `idle_timeout_s` after the
     one before it, is DEADLINE_EXCEEDED. An undecodable message is INVALID_ARGUMENT.
     """
-    iterator = requests.__aiter__()
+    iterator, opening = requests.__aiter__(), IdleReads(timeout_s)
     try:
-        first = await _next(iterator, timeout_s)
+        first = await opening.read(iterator)
     except StopAsyncIteration:
         return None, _empty()
     except TimeoutError:
         raise errors.DeadlineExceeded(
             f"the stream sent no `{config_field}` within {timeout_s:g} s of opening; send the config first"
         ) from None
+    finally:
+        opening.close()
     oneof = first.DESCRIPTOR.oneofs[0].name
     kind = first.WhichOneof(oneof)
     if kind != config_field:
@@ -178,11 +173,11 @@ async def _empty() -> AsyncIterator[tuple[str, Any]]:
 async def _rest(
     iterator: AsyncIterator[Any], oneof: str, config_field: str, idle_timeout_s: float | None
 ) -> AsyncIterator[tuple[str, Any]]:
-    idle = IdleReads(idle_timeout_s) if idle_timeout_s is not None else None
+    idle = IdleReads(idle_timeout_s)
     try:
         while True:
             try:
-                message = await (idle.read(iterator) if idle is not None else _next(iterator, None))
+                message = await idle.read(iterator)
             except StopAsyncIteration:
                 return
             except TimeoutError:
@@ -200,8 +195,7 @@ async def _rest(
                 raise errors.InvalidArgument("a message after the config must carry data; this one was empty")
             yield kind, getattr(message, kind)
     finally:
-        if idle is not None:
-            idle.close()
+        idle.close()
 
 
 DRAIN_S = 0.2
